@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up the machine (idempotent) and builds webhookd into ./build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$(nproc)"

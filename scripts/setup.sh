@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what webhookd needs to build and test on Debian 12. Idempotent:
+# installs only what is missing. Downloads only from Debian and npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libleveldb-dev libsnappy-dev libcurl4-openssl-dev libssl-dev
+  libgtest-dev libgmock-dev libcpp-httplib-dev nlohmann-json3-dev
+  nodejs npm
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# buf (protobuf linter and grpcurl-style client) from npm, pinned.
+if [[ ! -x tools/node_modules/.bin/buf ]]; then
+  echo "setup: installing buf from npm"
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi

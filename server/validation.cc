@@ -1,0 +1,401 @@
+#include "server/validation.h"
+
+#include <curl/curl.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace webhookd {
+namespace {
+
+// Debian's Abseil has its own absl::string_view
+// (ABSL_OPTION_USE_STD_STRING_VIEW is 0), so std::string_view arguments are
+// converted explicitly.
+absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
+
+absl::Status Invalid(std::string_view field, std::string_view reason) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(AsAbsl(field), ": ", AsAbsl(reason)));
+}
+
+// C0 controls, DEL and C1 controls.
+bool IsControl(uint32_t code_point) {
+  return code_point < 0x20 || (code_point >= 0x7f && code_point <= 0x9f);
+}
+
+// Decodes one UTF-8 sequence at s[*pos] and advances *pos past it. Returns
+// false (leaving *pos unspecified) on a malformed sequence.
+bool DecodeUtf8(std::string_view s, size_t* pos, uint32_t* code_point) {
+  const auto byte = [&](size_t i) { return static_cast<uint8_t>(s[i]); };
+  const uint8_t lead = byte(*pos);
+  int extra;
+  uint32_t cp;
+  uint32_t min;
+  if (lead < 0x80) {
+    *code_point = lead;
+    ++*pos;
+    return true;
+  } else if ((lead & 0xe0) == 0xc0) {
+    extra = 1;
+    cp = lead & 0x1f;
+    min = 0x80;
+  } else if ((lead & 0xf0) == 0xe0) {
+    extra = 2;
+    cp = lead & 0x0f;
+    min = 0x800;
+  } else if ((lead & 0xf8) == 0xf0) {
+    extra = 3;
+    cp = lead & 0x07;
+    min = 0x10000;
+  } else {
+    return false;
+  }
+  if (s.size() - *pos <= static_cast<size_t>(extra)) return false;
+  for (int i = 1; i <= extra; ++i) {
+    const uint8_t b = byte(*pos + i);
+    if ((b & 0xc0) != 0x80) return false;
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+    return false;
+  }
+  *code_point = cp;
+  *pos += extra + 1;
+  return true;
+}
+
+// Checks that `value` is UTF-8 without control characters and returns its
+// length in code points, or -1 with `*reason` set.
+int64_t CountPrintableCodePoints(std::string_view value,
+                                 std::string_view* reason) {
+  int64_t count = 0;
+  size_t pos = 0;
+  while (pos < value.size()) {
+    uint32_t cp;
+    if (!DecodeUtf8(value, &pos, &cp)) {
+      *reason = "must be valid UTF-8";
+      return -1;
+    }
+    if (IsControl(cp)) {
+      *reason = "must not contain control characters";
+      return -1;
+    }
+    ++count;
+  }
+  return count;
+}
+
+// RFC 9110 section 5.6.2.
+bool IsTokenChar(char c) {
+  if (absl::ascii_isalnum(static_cast<unsigned char>(c))) return true;
+  switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// RFC 3986 section 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+bool IsScheme(std::string_view s) {
+  if (s.empty() || !absl::ascii_isalpha(static_cast<unsigned char>(s[0]))) {
+    return false;
+  }
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '+' &&
+        c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct CurlUrlDeleter {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+using CurlUrlPtr = std::unique_ptr<CURLU, CurlUrlDeleter>;
+
+// Stores the part in *value; false when libcurl reports it absent.
+bool GetUrlPart(CURLU* url, CURLUPart part, std::string* value) {
+  char* raw = nullptr;
+  if (curl_url_get(url, part, &raw, 0) != CURLUE_OK) return false;
+  value->assign(raw == nullptr ? "" : raw);
+  curl_free(raw);
+  return true;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  size_t pos = 0;
+  while (pos < s.size()) {
+    uint32_t cp;
+    if (!DecodeUtf8(s, &pos, &cp)) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<ParsedUrl> ParseTargetUrl(std::string_view url) {
+  const auto invalid = [](std::string_view reason) {
+    return absl::InvalidArgumentError(AsAbsl(reason));
+  };
+  if (url.empty()) return invalid("is required");
+  if (url.size() > static_cast<size_t>(kMaxUrlBytes)) {
+    return invalid(absl::StrCat("must be at most ", kMaxUrlBytes, " bytes"));
+  }
+  for (char c : url) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) {
+      return invalid("must not contain whitespace or control characters");
+    }
+    if (byte >= 0x80) {
+      return invalid(
+          "must contain only ASCII characters (percent-encode others)");
+    }
+  }
+  // libcurl silently drops an empty fragment ("https://h/#"), so look at the
+  // raw text: '#' can only start a fragment in a valid URL.
+  if (url.find('#') != std::string_view::npos) {
+    return invalid("must not contain a fragment");
+  }
+
+  // Check the shape libcurl is lenient about before handing it over: it reads
+  // "https:///path" as host "path" and accepts "https://@host".
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos ||
+      !IsScheme(url.substr(0, scheme_end))) {
+    return invalid("must be an absolute URL (scheme://host/...)");
+  }
+  const std::string_view scheme = url.substr(0, scheme_end);
+  if (!absl::EqualsIgnoreCase(AsAbsl(scheme), "https") &&
+      !absl::EqualsIgnoreCase(AsAbsl(scheme), "http")) {
+    return invalid("scheme must be http or https");
+  }
+  std::string_view authority = url.substr(scheme_end + 3);
+  authority = authority.substr(0, authority.find_first_of("/?"));
+  if (authority.find('@') != std::string_view::npos) {
+    return invalid("must not contain user-info");
+  }
+  if (authority.empty() || authority[0] == ':') {
+    return invalid("must have a host");
+  }
+
+  CurlUrlPtr handle(curl_url());
+  if (handle == nullptr) return absl::ResourceExhaustedError("curl_url()");
+  const std::string url_string(url);
+  const CURLUcode rc =
+      curl_url_set(handle.get(), CURLUPART_URL, url_string.c_str(),
+                   CURLU_NON_SUPPORT_SCHEME);
+  switch (rc) {
+    case CURLUE_OK:
+      break;
+    case CURLUE_BAD_PORT_NUMBER:
+      return invalid("port must be between 1 and 65535");
+    case CURLUE_NO_HOST:
+      return invalid("must have a host");
+    default:
+      return invalid(
+          absl::StrCat("is not a valid URL (", curl_url_strerror(rc), ")"));
+  }
+
+  // Defence in depth: the raw checks above should already have caught these.
+  std::string part;
+  if (GetUrlPart(handle.get(), CURLUPART_USER, &part) ||
+      GetUrlPart(handle.get(), CURLUPART_PASSWORD, &part) ||
+      GetUrlPart(handle.get(), CURLUPART_OPTIONS, &part)) {
+    return invalid("must not contain user-info");
+  }
+  if (GetUrlPart(handle.get(), CURLUPART_FRAGMENT, &part)) {
+    return invalid("must not contain a fragment");
+  }
+  if (GetUrlPart(handle.get(), CURLUPART_ZONEID, &part)) {
+    return invalid("must not contain an IPv6 zone id");
+  }
+
+  ParsedUrl parsed;
+  if (!GetUrlPart(handle.get(), CURLUPART_SCHEME, &parsed.scheme)) {
+    return invalid("must be an absolute URL (scheme://host/...)");
+  }
+  absl::AsciiStrToLower(&parsed.scheme);
+  if (!GetUrlPart(handle.get(), CURLUPART_HOST, &parsed.host) ||
+      parsed.host.empty()) {
+    return invalid("must have a host");
+  }
+  absl::AsciiStrToLower(&parsed.host);
+  if (parsed.host.size() >= 2 && parsed.host.front() == '[' &&
+      parsed.host.back() == ']') {
+    parsed.host = parsed.host.substr(1, parsed.host.size() - 2);
+  }
+  if (GetUrlPart(handle.get(), CURLUPART_PORT, &part)) {
+    int port = 0;
+    if (!absl::SimpleAtoi(part, &port) || port < 1 || port > 65535) {
+      return invalid("port must be between 1 and 65535");
+    }
+    parsed.port = port;
+  } else {
+    parsed.port = parsed.scheme == "https" ? 443 : 80;
+  }
+  return parsed;
+}
+
+absl::Status ValidateThreadId(std::string_view thread_id,
+                              std::string_view field) {
+  if (thread_id.empty()) return Invalid(field, "is required");
+  if (thread_id.size() > static_cast<size_t>(kMaxThreadIdBytes)) {
+    return Invalid(
+        field, absl::StrCat("must be at most ", kMaxThreadIdBytes, " bytes"));
+  }
+  std::string_view reason;
+  if (CountPrintableCodePoints(thread_id, &reason) < 0) {
+    return Invalid(field, reason);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateName(std::string_view name, std::string_view field) {
+  if (name.empty()) return Invalid(field, "is required");
+  std::string_view reason;
+  const int64_t chars = CountPrintableCodePoints(name, &reason);
+  if (chars < 0) return Invalid(field, reason);
+  if (chars > kMaxNameChars) {
+    return Invalid(
+        field, absl::StrCat("must be at most ", kMaxNameChars, " characters"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
+                         std::string_view field) {
+  absl::StatusOr<ParsedUrl> parsed = ParseTargetUrl(url);
+  if (!parsed.ok())
+    return Invalid(field, std::string(parsed.status().message()));
+  if (parsed->scheme != "https" && !policy.allow_insecure_targets) {
+    return Invalid(field,
+                   "must use https; http is allowed only with "
+                   "--allow_insecure_targets");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSecret(std::string_view secret, std::string_view field) {
+  if (secret.size() > static_cast<size_t>(kMaxSecretBytes)) {
+    return Invalid(field,
+                   absl::StrCat("must be at most ", kMaxSecretBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsReservedHeader(std::string_view name) {
+  // Headers webhookd or libcurl set, hop-by-hop headers, and anything that
+  // would change how the body is framed or where the request goes.
+  static constexpr std::string_view kReserved[] = {
+      "host",       "content-length", "content-type", "transfer-encoding",
+      "connection", "keep-alive",     "te",           "trailer",
+      "upgrade",    "expect",         "user-agent",   "x-hub-signature-256",
+  };
+  for (std::string_view reserved : kReserved) {
+    if (absl::EqualsIgnoreCase(AsAbsl(name), AsAbsl(reserved))) return true;
+  }
+  return absl::StartsWithIgnoreCase(AsAbsl(name), "proxy-") ||
+         absl::StartsWithIgnoreCase(AsAbsl(name), "x-webhook-");
+}
+
+absl::Status ValidateHeaders(
+    const google::protobuf::RepeatedPtrField<webhook::v1::Header>& headers,
+    std::string_view field) {
+  if (headers.size() > kMaxHeaders) {
+    return Invalid(field,
+                   absl::StrCat("must hold at most ", kMaxHeaders, " headers"));
+  }
+  // Lowercased name -> index of its first occurrence.
+  absl::flat_hash_map<std::string, int> seen;
+  for (int i = 0; i < headers.size(); ++i) {
+    const webhook::v1::Header& header = headers.Get(i);
+    const std::string name_field =
+        absl::StrCat(AsAbsl(field), "[", i, "].name");
+    const std::string value_field =
+        absl::StrCat(AsAbsl(field), "[", i, "].value");
+    const std::string& name = header.name();
+    if (name.empty()) return Invalid(name_field, "is required");
+    if (name.size() > static_cast<size_t>(kMaxHeaderNameBytes)) {
+      return Invalid(name_field, absl::StrCat("must be at most ",
+                                              kMaxHeaderNameBytes, " bytes"));
+    }
+    for (char c : name) {
+      if (!IsTokenChar(c)) {
+        return Invalid(name_field,
+                       "must be an HTTP token (letters, digits and "
+                       "!#$%&'*+-.^_`|~)");
+      }
+    }
+    if (IsReservedHeader(name)) {
+      return Invalid(name_field,
+                     absl::StrCat("\"", name, "\" is set by webhookd itself"));
+    }
+    const auto [it, inserted] = seen.emplace(absl::AsciiStrToLower(name), i);
+    if (!inserted) {
+      return Invalid(name_field,
+                     absl::StrCat("duplicates ", AsAbsl(field), "[", it->second,
+                                  "].name (names are case-insensitive)"));
+    }
+
+    const std::string& value = header.value();
+    if (value.size() > static_cast<size_t>(kMaxHeaderValueBytes)) {
+      return Invalid(value_field, absl::StrCat("must be at most ",
+                                               kMaxHeaderValueBytes, " bytes"));
+    }
+    for (char c : value) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (c == '\r' || c == '\n' || c == '\0') {
+        return Invalid(value_field, "must not contain CR, LF or NUL");
+      }
+      if ((byte < 0x20 && c != '\t') || byte >= 0x7f) {
+        return Invalid(value_field,
+                       "must hold only visible ASCII, spaces and tabs");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEndpoint(const webhook::v1::Endpoint& endpoint,
+                              const TargetPolicy& policy,
+                              std::string_view field) {
+  absl::Status status = ValidateThreadId(
+      endpoint.thread_id(), absl::StrCat(AsAbsl(field), ".thread_id"));
+  if (!status.ok()) return status;
+  status = ValidateName(endpoint.name(), absl::StrCat(AsAbsl(field), ".name"));
+  if (!status.ok()) return status;
+  status =
+      ValidateUrl(endpoint.url(), policy, absl::StrCat(AsAbsl(field), ".url"));
+  if (!status.ok()) return status;
+  status =
+      ValidateSecret(endpoint.secret(), absl::StrCat(AsAbsl(field), ".secret"));
+  if (!status.ok()) return status;
+  return ValidateHeaders(endpoint.headers(),
+                         absl::StrCat(AsAbsl(field), ".headers"));
+}
+
+}  // namespace webhookd

@@ -1,0 +1,80 @@
+// Validation of endpoint configuration. Every error is InvalidArgument with a
+// message that starts with the offending field's path, e.g.
+// "endpoint.url: must be an absolute URL".
+
+#ifndef WEBHOOKD_SERVER_VALIDATION_H_
+#define WEBHOOKD_SERVER_VALIDATION_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/repeated_ptr_field.h"
+#include "webhook/v1/webhook_service.pb.h"
+
+namespace webhookd {
+
+// Limits on endpoint configuration.
+inline constexpr int kMaxNameChars = 200;
+inline constexpr int kMaxUrlBytes = 2048;
+inline constexpr int kMaxThreadIdBytes = 256;
+inline constexpr int kMaxSecretBytes = 1024;
+inline constexpr int kMaxHeaders = 50;
+inline constexpr int kMaxHeaderNameBytes = 256;
+inline constexpr int kMaxHeaderValueBytes = 4096;
+
+// The parts of a delivery URL that decide where a request goes.
+struct ParsedUrl {
+  std::string scheme;  // "http" or "https", lowercase.
+  // Lowercase; IPv4 literals in libcurl's normalised dotted form ("127.1"
+  // becomes "127.0.0.1"); IPv6 literals without brackets ("::1").
+  std::string host;
+  int port = 0;  // The explicit port, else 80 for http and 443 for https.
+};
+
+// Parses an absolute http(s) URL with libcurl's URL API and checks its shape:
+// at most kMaxUrlBytes, ASCII without whitespace or control characters, a
+// host, no user-info, no fragment, no IPv6 zone id, a port in 1..65535.
+// Returns InvalidArgument with a reason that names no field, e.g. "must not
+// contain user-info". Does not apply TargetPolicy.
+absl::StatusOr<ParsedUrl> ParseTargetUrl(std::string_view url);
+
+// Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code
+// points above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// Which delivery targets are acceptable.
+struct TargetPolicy {
+  // Allows http:// and loopback/private hosts (local development, tests).
+  bool allow_insecure_targets = false;
+};
+
+// Checks every field a client may set on create: thread_id, name, url,
+// secret and headers. `field` prefixes messages ("endpoint").
+absl::Status ValidateEndpoint(const webhook::v1::Endpoint& endpoint,
+                              const TargetPolicy& policy,
+                              std::string_view field = "endpoint");
+
+// Checks one field; `field` is its full path used in the message.
+absl::Status ValidateThreadId(std::string_view thread_id,
+                              std::string_view field);
+absl::Status ValidateName(std::string_view name, std::string_view field);
+absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
+                         std::string_view field);
+absl::Status ValidateSecret(std::string_view secret, std::string_view field);
+// At most kMaxHeaders. Names must be RFC 9110 tokens, unique
+// (case-insensitively) and not reserved; values hold at most
+// kMaxHeaderValueBytes of visible ASCII, spaces and tabs (so no CR, LF or NUL).
+absl::Status ValidateHeaders(
+    const google::protobuf::RepeatedPtrField<webhook::v1::Header>& headers,
+    std::string_view field);
+
+// Whether the header name is one webhookd sets itself (Host, Content-Type,
+// X-Hub-Signature-256, X-Webhook-*, ...), compared case-insensitively.
+bool IsReservedHeader(std::string_view name);
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_VALIDATION_H_

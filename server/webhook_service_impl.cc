@@ -1,0 +1,188 @@
+#include "server/webhook_service_impl.h"
+
+#include <utility>
+
+#include "server/status_util.h"
+
+namespace webhookd {
+namespace {
+
+using webhook::v1::DeliveryStatus_IsValid;
+
+// Stores the value of `result` in `*out`, or returns its error.
+template <typename T>
+absl::Status Fill(absl::StatusOr<T> result, T* out) {
+  if (!result.ok()) return result.status();
+  *out = *std::move(result);
+  return absl::OkStatus();
+}
+
+// Moves a page into a list response's repeated field and token.
+template <typename Items, typename Field>
+void FillPage(Items& items, std::string& token, Field* field,
+              std::string* next_page_token) {
+  field->Reserve(static_cast<int>(items.size()));
+  for (auto& item : items) *field->Add() = std::move(item);
+  *next_page_token = std::move(token);
+}
+
+}  // namespace
+
+template <typename Work>
+grpc::ServerUnaryReactor* WebhookServiceImpl::Run(
+    grpc::CallbackServerContext* context, Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  blocking_.Schedule([reactor, work = std::move(work)]() mutable {
+    reactor->Finish(ToGrpcStatus(work()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::CreateEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::CreateEndpointRequest* request,
+    webhook::v1::CreateEndpointResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(endpoints_.Create(request->endpoint()),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::GetEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::GetEndpointRequest* request,
+    webhook::v1::GetEndpointResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(endpoints_.Get(request->id()), response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::ListEndpoints(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::ListEndpointsRequest* request,
+    webhook::v1::ListEndpointsResponse* response) {
+  return Run(context, [this, request, response]() -> absl::Status {
+    EndpointFilter filter{request->thread_id()};
+    absl::StatusOr<EndpointPage> page =
+        endpoints_.List(filter, request->page_size(), request->page_token());
+    if (!page.ok()) return page.status();
+    FillPage(page->endpoints, page->next_page_token,
+             response->mutable_endpoints(),
+             response->mutable_next_page_token());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::UpdateEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::UpdateEndpointRequest* request,
+    webhook::v1::UpdateEndpointResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(endpoints_.Update(request->endpoint(), request->update_mask()),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::DeleteEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::DeleteEndpointRequest* request,
+    webhook::v1::DeleteEndpointResponse*) {
+  return Run(context,
+             [this, request] { return engine_.DeleteEndpoint(request->id()); });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::EnableEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::EnableEndpointRequest* request,
+    webhook::v1::EnableEndpointResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(engine_.SetEndpointEnabled(request->id(), true),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::DisableEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::DisableEndpointRequest* request,
+    webhook::v1::DisableEndpointResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(engine_.SetEndpointEnabled(request->id(), false),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::GetEndpointStats(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::GetEndpointStatsRequest* request,
+    webhook::v1::GetEndpointStatsResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(log_.Stats(request->endpoint_id()), response->mutable_stats());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::SubmitEventRequest* request,
+    webhook::v1::SubmitEventResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(engine_.Submit(*request), response);
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::SendTestDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::SendTestDeliveryRequest* request,
+    webhook::v1::SendTestDeliveryResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // The call finishes when the attempt does, from the engine's thread.
+  blocking_.Schedule([this, reactor, request, response] {
+    absl::Status started = engine_.SendTest(
+        request->endpoint_id(), request->payload_json(),
+        [reactor, response](absl::StatusOr<Delivery> delivery) {
+          reactor->Finish(ToGrpcStatus(
+              Fill(std::move(delivery), response->mutable_delivery())));
+        });
+    if (!started.ok()) reactor->Finish(ToGrpcStatus(started));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::GetDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::GetDeliveryRequest* request,
+    webhook::v1::GetDeliveryResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(log_.Get(request->id()), response->mutable_delivery());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::ListDeliveries(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::ListDeliveriesRequest* request,
+    webhook::v1::ListDeliveriesResponse* response) {
+  return Run(context, [this, request, response]() -> absl::Status {
+    if (!DeliveryStatus_IsValid(request->status())) {
+      return absl::InvalidArgumentError("status: unknown delivery status");
+    }
+    DeliveryFilter filter{request->endpoint_id(), request->thread_id(),
+                          request->status()};
+    absl::StatusOr<DeliveryPage> page =
+        log_.List(filter, request->page_size(), request->page_token());
+    if (!page.ok()) return page.status();
+    FillPage(page->deliveries, page->next_page_token,
+             response->mutable_deliveries(),
+             response->mutable_next_page_token());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::RetryDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::RetryDeliveryRequest* request,
+    webhook::v1::RetryDeliveryResponse* response) {
+  return Run(context, [this, request, response] {
+    return Fill(engine_.Retry(request->id()), response->mutable_delivery());
+  });
+}
+
+}  // namespace webhookd

@@ -1,0 +1,139 @@
+// The persistence interface of webhookd, in domain terms. Nothing here names
+// a storage engine, so another backend (a shared SQL database for several
+// nodes, say) can be added without touching the server.
+
+#ifndef WEBHOOKD_STORAGE_STORE_H_
+#define WEBHOOKD_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "storage/records.pb.h"
+#include "webhook/v1/webhook_service.pb.h"
+
+namespace webhookd {
+
+using webhook::v1::Delivery;
+using webhook::v1::DeliveryAttempt;
+using webhook::v1::DeliveryStatus;
+using webhook::v1::Endpoint;
+using webhook::v1::EndpointStats;
+using webhook::v1::SubmitEventResponse;
+using webhookd::storage::EventRecord;
+
+struct EndpointFilter {
+  std::string thread_id;  // Empty: any thread.
+  int64_t user_id = 0;    // 0: any user.
+};
+
+struct EndpointPage {
+  std::vector<Endpoint> endpoints;
+  std::string next_page_token;  // Empty on the last page.
+};
+
+struct DeliveryFilter {
+  std::string endpoint_id;  // Empty: any endpoint.
+  std::string thread_id;    // Empty: any thread.
+  DeliveryStatus status = webhook::v1::DELIVERY_STATUS_UNSPECIFIED;  // Any.
+  int64_t user_id = 0;  // 0: any user.
+};
+
+struct DeliveryPage {
+  std::vector<Delivery> deliveries;  // Newest first, without payload/history.
+  std::string next_page_token;       // Empty on the last page.
+};
+
+// A delivery waiting for an attempt: what the scheduler keeps in memory.
+struct QueuedDelivery {
+  std::string delivery_id;
+  std::string endpoint_id;
+  absl::Time due;
+  bool manual = false;  // The attempt was queued by RetryDelivery.
+  bool test = false;    // A test delivery: sent even to a disabled endpoint.
+};
+
+// A new state of a delivery. The store keeps the queue in step with it: a
+// PENDING or RETRYING delivery is queued for its next_attempt_time, any other
+// status removes it from the queue.
+struct DeliveryChange {
+  Delivery delivery;  // The whole new state; its payload is not stored.
+  bool next_attempt_manual = false;
+  // Set when the change records a finished attempt; it then counts in the
+  // endpoint's stats unless the delivery is a test.
+  std::optional<DeliveryAttempt> finished_attempt;
+};
+
+enum class Durability {
+  kSynced,    // On disk (fsync) before the call returns.
+  kBuffered,  // Survives a process crash, may be lost in a machine crash.
+};
+
+// Store is safe for concurrent use by multiple threads. Every mutation is
+// atomic: all of it is written or none of it.
+class Store {
+ public:
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  virtual ~Store() = default;
+
+  // Endpoints. Stored endpoints include their secret.
+
+  // Creates or replaces an endpoint. Synced.
+  virtual absl::Status PutEndpoint(const Endpoint& endpoint) = 0;
+  // Returns NotFound if there is no endpoint with this id.
+  virtual absl::StatusOr<Endpoint> GetEndpoint(std::string_view id) = 0;
+  // Returns endpoints matching the filter ordered by id, page_token being the
+  // next_page_token of the previous page. InvalidArgument for a bad token.
+  virtual absl::StatusOr<EndpointPage> ListEndpoints(
+      const EndpointFilter& filter, int page_size,
+      std::string_view page_token) = 0;
+  // Returns every endpoint, for caches built at start-up.
+  virtual absl::StatusOr<std::vector<Endpoint>> LoadEndpoints() = 0;
+  // Removes the endpoint and applies the changes (its queued deliveries,
+  // ended) in the same synced write. Its deliveries and stats stay.
+  // Returns NotFound if there is no endpoint with this id.
+  virtual absl::Status DeleteEndpoint(
+      std::string_view id, absl::Span<const DeliveryChange> changes) = 0;
+
+  // Events and deliveries.
+
+  // Writes the event, its new deliveries (queued) and, when the event has an
+  // idempotency key, the response to return for it, in one synced write.
+  virtual absl::Status InsertEvent(const EventRecord& event,
+                                   absl::Span<const Delivery> deliveries) = 0;
+  // Returns the response first given for this key of this user, or NotFound.
+  virtual absl::StatusOr<SubmitEventResponse> FindSubmission(
+      int64_t user_id, std::string_view idempotency_key) = 0;
+  // Returns NotFound if there is no event with this id.
+  virtual absl::StatusOr<EventRecord> GetEvent(std::string_view id) = 0;
+
+  // Returns the delivery with its payload and attempt history, or NotFound.
+  virtual absl::StatusOr<Delivery> GetDelivery(std::string_view id) = 0;
+  // Returns deliveries matching the filter, newest first.
+  // InvalidArgument for a bad token.
+  virtual absl::StatusOr<DeliveryPage> ListDeliveries(
+      const DeliveryFilter& filter, int page_size,
+      std::string_view page_token) = 0;
+  // Applies new states of existing deliveries in one write.
+  virtual absl::Status UpdateDeliveries(
+      absl::Span<const DeliveryChange> changes, Durability durability) = 0;
+  // Returns every queued delivery, in no particular order.
+  virtual absl::StatusOr<std::vector<QueuedDelivery>> LoadQueue() = 0;
+
+  // Returns the stats of an endpoint, zero if it never had an attempt
+  // (including unknown ids: callers check existence).
+  virtual absl::StatusOr<EndpointStats> GetEndpointStats(
+      std::string_view endpoint_id) = 0;
+};
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_STORAGE_STORE_H_

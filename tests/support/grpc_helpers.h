@@ -1,0 +1,43 @@
+// Small helpers for calling WebhookService in tests.
+
+#ifndef WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
+#define WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "webhook/v1/webhook_service.grpc.pb.h"
+
+namespace webhookd::testing {
+
+// An endpoint of `thread` posting to `url`, with a secret and one header.
+webhook::v1::Endpoint MakeEndpoint(const std::string& thread,
+                                   const std::string& url,
+                                   const std::string& secret = "s3cret");
+
+// Creates an endpoint; fails the test on error.
+webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
+                                     const webhook::v1::Endpoint& endpoint);
+
+// The documented example event for `thread`.
+webhook::v1::SubmitEventRequest ExampleEvent(const std::string& thread);
+
+// Submits; fails the test on error.
+webhook::v1::SubmitEventResponse Submit(
+    webhook::v1::WebhookService::Stub& stub,
+    const webhook::v1::SubmitEventRequest& request);
+
+// Polls GetDelivery until `done` holds for it (or `timeout` passes) and
+// returns the last state seen.
+webhook::v1::Delivery WaitForDelivery(
+    webhook::v1::WebhookService::Stub& stub, const std::string& id,
+    const std::function<bool(const webhook::v1::Delivery&)>& done,
+    absl::Duration timeout = absl::Seconds(15));
+
+// Whether the delivery has ended (SUCCESS or FAILED).
+bool IsFinished(const webhook::v1::Delivery& delivery);
+
+}  // namespace webhookd::testing
+
+#endif  // WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
