@@ -45,7 +45,9 @@ class HttpSender {
 
   // Starts a POST of request and returns at once. `done` runs exactly once,
   // on a sender thread, when the attempt has finished; it must not block.
-  // After Shutdown() starts, `done` runs with an error for new requests.
+  // After Shutdown() starts, `done` runs at once with an error, inline on
+  // the caller's thread: callers must not hold a lock in Send() that `done`
+  // takes.
   virtual void Send(HttpRequest request, Callback done) = 0;
 
   // Finishes or aborts every request in flight (each `done` still runs once)

@@ -353,6 +353,16 @@ TEST_F(CurlSenderTest, ConnectionRefusedReportsErrorWithoutStatus) {
   EXPECT_THAT(result.error, HasSubstr("refused"));
 }
 
+TEST_F(CurlSenderTest, HttpsToPlainHttpServerReportsTlsFailure) {
+  auto sender = MakeSender();
+
+  HttpResult result = SendAndWait(
+      *sender, Post(absl::StrCat("https://127.0.0.1:", receiver_.port())));
+
+  EXPECT_EQ(result.status_code, 0);
+  EXPECT_THAT(result.error, HasSubstr("TLS"));
+}
+
 TEST_F(CurlSenderTest, SlowResponseTimesOutAfterRequestTimeout) {
   receiver_.PushResponse(200, "late", {}, absl::Seconds(2));
   HttpRequest request = Post(receiver_.Url());
@@ -390,6 +400,34 @@ TEST_F(CurlSenderTest, HangingEndpointDoesNotHoldUpOthersOnTheSameWorker) {
   sender.reset();  // Aborts the hanging request.
   ASSERT_EQ(slow_results.size(), 1u);
   EXPECT_EQ(slow_results.Get()[0].error, "aborted: shutting down");
+}
+
+TEST_F(CurlSenderTest, HangingRequestDoesNotHoldUpOthersToTheSameHost) {
+  // One receiver: its /slow path hangs, every other path answers at once.
+  receiver_.SetHandler([](const testing::ReceivedRequest& request) {
+    testing::ReceiverResponse response;
+    if (request.path == "/slow") response.delay = absl::InfiniteDuration();
+    return response;
+  });
+  Results slow_results;
+  Results fast_results;
+  CurlSenderOptions options = TestOptions();
+  options.workers = 1;
+  auto sender = MakeSender(options);
+
+  sender->Send(Post(receiver_.Url("/slow")), slow_results.Callback());
+  ASSERT_TRUE(receiver_.WaitForRequests(1, kWait));
+  for (int i = 0; i < 20; ++i) {
+    sender->Send(Post(receiver_.Url("/fast")), fast_results.Callback());
+  }
+
+  ASSERT_TRUE(fast_results.WaitFor(20));
+  EXPECT_EQ(slow_results.size(), 0u);
+  for (const HttpResult& result : fast_results.Get()) {
+    EXPECT_EQ(result.status_code, 200);
+  }
+  sender.reset();
+  EXPECT_EQ(slow_results.size(), 1u);
 }
 
 TEST_F(CurlSenderTest, ThousandsOfConcurrentRequestsEachCompleteOnce) {
