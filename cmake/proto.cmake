@@ -22,9 +22,10 @@ function(webhookd_proto_library)
     set(outputs "${out_dir}/${base}.pb.cc" "${out_dir}/${base}.pb.h")
     set(plugin_args)
     if(ARG_GRPC)
+      # generate_mock_code adds <name>_mock.grpc.pb.h (gmock stubs, tests only).
       list(APPEND outputs "${out_dir}/${base}.grpc.pb.cc"
-           "${out_dir}/${base}.grpc.pb.h")
-      set(plugin_args "--grpc_out=${out_dir}"
+           "${out_dir}/${base}.grpc.pb.h" "${out_dir}/${base}_mock.grpc.pb.h")
+      set(plugin_args "--grpc_out=generate_mock_code=true:${out_dir}"
           "--plugin=protoc-gen-grpc=$<TARGET_FILE:gRPC::grpc_cpp_plugin>")
     endif()
     add_custom_command(

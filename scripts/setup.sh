@@ -9,8 +9,18 @@ apt_packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libleveldb-dev libsnappy-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libcpp-httplib-dev nlohmann-json3-dev
-  nodejs npm
+  libmicrohttpd-dev wrk
+  libcli11-dev python3-grpcio python3-protobuf
+  bazel-bootstrap
+  openssl clang libclang-rt-14-dev llvm
 )
+
+# Node.js and npm: the machine image may ship its own build (whose nodejs
+# package conflicts with Debian's npm), so install Debian's only when the
+# commands are missing.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -30,4 +40,10 @@ fi
 if [[ ! -x tools/node_modules/.bin/buf ]]; then
   echo "setup: installing buf from npm"
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The Node example's gRPC packages (examples/node), pinned by its lock file.
+if [[ ! -d examples/node/node_modules/@grpc/grpc-js ]]; then
+  echo "setup: installing the Node example's packages from npm"
+  (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <curl/header.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -19,8 +20,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 
 namespace webhookd {
 namespace {
@@ -63,6 +66,13 @@ std::string FormatAddress(const struct sockaddr* addr) {
 HttpResult ErrorResult(absl::string_view error) {
   HttpResult result;
   result.error = std::string(error);
+  return result;
+}
+
+// A request cut short by Shutdown(): made again on the next run.
+HttpResult AbortedResult(absl::string_view error) {
+  HttpResult result = ErrorResult(error);
+  result.aborted = true;
   return result;
 }
 
@@ -154,7 +164,7 @@ class CurlSender::Worker {
       }
     }
     if (!accepted) {
-      done(ErrorResult(kShuttingDown));
+      done(AbortedResult(kShuttingDown));
       return;
     }
     if (wake) Wake();
@@ -515,8 +525,24 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
   result.elapsed = absl::Microseconds(total_us);
   result.body = std::move(t.body);
   if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && t.cut_off)) {
+    struct curl_header* header = nullptr;
+    if (curl_easy_header(t.easy, "Retry-After", 0, CURLH_HEADER, -1, &header) ==
+        CURLHE_OK) {
+      result.retry_after = ParseRetryAfter(header->value, absl::Now());
+    }
     return result;
   }
+  // A transport error after the status line: the response was not received
+  // whole, so it must not count as one (a reset after "200 OK" is no
+  // success).
+  const int partial_status = result.status_code;
+  result.status_code = 0;
+  auto note_partial = [&result, partial_status] {
+    if (partial_status != 0) {
+      absl::StrAppend(&result.error, " (after a partial HTTP ", partial_status,
+                      " response)");
+    }
+  };
 
   std::string detail = t.error;
   while (!detail.empty() && absl::ascii_isspace(detail.back())) {
@@ -546,6 +572,7 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
       result.error = absl::StrCat("timed out after ",
                                   absl::ToInt64Milliseconds(t.request.timeout),
                                   " ms: ", detail);
+      note_partial();
       return result;
     case CURLE_COULDNT_RESOLVE_HOST:
       what = "could not resolve host";
@@ -583,6 +610,7 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
       break;
   }
   result.error = absl::StrCat(what, ": ", detail);
+  note_partial();
   return result;
 }
 
@@ -617,7 +645,7 @@ void CurlSender::Worker::Finish(Transfer* transfer, HttpResult result) {
 void CurlSender::Worker::AbortEverything() {
   while (!running_.empty()) {
     Transfer* transfer = running_.back();
-    HttpResult result = ErrorResult(kAborted);
+    HttpResult result = AbortedResult(kAborted);
     result.elapsed = absl::Now() - transfer->start;
     Finish(transfer, std::move(result));
   }
@@ -630,8 +658,31 @@ void CurlSender::Worker::AbortEverything() {
   admitted_.clear();
   for (Pending& pending : queue) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
-    pending.done(ErrorResult(kAborted));
+    pending.done(AbortedResult(kAborted));
   }
+}
+
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
+                                              absl::Time now) {
+  value = absl::StripAsciiWhitespace(value);
+  if (value.empty()) return std::nullopt;
+  if (absl::ascii_isdigit(value.front())) {
+    int64_t seconds = 0;
+    if (!absl::SimpleAtoi(value, &seconds) || seconds < 0) {
+      // All digits but too large for int64: as good as forever.
+      for (char c : value) {
+        if (!absl::ascii_isdigit(c)) return std::nullopt;
+      }
+      return absl::InfiniteDuration();
+    }
+    return absl::Seconds(seconds);
+  }
+  // An HTTP-date: IMF-fixdate, or the obsolete RFC 850 and asctime forms,
+  // all of which curl_getdate() reads.
+  const std::string text(value);
+  const time_t when = curl_getdate(text.c_str(), nullptr);
+  if (when == -1) return std::nullopt;
+  return std::max(absl::ZeroDuration(), absl::FromTimeT(when) - now);
 }
 
 std::unique_ptr<CurlSender> CurlSender::Create(

@@ -10,15 +10,23 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/http_sender.h"
 
 namespace webhookd {
+
+// The delay a Retry-After header value asks for, seen at `now`: a number of
+// seconds, or an HTTP-date (a date in the past is zero). nullopt when the
+// value is neither.
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
+                                              absl::Time now);
 
 struct CurlSenderOptions {
   // Threads, each driving one libcurl multi handle.
@@ -45,11 +53,16 @@ struct CurlSenderOptions {
   std::string ca_file;
   // When set, called with every address before connecting to it; returning
   // false refuses the connection and `why` (may be left empty) ends up in
-  // HttpResult::error as "blocked address <addr>: <why>". Called on worker
-  // threads, concurrently: must be thread-safe and must not block.
+  // HttpResult::error as "blocked address <addr>: <why>". Once one address
+  // of a transfer is refused, the transfer connects to none of the host's
+  // other addresses either. Called on worker threads, concurrently: must be
+  // thread-safe and must not block.
   std::function<bool(const struct sockaddr* addr, socklen_t len,
                      std::string* why)>
       address_filter;
+  // For tests: fixed name resolutions in CURLOPT_RESOLVE syntax,
+  // "host:port:address[,address...]", e.g. "rebind.test:8443:127.0.0.1".
+  std::vector<std::string> resolve_overrides;
 };
 
 // Sends each request as one POST on one of `workers` threads; each thread

@@ -146,7 +146,17 @@ Delivery DeliveryEngine::NewDelivery(const EventRecord& event,
 }
 
 absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
-    const webhook::v1::SubmitEventRequest& request) {
+    const Caller& caller, const webhook::v1::SubmitEventRequest& given) {
+  WEBHOOKD_ASSIGN_OR_RETURN(const int64_t owner,
+                            caller.OwnerFor(given.user_id(), "user_id"));
+  // The payload names the owner, so render it from the owned request.
+  webhook::v1::SubmitEventRequest owned_copy;
+  if (owner != given.user_id()) {
+    owned_copy = given;
+    owned_copy.set_user_id(owner);
+  }
+  const webhook::v1::SubmitEventRequest& request =
+      owner != given.user_id() ? owned_copy : given;
   WEBHOOKD_RETURN_IF_ERROR(ValidateThreadId(request.thread_id(), "thread_id"));
   if (request.idempotency_key().size() > kMaxIdempotencyKeyBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -188,19 +198,42 @@ absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
   std::vector<Delivery> deliveries;
   for (const EndpointManager::EndpointPtr& endpoint :
        endpoints_.EnabledOfThread(request.thread_id())) {
+    // Another user's endpoint on the same thread must not see this event.
+    if (!caller.CanAccess(endpoint->user_id())) continue;
     deliveries.push_back(NewDelivery(
         event, endpoint->id(), options_.retry_policy.max_attempts(), false));
     event.add_delivery_ids(deliveries.back().id());
   }
-  WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvent(event, deliveries));
+  {
+    // Backpressure: refuse before storing anything. Reserved so that
+    // concurrent submits cannot together overshoot the limit.
+    absl::MutexLock lock(&mu_);
+    if (queue_.size() + reserved_ + deliveries.size() >
+        options_.max_queued_deliveries) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many deliveries waiting (", queue_.size() + reserved_,
+          " queued, the limit is ", options_.max_queued_deliveries,
+          ", --max_queued_deliveries): try again later"));
+    }
+    reserved_ += deliveries.size();
+  }
+  if (absl::Status inserted = store_.InsertEvent(event, deliveries);
+      !inserted.ok()) {
+    absl::MutexLock lock(&mu_);
+    reserved_ -= deliveries.size();
+    return inserted;
+  }
+  // Published before queueing, so that listeners never see the outcome of
+  // an attempt (from the recorder thread) before the delivery's creation.
+  for (const Delivery& delivery : deliveries) Publish(delivery);
   {
     absl::MutexLock lock(&mu_);
+    reserved_ -= deliveries.size();
     for (const Delivery& delivery : deliveries) {
       queue_.Schedule(QueueEntryOf(delivery, false));
     }
     dispatch_cv_.Signal();
   }
-  for (const Delivery& delivery : deliveries) Publish(delivery);
 
   SubmitEventResponse response;
   response.set_event_id(event.id());
@@ -208,10 +241,12 @@ absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
   return response;
 }
 
-absl::Status DeliveryEngine::SendTest(const std::string& endpoint_id,
+absl::Status DeliveryEngine::SendTest(const Caller& caller,
+                                      const std::string& endpoint_id,
                                       const std::string& payload_json,
                                       DeliveryCallback done) {
-  EndpointManager::EndpointPtr endpoint = endpoints_.Find(endpoint_id);
+  EndpointManager::EndpointPtr endpoint =
+      endpoints_.FindFor(caller, endpoint_id);
   if (endpoint == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("endpoint \"", endpoint_id, "\" not found"));
@@ -220,12 +255,13 @@ absl::Status DeliveryEngine::SendTest(const std::string& endpoint_id,
   if (payload_json.empty()) {
     payload = SamplePayload();
   } else {
-    WEBHOOKD_RETURN_IF_ERROR(ValidateJsonObject(payload_json, "payload_json"));
+    // The size first: no need to parse an oversized document.
     if (payload_json.size() > options_.max_payload_bytes) {
       return absl::InvalidArgumentError(absl::StrCat(
           "payload_json: ", payload_json.size(), " bytes; the limit is ",
           options_.max_payload_bytes, " (--max_payload_bytes)"));
     }
+    WEBHOOKD_RETURN_IF_ERROR(ValidateJsonObject(payload_json, "payload_json"));
     payload = std::string(payload_json);
   }
   EventRecord event;
@@ -238,6 +274,7 @@ absl::Status DeliveryEngine::SendTest(const std::string& endpoint_id,
   Delivery delivery = NewDelivery(event, endpoint->id(), 1, /*test=*/true);
   event.add_delivery_ids(delivery.id());
   WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvent(event, {delivery}));
+  Publish(delivery);  // Before queueing, as in Submit.
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
@@ -247,12 +284,23 @@ absl::Status DeliveryEngine::SendTest(const std::string& endpoint_id,
     queue_.Schedule(QueueEntryOf(delivery, false));
     dispatch_cv_.Signal();
   }
-  Publish(delivery);
   return absl::OkStatus();
 }
 
-absl::StatusOr<Delivery> DeliveryEngine::Retry(const std::string& delivery_id) {
+absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
+                                               const std::string& delivery_id) {
   const std::string id(delivery_id);
+  if (caller.user_id.has_value()) {
+    // Checked before anything else, so that no answer (not even "in
+    // progress") reveals another user's delivery. The owner never changes.
+    absl::StatusOr<Delivery> owned = store_.GetDelivery(id);
+    if (absl::IsNotFound(owned.status()) ||
+        (owned.ok() && !caller.CanAccess(owned->user_id()))) {
+      return absl::NotFoundError(
+          absl::StrCat("delivery \"", id, "\" not found"));
+    }
+    if (!owned.ok()) return owned.status();
+  }
   bool was_queued;
   {
     // Take the delivery out of the queue so no attempt can start while its
@@ -307,18 +355,19 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const std::string& delivery_id) {
       !written.ok()) {
     return restore(written);
   }
+  Publish(next);  // Before queueing, as in Submit.
   {
     absl::MutexLock lock(&mu_);
     queue_.Schedule(QueueEntryOf(next, /*manual=*/true));
     dispatch_cv_.Signal();
   }
-  Publish(next);
   next.set_payload(delivery->payload());
   return next;
 }
 
-absl::Status DeliveryEngine::DeleteEndpoint(const std::string& endpoint_id) {
-  if (endpoints_.Find(endpoint_id) == nullptr) {
+absl::Status DeliveryEngine::DeleteEndpoint(const Caller& caller,
+                                            const std::string& endpoint_id) {
+  if (endpoints_.FindFor(caller, endpoint_id) == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("endpoint \"", endpoint_id, "\" not found"));
   }
@@ -335,7 +384,7 @@ absl::Status DeliveryEngine::DeleteEndpoint(const std::string& endpoint_id) {
     queued.push_back(*delivery);
     changes.push_back(EndChange(*delivery, "endpoint was deleted"));
   }
-  if (absl::Status deleted = endpoints_.Delete(endpoint_id, changes);
+  if (absl::Status deleted = endpoints_.Delete(caller, endpoint_id, changes);
       !deleted.ok()) {
     absl::MutexLock lock(&mu_);
     for (const Delivery& delivery : queued) {
@@ -349,9 +398,9 @@ absl::Status DeliveryEngine::DeleteEndpoint(const std::string& endpoint_id) {
 }
 
 absl::StatusOr<Endpoint> DeliveryEngine::SetEndpointEnabled(
-    const std::string& endpoint_id, bool enabled) {
-  WEBHOOKD_ASSIGN_OR_RETURN(Endpoint endpoint,
-                            endpoints_.SetEnabled(endpoint_id, enabled));
+    const Caller& caller, const std::string& endpoint_id, bool enabled) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Endpoint endpoint, endpoints_.SetEnabled(caller, endpoint_id, enabled));
   if (enabled) {
     absl::MutexLock lock(&mu_);
     queue_.Release(endpoint_id);
@@ -507,6 +556,7 @@ void DeliveryEngine::RecordLoop() {
 }
 
 void DeliveryEngine::RecordCompletions(std::vector<Completion> completions) {
+  const absl::Time now = clock_.Now();
   std::vector<DeliveryChange> changes;
   std::vector<const Completion*> recorded;
   std::vector<QueuedDelivery> aborted;
@@ -518,19 +568,33 @@ void DeliveryEngine::RecordCompletions(std::vector<Completion> completions) {
       aborted.push_back(QueueEntryOf(before, completion.attempt.manual));
       continue;
     }
-    AttemptOutcome outcome{
-        completion.attempt.start_time, completion.result,
-        completion.attempt.manual,
-        !before.test() && endpoints_.Find(before.endpoint_id()) == nullptr};
+    AttemptOutcome outcome;
+    outcome.start_time = completion.attempt.start_time;
+    outcome.result = completion.result;
+    outcome.manual = completion.attempt.manual;
+    outcome.endpoint_deleted =
+        !before.test() && endpoints_.Find(before.endpoint_id()) == nullptr;
+    outcome.finish_time = now;
     changes.push_back(ApplyAttempt(before, outcome, options_.retry_policy));
     recorded.push_back(&completion);
   }
   // Buffered: losing an outcome in a machine crash only causes a resend.
-  if (absl::Status written =
-          store_.UpdateDeliveries(changes, Durability::kBuffered);
-      !written.ok()) {
+  absl::Status written =
+      store_.UpdateDeliveries(changes, Durability::kBuffered);
+  if (!written.ok()) {
+    // The store still holds the state before these attempts. Make them
+    // again a little later (at least once), rather than act on outcomes the
+    // store does not know; test deliveries report their outcome anyway.
     Log(LogLevel::kError, absl::StrCat("recording ", changes.size(),
-                                       " attempts: ", written.ToString()));
+                                       " attempts: ", written.ToString(),
+                                       "; they will be made again"));
+    for (size_t i = 0; i < changes.size(); ++i) {
+      const InFlight& attempt = recorded[i]->attempt;
+      if (attempt.delivery.test()) continue;
+      QueuedDelivery again = QueueEntryOf(attempt.delivery, attempt.manual);
+      again.due = clock_.Now() + kMaxDispatchWait;
+      aborted.push_back(again);
+    }
   }
   std::vector<std::pair<DeliveryCallback, Delivery>> finished_tests;
   {
@@ -542,6 +606,7 @@ void DeliveryEngine::RecordCompletions(std::vector<Completion> completions) {
     }
     for (size_t i = 0; i < changes.size(); ++i) {
       const Delivery& delivery = changes[i].delivery;
+      if (!written.ok() && !delivery.test()) continue;  // Queued again above.
       queue_.Remove(delivery.id());
       if (delivery.status() == webhook::v1::DELIVERY_STATUS_RETRYING) {
         queue_.Schedule(QueueEntryOf(delivery, false));
@@ -559,7 +624,9 @@ void DeliveryEngine::RecordCompletions(std::vector<Completion> completions) {
     }
     dispatch_cv_.Signal();
   }
-  for (const DeliveryChange& change : changes) Publish(change.delivery);
+  if (written.ok()) {
+    for (const DeliveryChange& change : changes) Publish(change.delivery);
+  }
   for (auto& [done, delivery] : finished_tests) done(std::move(delivery));
 }
 

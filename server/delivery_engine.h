@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/caller.h"
 #include "server/clock.h"
 #include "server/delivery_queue.h"
 #include "server/endpoint_manager.h"
@@ -36,6 +37,9 @@ struct DeliveryEngineOptions {
   size_t max_in_flight = 4096;
   // Largest rendered payload accepted.
   size_t max_payload_bytes = 256 * 1024;
+  // Deliveries queued, held or in flight past which Submit refuses new
+  // events with ResourceExhausted (backpressure).
+  size_t max_queued_deliveries = 10'000'000;
   // Sent as User-Agent.
   std::string user_agent = kUserAgent;
 };
@@ -51,6 +55,8 @@ class DeliveryListener {
 
 // DeliveryEngine is safe for concurrent use. Its methods block on storage
 // (synced writes) but never on the network: call them off gRPC threads.
+// Methods taking a Caller enforce ownership: another user's endpoints and
+// deliveries are NotFound.
 class DeliveryEngine {
  public:
   using DeliveryCallback = std::function<void(absl::StatusOr<Delivery>)>;
@@ -73,26 +79,32 @@ class DeliveryEngine {
   void Stop(absl::Duration grace);
 
   // Stores the event and one delivery per enabled endpoint of its thread in
-  // one synced write, then queues the deliveries. `user_id` overrides the
-  // request's when the caller is authenticated.
+  // one synced write, then queues the deliveries. An authenticated caller
+  // owns the event (PermissionDenied if request.user_id names another user)
+  // and reaches only its own endpoints. ResourceExhausted, with nothing
+  // stored, if the deliveries would take the queue past
+  // max_queued_deliveries.
   absl::StatusOr<SubmitEventResponse> Submit(
-      const webhook::v1::SubmitEventRequest& request);
+      const Caller& caller, const webhook::v1::SubmitEventRequest& request);
 
   // Sends one test attempt to the endpoint (also when disabled). On OK,
   // `done` runs once, on an engine thread, with the finished delivery; on
   // error (NotFound, InvalidArgument...) it does not run.
-  absl::Status SendTest(const std::string& endpoint_id,
+  absl::Status SendTest(const Caller& caller, const std::string& endpoint_id,
                         const std::string& payload_json, DeliveryCallback done);
 
   // Queues an immediate manual attempt of a failed delivery with attempts
   // left. FailedPrecondition otherwise.
-  absl::StatusOr<Delivery> Retry(const std::string& delivery_id);
+  absl::StatusOr<Delivery> Retry(const Caller& caller,
+                                 const std::string& delivery_id);
 
   // Removes an endpoint; its queued deliveries end as FAILED.
-  absl::Status DeleteEndpoint(const std::string& endpoint_id);
+  absl::Status DeleteEndpoint(const Caller& caller,
+                              const std::string& endpoint_id);
 
   // Enables or disables an endpoint; enabling resumes held deliveries.
-  absl::StatusOr<Endpoint> SetEndpointEnabled(const std::string& endpoint_id,
+  absl::StatusOr<Endpoint> SetEndpointEnabled(const Caller& caller,
+                                              const std::string& endpoint_id,
                                               bool enabled);
 
   // `listener` must stay valid until removed.
@@ -147,6 +159,9 @@ class DeliveryEngine {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   // Attempts handed to the sender whose completion was not yet recorded.
   size_t sending_ ABSL_GUARDED_BY(mu_) = 0;
+  // Deliveries of submits under way, counted against max_queued_deliveries
+  // until they are queued.
+  size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Idempotency keys whose submit is under way, so that a concurrent submit
   // with the same key waits for the first instead of creating a duplicate.

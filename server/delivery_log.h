@@ -6,12 +6,14 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "server/caller.h"
 #include "server/endpoint_manager.h"
 #include "storage/store.h"
 
 namespace webhookd {
 
-// DeliveryLog is safe for concurrent use.
+// DeliveryLog is safe for concurrent use. A caller sees only its own
+// deliveries and stats; another user's are NotFound.
 class DeliveryLog {
  public:
   // `store` and `endpoints` must outlive the log.
@@ -19,14 +21,16 @@ class DeliveryLog {
       : store_(store), endpoints_(endpoints) {}
 
   // Returns the delivery with payload and attempt history, or NotFound.
-  absl::StatusOr<Delivery> Get(const std::string& id) const;
-  // Newest first, without payload and history.
-  absl::StatusOr<DeliveryPage> List(const DeliveryFilter& filter,
+  absl::StatusOr<Delivery> Get(const Caller& caller,
+                               const std::string& id) const;
+  // Newest first, without payload and history; only the caller's.
+  absl::StatusOr<DeliveryPage> List(const Caller& caller, DeliveryFilter filter,
                                     int32_t page_size,
                                     const std::string& page_token) const;
   // NotFound if the endpoint never existed (a deleted endpoint keeps its
-  // stats).
-  absl::StatusOr<EndpointStats> Stats(const std::string& endpoint_id) const;
+  // stats, visible to a user who had deliveries to it).
+  absl::StatusOr<EndpointStats> Stats(const Caller& caller,
+                                      const std::string& endpoint_id) const;
 
  private:
   Store& store_;

@@ -49,12 +49,16 @@ Endpoint EndpointManager::Redacted(const Endpoint& endpoint) {
   return out;
 }
 
-absl::StatusOr<Endpoint> EndpointManager::Create(const Endpoint& request) {
+absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
+                                                 const Endpoint& request) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      const int64_t owner,
+      caller.OwnerFor(request.user_id(), "endpoint.user_id"));
   WEBHOOKD_RETURN_IF_ERROR(ValidateEndpoint(request, policy_, "endpoint"));
   Endpoint endpoint;
   endpoint.set_id(NewId("ep_"));
   endpoint.set_thread_id(request.thread_id());
-  endpoint.set_user_id(request.user_id());
+  endpoint.set_user_id(owner);
   endpoint.set_name(request.name());
   endpoint.set_url(request.url());
   endpoint.set_secret(request.secret());
@@ -66,15 +70,17 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Endpoint& request) {
   return Replace(std::move(endpoint));
 }
 
-absl::StatusOr<Endpoint> EndpointManager::Get(const std::string& id) const {
-  EndpointPtr endpoint = Find(id);
+absl::StatusOr<Endpoint> EndpointManager::Get(const Caller& caller,
+                                              const std::string& id) const {
+  EndpointPtr endpoint = FindFor(caller, id);
   if (endpoint == nullptr) return EndpointNotFound(id);
   return Redacted(*endpoint);
 }
 
 absl::StatusOr<EndpointPage> EndpointManager::List(
-    const EndpointFilter& filter, int32_t page_size,
+    const Caller& caller, EndpointFilter filter, int32_t page_size,
     const std::string& page_token) const {
+  if (caller.user_id.has_value()) filter.user_id = *caller.user_id;
   WEBHOOKD_ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
   WEBHOOKD_ASSIGN_OR_RETURN(EndpointPage page,
                             store_.ListEndpoints(filter, size, page_token));
@@ -83,14 +89,18 @@ absl::StatusOr<EndpointPage> EndpointManager::List(
 }
 
 absl::StatusOr<Endpoint> EndpointManager::Update(
-    const Endpoint& patch, const google::protobuf::FieldMask& mask) {
+    const Caller& caller, const Endpoint& patch,
+    const google::protobuf::FieldMask& mask) {
   if (mask.paths().empty()) {
     return absl::InvalidArgumentError(
         "update_mask: name at least one field to update");
   }
   absl::MutexLock lock(&write_mu_);
-  EndpointPtr current = Find(patch.id());
+  EndpointPtr current = FindFor(caller, patch.id());
   if (current == nullptr) return EndpointNotFound(patch.id());
+  // user_id cannot be updated, but naming another user is still refused.
+  WEBHOOKD_RETURN_IF_ERROR(
+      caller.OwnerFor(patch.user_id(), "endpoint.user_id").status());
   Endpoint next = *current;
   for (const std::string& path : mask.paths()) {
     const std::string field = absl::StrCat("endpoint.", path);
@@ -123,10 +133,11 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
   return Replace(std::move(next));
 }
 
-absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const std::string& id,
+absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
+                                                     const std::string& id,
                                                      bool enabled) {
   absl::MutexLock lock(&write_mu_);
-  EndpointPtr current = Find(id);
+  EndpointPtr current = FindFor(caller, id);
   if (current == nullptr) return EndpointNotFound(id);
   if (current->enabled() == enabled) return Redacted(*current);
   Endpoint next = *current;
@@ -135,10 +146,11 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const std::string& id,
   return Replace(std::move(next));
 }
 
-absl::Status EndpointManager::Delete(const std::string& id,
+absl::Status EndpointManager::Delete(const Caller& caller,
+                                     const std::string& id,
                                      absl::Span<const DeliveryChange> changes) {
   absl::MutexLock lock(&write_mu_);
-  EndpointPtr current = Find(id);
+  EndpointPtr current = FindFor(caller, id);
   if (current == nullptr) return EndpointNotFound(id);
   WEBHOOKD_RETURN_IF_ERROR(store_.DeleteEndpoint(id, changes));
   absl::MutexLock cache_lock(&mu_);
@@ -193,6 +205,15 @@ EndpointManager::EndpointPtr EndpointManager::Find(
   absl::MutexLock lock(&mu_);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
+}
+
+EndpointManager::EndpointPtr EndpointManager::FindFor(
+    const Caller& caller, const std::string& id) const {
+  EndpointPtr endpoint = Find(id);
+  if (endpoint == nullptr || !caller.CanAccess(endpoint->user_id())) {
+    return nullptr;
+  }
+  return endpoint;
 }
 
 }  // namespace webhookd

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "google/protobuf/field_mask.pb.h"
+#include "server/caller.h"
 #include "server/clock.h"
 #include "server/validation.h"
 #include "storage/store.h"
@@ -25,7 +26,8 @@ namespace webhookd {
 
 // EndpointManager is safe for concurrent use. Endpoints returned by the
 // public methods are redacted for callers (no secret, sensitive header values
-// masked); the engine's accessors return the full configuration.
+// masked); the engine's accessors return the full configuration. Methods
+// taking a Caller enforce ownership: another user's endpoint is NotFound.
 class EndpointManager {
  public:
   // `store` and `clock` must outlive the manager.
@@ -36,20 +38,25 @@ class EndpointManager {
   // Fills the cache from the store. Call once before use.
   absl::Status Load();
 
-  // Validates and stores a new endpoint, enabled, with a fresh id.
-  absl::StatusOr<Endpoint> Create(const Endpoint& request);
+  // Validates and stores a new endpoint, enabled, with a fresh id, owned by
+  // the caller's user (PermissionDenied if request.user_id names another).
+  absl::StatusOr<Endpoint> Create(const Caller& caller,
+                                  const Endpoint& request);
   // Returns NotFound if the endpoint does not exist.
-  absl::StatusOr<Endpoint> Get(const std::string& id) const;
-  absl::StatusOr<EndpointPage> List(const EndpointFilter& filter,
+  absl::StatusOr<Endpoint> Get(const Caller& caller,
+                               const std::string& id) const;
+  // Only the caller's endpoints.
+  absl::StatusOr<EndpointPage> List(const Caller& caller, EndpointFilter filter,
                                     int32_t page_size,
                                     const std::string& page_token) const;
   // Replaces the fields named by `mask` with those of `patch`.
-  absl::StatusOr<Endpoint> Update(const Endpoint& patch,
+  absl::StatusOr<Endpoint> Update(const Caller& caller, const Endpoint& patch,
                                   const google::protobuf::FieldMask& mask);
   // Returns NotFound if the endpoint does not exist.
-  absl::StatusOr<Endpoint> SetEnabled(const std::string& id, bool enabled);
+  absl::StatusOr<Endpoint> SetEnabled(const Caller& caller,
+                                      const std::string& id, bool enabled);
   // Removes the endpoint, applying `changes` in the same write.
-  absl::Status Delete(const std::string& id,
+  absl::Status Delete(const Caller& caller, const std::string& id,
                       absl::Span<const DeliveryChange> changes);
 
   // Full configurations, for delivery.
@@ -57,6 +64,8 @@ class EndpointManager {
   std::vector<EndpointPtr> EnabledOfThread(const std::string& thread_id) const;
   // nullptr if the endpoint does not exist.
   EndpointPtr Find(const std::string& id) const;
+  // nullptr if the endpoint does not exist or `caller` may not access it.
+  EndpointPtr FindFor(const Caller& caller, const std::string& id) const;
 
   // What callers may see of an endpoint.
   static Endpoint Redacted(const Endpoint& endpoint);

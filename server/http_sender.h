@@ -5,6 +5,7 @@
 #define WEBHOOKD_SERVER_HTTP_SENDER_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,9 @@ struct HttpResult {
   std::string body;
   // From the start of the request to the end of the response.
   absl::Duration elapsed;
+  // The response's Retry-After header (delay-seconds, or an HTTP-date made
+  // relative to when the response arrived); unset when absent or malformed.
+  std::optional<absl::Duration> retry_after;
   // The attempt was cut short by Shutdown(): it says nothing about the
   // receiver and should be made again later.
   bool aborted = false;
@@ -45,14 +49,14 @@ class HttpSender {
 
   // Starts a POST of request and returns at once. `done` runs exactly once,
   // on a sender thread, when the attempt has finished; it must not block.
-  // After Shutdown() starts, `done` runs at once with an error, inline on
-  // the caller's thread: callers must not hold a lock in Send() that `done`
-  // takes.
+  // After Shutdown() starts, `done` runs at once with an aborted result,
+  // inline on the caller's thread: callers must not hold a lock in Send()
+  // that `done` takes.
   virtual void Send(HttpRequest request, Callback done) = 0;
 
   // Finishes or aborts every request in flight (each `done` still runs once)
   // and stops the sender's threads. Requests still running after `grace` are
-  // aborted with an error.
+  // aborted: their result has `aborted` set.
   virtual void Shutdown(absl::Duration grace) = 0;
 };
 

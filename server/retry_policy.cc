@@ -1,5 +1,6 @@
 #include "server/retry_policy.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,14 @@ absl::Duration RetryPolicy::DelayAfter(int attempt) const {
   return delays_[index];
 }
 
+absl::Duration RetryDelay(absl::Duration scheduled, const HttpResult& result) {
+  if (!result.retry_after.has_value() ||
+      (result.status_code != 429 && result.status_code != 503)) {
+    return scheduled;
+  }
+  return std::max(scheduled, std::min(*result.retry_after, kMaxRetryAfter));
+}
+
 DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const AttemptOutcome& outcome,
                             const RetryPolicy& policy,
@@ -51,6 +60,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
                          result.status_code >= 300 && result.status_code < 400
                              ? " (redirects are not followed)"
                              : "");
+    if (result.retry_after.has_value()) {
+      absl::StrAppend(&error, " (Retry-After ",
+                      absl::FormatDuration(*result.retry_after), ")");
+    }
   }
 
   DeliveryAttempt& attempt = *next.add_attempt_history();
@@ -78,9 +91,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
                           : error);
   if (!outcome.endpoint_deleted && attempt_number < next.max_attempts()) {
     next.set_status(webhook::v1::DELIVERY_STATUS_RETRYING);
-    absl::Time end = outcome.start_time + result.elapsed;
-    *next.mutable_next_attempt_time() =
-        ToProtoTime(end + policy.DelayAfter(attempt_number));
+    const absl::Time end =
+        std::max(outcome.start_time + result.elapsed, outcome.finish_time);
+    *next.mutable_next_attempt_time() = ToProtoTime(
+        end + RetryDelay(policy.DelayAfter(attempt_number), result));
   } else {
     next.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
   }

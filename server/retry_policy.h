@@ -33,6 +33,14 @@ class RetryPolicy {
   std::vector<absl::Duration> delays_;
 };
 
+// The longest wait a receiver's Retry-After can impose before a retry.
+inline constexpr absl::Duration kMaxRetryAfter = absl::Minutes(10);
+
+// The delay before the retry after a failed attempt: the scheduled one, or,
+// when a 429 or 503 response carried Retry-After, that delay clamped between
+// the scheduled one and kMaxRetryAfter.
+absl::Duration RetryDelay(absl::Duration scheduled, const HttpResult& result);
+
 // Everything known about one finished attempt.
 struct AttemptOutcome {
   absl::Time start_time;
@@ -40,12 +48,16 @@ struct AttemptOutcome {
   bool manual = false;
   // The endpoint was deleted meanwhile: no further attempt is scheduled.
   bool endpoint_deleted = false;
+  // When the engine learnt the outcome. The retry delay counts from here
+  // (or from start_time + elapsed, whichever is later), so that a retry
+  // never follows the previous attempt's end by less than the schedule.
+  absl::Time finish_time = absl::InfinitePast();
 };
 
 // Applies a finished attempt to `delivery` (the state before the attempt) and
 // returns the change to store: the attempt appended to the history, the
 // latest response figures, and the status: SUCCESS on a 2xx; RETRYING with
-// next_attempt_time when attempts remain; FAILED otherwise.
+// next_attempt_time (see RetryDelay) when attempts remain; FAILED otherwise.
 DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const AttemptOutcome& outcome,
                             const RetryPolicy& policy,

@@ -291,10 +291,18 @@ absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
   absl::StatusOr<ParsedUrl> parsed = ParseTargetUrl(url);
   if (!parsed.ok())
     return Invalid(field, std::string(parsed.status().message()));
-  if (parsed->scheme != "https" && !policy.allow_insecure_targets) {
+  if (policy.allow_insecure_targets) return absl::OkStatus();
+  if (parsed->scheme != "https") {
     return Invalid(field,
                    "must use https; http is allowed only with "
                    "--allow_insecure_targets");
+  }
+  if (absl::Status host = policy.addresses.CheckHost(parsed->host);
+      !host.ok()) {
+    return Invalid(field, absl::StrCat("host ", host.message(),
+                                       "; deliveries go only to public "
+                                       "addresses unless --allow_cidr admits "
+                                       "them"));
   }
   return absl::OkStatus();
 }
@@ -311,15 +319,20 @@ bool IsReservedHeader(std::string_view name) {
   // Headers webhookd or libcurl set, hop-by-hop headers, and anything that
   // would change how the body is framed or where the request goes.
   static constexpr std::string_view kReserved[] = {
-      "host",       "content-length", "content-type", "transfer-encoding",
-      "connection", "keep-alive",     "te",           "trailer",
-      "upgrade",    "expect",         "user-agent",   "x-hub-signature-256",
+      "host",    "transfer-encoding", "connection", "keep-alive", "te",
+      "trailer", "upgrade",           "expect",     "user-agent",
   };
   for (std::string_view reserved : kReserved) {
     if (absl::EqualsIgnoreCase(AsAbsl(name), AsAbsl(reserved))) return true;
   }
-  return absl::StartsWithIgnoreCase(AsAbsl(name), "proxy-") ||
-         absl::StartsWithIgnoreCase(AsAbsl(name), "x-webhook-");
+  // Content-* describe the body webhookd sends; X-Hub-Signature* would let
+  // an endpoint's configuration forge or confuse the signature.
+  static constexpr std::string_view kReservedPrefixes[] = {
+      "content-", "proxy-", "x-webhook-", "x-hub-signature"};
+  for (std::string_view prefix : kReservedPrefixes) {
+    if (absl::StartsWithIgnoreCase(AsAbsl(name), AsAbsl(prefix))) return true;
+  }
+  return false;
 }
 
 absl::Status ValidateHeaders(

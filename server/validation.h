@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "server/address_policy.h"
 #include "webhook/v1/webhook_service.pb.h"
 
 namespace webhookd {
@@ -47,8 +48,12 @@ bool IsValidUtf8(std::string_view s);
 
 // Which delivery targets are acceptable.
 struct TargetPolicy {
-  // Allows http:// and loopback/private hosts (local development, tests).
+  // Allows http:// and any address (local development, tests).
   bool allow_insecure_targets = false;
+  // Otherwise, the addresses deliveries may go to: literal hosts in URLs
+  // are checked when endpoints are created and updated, resolved addresses
+  // when connecting.
+  AddressPolicy addresses;
 };
 
 // Checks every field a client may set on create: thread_id, name, url,
@@ -61,6 +66,8 @@ absl::Status ValidateEndpoint(const webhook::v1::Endpoint& endpoint,
 absl::Status ValidateThreadId(std::string_view thread_id,
                               std::string_view field);
 absl::Status ValidateName(std::string_view name, std::string_view field);
+// Unless policy.allow_insecure_targets: https only, and a host that passes
+// policy.addresses.CheckHost (no literal non-public address, no localhost).
 absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
                          std::string_view field);
 absl::Status ValidateSecret(std::string_view secret, std::string_view field);
@@ -71,8 +78,9 @@ absl::Status ValidateHeaders(
     const google::protobuf::RepeatedPtrField<webhook::v1::Header>& headers,
     std::string_view field);
 
-// Whether the header name is one webhookd sets itself (Host, Content-Type,
-// X-Hub-Signature-256, X-Webhook-*, ...), compared case-insensitively.
+// Whether the header name is one webhookd sets itself or that would change
+// how the request is framed or routed (Host, Content-*, X-Hub-Signature*,
+// X-Webhook-*, Proxy-*, hop-by-hop headers...), compared case-insensitively.
 bool IsReservedHeader(std::string_view name);
 
 }  // namespace webhookd

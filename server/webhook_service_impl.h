@@ -4,8 +4,10 @@
 #ifndef WEBHOOKD_SERVER_WEBHOOK_SERVICE_IMPL_H_
 #define WEBHOOKD_SERVER_WEBHOOK_SERVICE_IMPL_H_
 
+#include "server/auth.h"
 #include "server/delivery_engine.h"
 #include "server/delivery_log.h"
+#include "server/delivery_stream.h"
 #include "server/endpoint_manager.h"
 #include "server/thread_pool.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
@@ -16,13 +18,17 @@ class WebhookServiceImpl final
     : public webhook::v1::WebhookService::CallbackService {
  public:
   // Every argument must outlive the service. Handlers run their work on
-  // `blocking`, never on gRPC's threads.
+  // `blocking`, never on gRPC's threads. Every call is authenticated by
+  // `auth` first; the Caller it yields goes to the domain classes.
   WebhookServiceImpl(EndpointManager& endpoints, DeliveryEngine& engine,
-                     DeliveryLog& log, ThreadPool& blocking)
+                     DeliveryLog& log, ThreadPool& blocking, DeliveryHub& hub,
+                     const Authenticator& auth)
       : endpoints_(endpoints),
         engine_(engine),
         log_(log),
-        blocking_(blocking) {}
+        blocking_(blocking),
+        hub_(hub),
+        auth_(auth) {}
 
   // WebhookService
   grpc::ServerUnaryReactor* CreateEndpoint(
@@ -77,9 +83,14 @@ class WebhookServiceImpl final
       grpc::CallbackServerContext* context,
       const webhook::v1::RetryDeliveryRequest* request,
       webhook::v1::RetryDeliveryResponse* response) override;
+  grpc::ServerWriteReactor<webhook::v1::StreamDeliveriesResponse>*
+  StreamDeliveries(
+      grpc::CallbackServerContext* context,
+      const webhook::v1::StreamDeliveriesRequest* request) override;
 
  private:
-  // Runs `work` on the blocking pool and finishes the call with its status.
+  // Authenticates the call, runs `work(caller)` on the blocking pool and
+  // finishes the call with its status.
   template <typename Work>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 Work work);
@@ -88,6 +99,8 @@ class WebhookServiceImpl final
   DeliveryEngine& engine_;
   DeliveryLog& log_;
   ThreadPool& blocking_;
+  DeliveryHub& hub_;
+  const Authenticator& auth_;
 };
 
 }  // namespace webhookd

@@ -1,10 +1,13 @@
 #include "storage/leveldb_store.h"
 
+#include <cstdarg>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -61,6 +64,13 @@ constexpr size_t kTimeKeyBytes = 8;
       return status_;                                   \
     }                                                   \
   } while (false)
+
+// Starts every operation of LevelDbStore: reopens the database if a write
+// failed, then holds db_mu_ shared until the end of the enclosing scope.
+#define STORE_USE_DB()                     \
+  ReopenIfNeeded();                        \
+  absl::ReaderMutexLock db_lock_(&db_mu_); \
+  if (db_ == nullptr) return ClosedError()
 
 // --- Time -------------------------------------------------------------------
 
@@ -378,6 +388,59 @@ absl::Status ScanAll(leveldb::DB& db, const leveldb::ReadOptions& options,
   return FromLevelDb(it->status(), "scan");
 }
 
+// The create time (unix micros) in the 8 <ts> bytes of an index key.
+int64_t DecodeIndexTime(std::string_view ts) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < kTimeKeyBytes; ++i) {
+    v = (v << 8) | static_cast<unsigned char>(ts[i]);
+  }
+  return static_cast<int64_t>(~v ^ (uint64_t{1} << 63));
+}
+
+// The first key after every key that starts with prefix ("dl/" -> "dl0").
+std::string PrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  end.back() = static_cast<char>(end.back() + 1);
+  return end;
+}
+
+// Examines up to max_examined keys with prefix, going on after *cursor
+// (from the start when empty), and adds a Delete to batch for each key
+// `old(key, value)` says is due. Leaves in *cursor where the next sweep goes
+// on, empty once the family was walked to its end. Returns the deletes.
+template <typename IsOld>
+absl::StatusOr<size_t> Sweep(leveldb::DB& db,
+                             const leveldb::ReadOptions& options,
+                             std::string_view prefix, size_t max_examined,
+                             std::string* cursor, leveldb::WriteBatch* batch,
+                             IsOld old) {
+  std::unique_ptr<leveldb::Iterator> it(db.NewIterator(options));
+  it->Seek(ToSlice(cursor->empty() ? std::string(prefix) : *cursor));
+  if (!cursor->empty() && it->Valid() && ToView(it->key()) == *cursor) {
+    it->Next();
+  }
+  size_t examined = 0;
+  size_t deleted = 0;
+  cursor->clear();
+  for (; it->Valid() && ToView(it->key()).starts_with(prefix); it->Next()) {
+    if (examined == max_examined) {
+      break;
+    }
+    ++examined;
+    cursor->assign(it->key().data(), it->key().size());
+    absl::StatusOr<bool> due = old(ToView(it->key()), ToView(it->value()));
+    if (!due.ok()) return due.status();
+    if (*due) {
+      batch->Delete(it->key());
+      ++deleted;
+    }
+  }
+  STORE_RETURN_IF_ERROR(FromLevelDb(it->status(), "sweep"));
+  // Walked to the end of the family: the next sweep starts over.
+  if (!it->Valid() || !ToView(it->key()).starts_with(prefix)) cursor->clear();
+  return deleted;
+}
+
 // Explains a failed DB::Open in terms of the data directory.
 absl::Status OpenError(const std::string& dir, const leveldb::Status& s) {
   const std::string message = s.ToString();
@@ -401,7 +464,8 @@ absl::Status OpenError(const std::string& dir, const leveldb::Status& s) {
 
 absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(
     const std::string& dir, const LevelDbStoreOptions& options) {
-  leveldb::Options db_options;
+  auto owned_options = std::make_unique<leveldb::Options>();
+  leveldb::Options& db_options = *owned_options;
   db_options.create_if_missing = true;
   db_options.paranoid_checks = options.paranoid_checks;
   db_options.write_buffer_size = options.write_buffer_bytes;
@@ -433,23 +497,28 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(
   leveldb::Status s = leveldb::DB::Open(db_options, dir, &raw_db);
   if (!s.ok()) return OpenError(dir, s);
   std::unique_ptr<LevelDbStore> store(new LevelDbStore(
-      std::move(block_cache), std::move(filter_policy),
-      std::unique_ptr<leveldb::DB>(raw_db), options.paranoid_checks,
+      dir, std::move(owned_options), std::move(block_cache),
+      std::move(filter_policy), std::unique_ptr<leveldb::DB>(raw_db),
+      options.paranoid_checks,
       options.max_scan_per_list > 0 ? options.max_scan_per_list : 1));
 
   // The schema version lets a later release recognise (and migrate) this
   // layout rather than misread it.
-  std::string version;
-  absl::Status status = store->Get(kSchemaVersionKey, &version);
-  if (absl::IsNotFound(status)) {
-    leveldb::WriteBatch batch;
-    batch.Put(ToSlice(kSchemaVersionKey), ToSlice(kSchemaVersion));
-    status = store->Write(&batch, /*sync=*/true);
-  } else if (status.ok() && version != kSchemaVersion) {
-    status = absl::FailedPreconditionError(
-        Cat("data directory \"", dir, "\" has storage schema version \"",
-            Printable(version), "\"; this webhookd reads version ",
-            kSchemaVersion));
+  absl::Status status;
+  {
+    absl::ReaderMutexLock lock(&store->db_mu_);
+    std::string version;
+    status = store->Get(kSchemaVersionKey, &version);
+    if (absl::IsNotFound(status)) {
+      leveldb::WriteBatch batch;
+      batch.Put(ToSlice(kSchemaVersionKey), ToSlice(kSchemaVersion));
+      status = store->Write(&batch, /*sync=*/true);
+    } else if (status.ok() && version != kSchemaVersion) {
+      status = absl::FailedPreconditionError(
+          Cat("data directory \"", dir, "\" has storage schema version \"",
+              Printable(version), "\"; this webhookd reads version ",
+              kSchemaVersion));
+    }
   }
   if (absl::IsDataLoss(status)) {
     return absl::DataLossError(Cat(
@@ -461,17 +530,24 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(
 }
 
 LevelDbStore::LevelDbStore(
+    std::string dir, std::unique_ptr<leveldb::Options> db_options,
     std::unique_ptr<leveldb::Cache> block_cache,
     std::unique_ptr<const leveldb::FilterPolicy> filter_policy,
     std::unique_ptr<leveldb::DB> db, bool verify_checksums,
     int max_scan_per_list)
-    : block_cache_(std::move(block_cache)),
+    : dir_(std::move(dir)),
+      db_options_(std::move(db_options)),
+      block_cache_(std::move(block_cache)),
       filter_policy_(std::move(filter_policy)),
-      db_(std::move(db)),
       verify_checksums_(verify_checksums),
-      max_scan_per_list_(max_scan_per_list) {}
+      max_scan_per_list_(max_scan_per_list),
+      db_(std::move(db)) {}
 
-LevelDbStore::~LevelDbStore() = default;
+LevelDbStore::~LevelDbStore() {
+  // Before the cache and filter policy it uses.
+  absl::MutexLock lock(&db_mu_);
+  db_.reset();
+}
 
 leveldb::ReadOptions LevelDbStore::DefaultReadOptions() const {
   leveldb::ReadOptions options;
@@ -484,9 +560,42 @@ absl::Status LevelDbStore::Get(std::string_view key, std::string* value) {
 }
 
 absl::Status LevelDbStore::Write(leveldb::WriteBatch* batch, bool sync) {
+  if (reopen_needed_.load()) {
+    // Another write failed since this call began: the log must not be
+    // appended to until the database is reopened.
+    return absl::UnavailableError(
+        "write: an earlier write failed; the database is being reopened");
+  }
   leveldb::WriteOptions options;
   options.sync = sync;
-  return FromLevelDb(db_->Write(options, batch), "write");
+  leveldb::Status s = db_->Write(options, batch);
+  if (!s.ok()) reopen_needed_.store(true);
+  return FromLevelDb(s, "write");
+}
+
+void LevelDbStore::ReopenIfNeeded() {
+  if (!reopen_needed_.load()) return;
+  absl::MutexLock lock(&db_mu_);
+  if (!reopen_needed_.load()) return;  // Another caller did it.
+  // Closing waits for LevelDB's background work; the new instance recovers
+  // the log up to its last whole record and starts a new log file.
+  db_.reset();
+  leveldb::DB* raw_db = nullptr;
+  leveldb::Status s = leveldb::DB::Open(*db_options_, dir_, &raw_db);
+  if (!s.ok()) {
+    reopen_error_ = OpenError(dir_, s);
+    return;
+  }
+  db_.reset(raw_db);
+  reopen_error_ = absl::OkStatus();
+  reopen_needed_.store(false);
+}
+
+absl::Status LevelDbStore::ClosedError() const {
+  return absl::UnavailableError(
+      Cat("the database is closed after a failed write and cannot be "
+          "reopened yet: ",
+          ToStd(reopen_error_.message())));
 }
 
 absl::Status LevelDbStore::AddStats(absl::Span<const DeliveryChange> changes,
@@ -531,6 +640,7 @@ absl::Status LevelDbStore::PutEndpoint(const Endpoint& endpoint) {
   }
   const std::string key = EndpointKey(endpoint.id());
   leveldb::WriteBatch batch;
+  STORE_USE_DB();
   absl::MutexLock lock(&mu_);
   // A changed thread moves the endpoint between ept/ ranges.
   std::string value;
@@ -551,6 +661,7 @@ absl::Status LevelDbStore::PutEndpoint(const Endpoint& endpoint) {
 }
 
 absl::StatusOr<Endpoint> LevelDbStore::GetEndpoint(std::string_view id) {
+  STORE_USE_DB();
   Endpoint endpoint;
   STORE_RETURN_IF_ERROR(GetMessage(*db_, DefaultReadOptions(), EndpointKey(id),
                                    Cat("endpoint \"", id, "\" not found"),
@@ -561,6 +672,7 @@ absl::StatusOr<Endpoint> LevelDbStore::GetEndpoint(std::string_view id) {
 absl::StatusOr<EndpointPage> LevelDbStore::ListEndpoints(
     const EndpointFilter& filter, int page_size, std::string_view page_token) {
   page_size = ClampPageSize(page_size);
+  STORE_USE_DB();
   EndpointPage page;
   ReadView view(*db_, DefaultReadOptions());
   absl::StatusOr<std::string> next_token;
@@ -604,6 +716,7 @@ absl::StatusOr<EndpointPage> LevelDbStore::ListEndpoints(
 }
 
 absl::StatusOr<std::vector<Endpoint>> LevelDbStore::LoadEndpoints() {
+  STORE_USE_DB();
   std::vector<Endpoint> endpoints;
   STORE_RETURN_IF_ERROR(
       ScanAll(*db_, DefaultReadOptions(), kEndpointPrefix,
@@ -624,6 +737,7 @@ absl::Status LevelDbStore::DeleteEndpoint(
         AddDeliveryState(change.delivery, change.next_attempt_manual, &batch));
   }
   const std::string key = EndpointKey(id);
+  STORE_USE_DB();
   absl::MutexLock lock(&mu_);
   Endpoint endpoint;
   STORE_RETURN_IF_ERROR(GetMessage(*db_, DefaultReadOptions(), key,
@@ -665,11 +779,13 @@ absl::Status LevelDbStore::InsertEvent(const EventRecord& event,
     batch.Put(IdempotencyKey(event.user_id(), event.idempotency_key()),
               record.SerializeAsString());
   }
+  STORE_USE_DB();
   return Write(&batch, /*sync=*/true);
 }
 
 absl::StatusOr<SubmitEventResponse> LevelDbStore::FindSubmission(
     int64_t user_id, std::string_view idempotency_key) {
+  STORE_USE_DB();
   IdempotencyRecord record;
   STORE_RETURN_IF_ERROR(GetMessage(
       *db_, DefaultReadOptions(), IdempotencyKey(user_id, idempotency_key),
@@ -678,6 +794,7 @@ absl::StatusOr<SubmitEventResponse> LevelDbStore::FindSubmission(
 }
 
 absl::StatusOr<EventRecord> LevelDbStore::GetEvent(std::string_view id) {
+  STORE_USE_DB();
   EventRecord event;
   STORE_RETURN_IF_ERROR(GetMessage(*db_, DefaultReadOptions(), EventKey(id),
                                    Cat("event \"", id, "\" not found"),
@@ -686,6 +803,7 @@ absl::StatusOr<EventRecord> LevelDbStore::GetEvent(std::string_view id) {
 }
 
 absl::StatusOr<Delivery> LevelDbStore::GetDelivery(std::string_view id) {
+  STORE_USE_DB();
   ReadView view(*db_, DefaultReadOptions());
   Delivery delivery;
   STORE_RETURN_IF_ERROR(GetMessage(*db_, view.options(), DeliveryKey(id),
@@ -716,6 +834,7 @@ absl::StatusOr<DeliveryPage> LevelDbStore::ListDeliveries(
     prefix = std::string(kDeliveryListPrefix);
   }
   DeliveryPage page;
+  STORE_USE_DB();
   ReadView view(*db_, DefaultReadOptions());
   absl::StatusOr<std::string> next_token = ScanPage(
       *db_, view, prefix, page_token, page_size, max_scan_per_list_,
@@ -765,6 +884,7 @@ absl::Status LevelDbStore::UpdateDeliveries(
         AddDeliveryState(change.delivery, change.next_attempt_manual, &batch));
     touches_stats = touches_stats || CountsInStats(change);
   }
+  STORE_USE_DB();
   if (!touches_stats) return Write(&batch, sync);
   absl::MutexLock lock(&mu_);
   STORE_RETURN_IF_ERROR(AddStats(changes, &batch));
@@ -772,6 +892,7 @@ absl::Status LevelDbStore::UpdateDeliveries(
 }
 
 absl::StatusOr<std::vector<QueuedDelivery>> LevelDbStore::LoadQueue() {
+  STORE_USE_DB();
   std::vector<QueuedDelivery> queue;
   STORE_RETURN_IF_ERROR(ScanAll(
       *db_, DefaultReadOptions(), kQueuePrefix,
@@ -791,6 +912,7 @@ absl::StatusOr<std::vector<QueuedDelivery>> LevelDbStore::LoadQueue() {
 
 absl::StatusOr<EndpointStats> LevelDbStore::GetEndpointStats(
     std::string_view endpoint_id) {
+  STORE_USE_DB();
   StatsRecord record;
   absl::Status status = GetMessage(*db_, DefaultReadOptions(),
                                    StatsKey(endpoint_id), "", &record);
@@ -808,6 +930,462 @@ absl::StatusOr<EndpointStats> LevelDbStore::GetEndpointStats(
         static_cast<double>(record.response_time_ms_sum()) / total);
   }
   return stats;
+}
+
+absl::StatusOr<PruneResult> LevelDbStore::PruneBefore(
+    absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
+  PruneResult result;
+  if (max_records == 0) return result;
+  const int64_t cutoff_micros = absl::ToUnixMicros(cutoff);
+  const int64_t idempotency_cutoff_micros =
+      absl::ToUnixMicros(idempotency_cutoff);
+  absl::MutexLock prune_lock(&prune_mu_);
+  STORE_USE_DB();
+  leveldb::WriteBatch batch;
+  ReadView view(*db_, DefaultReadOptions());
+  const leveldb::ReadOptions& read = view.options();
+  auto exists = [&](const std::string& key) -> absl::StatusOr<bool> {
+    std::string value;
+    absl::Status status = GetValue(*db_, read, key, &value);
+    if (absl::IsNotFound(status)) return false;
+    if (!status.ok()) return status;
+    return true;
+  };
+
+  // dl/ sorts newest first: walk it backwards from its end, oldest first,
+  // until the first delivery created at or after the cutoff.
+  std::set<std::string, std::less<>> pruned;
+  std::set<std::string> events;
+  {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read));
+    it->Seek(ToSlice(PrefixEnd(kDeliveryListPrefix)));
+    if (it->Valid()) {
+      it->Prev();
+    } else {
+      it->SeekToLast();
+    }
+    const size_t prefix_size = kDeliveryListPrefix.size();
+    for (; it->Valid() && ToView(it->key()).starts_with(kDeliveryListPrefix);
+         it->Prev()) {
+      const std::string_view key = ToView(it->key());
+      if (key.size() <= prefix_size + kTimeKeyBytes) {
+        return absl::DataLossError(
+            Cat("malformed index key \"", Printable(key), "\""));
+      }
+      const int64_t created =
+          DecodeIndexTime(key.substr(prefix_size, kTimeKeyBytes));
+      if (created >= cutoff_micros) break;
+      const std::string id(key.substr(prefix_size + kTimeKeyBytes));
+      Delivery delivery;
+      absl::Status status =
+          GetMessage(*db_, read, DeliveryKey(id), "", &delivery);
+      if (absl::IsNotFound(status)) {
+        batch.Delete(it->key());  // Dangling: its delivery is gone.
+        continue;
+      }
+      STORE_RETURN_IF_ERROR(status);
+      // A queued delivery is still to be attempted, however old. (Not
+      // atomic with a concurrent RetryDelivery of a delivery this old: the
+      // retry could be lost, never an acknowledged first delivery.)
+      if (IsQueued(delivery.status())) continue;
+      if (result.deliveries == max_records) {
+        result.more = true;
+        break;
+      }
+      batch.Delete(it->key());
+      batch.Delete(DeliveryKey(id));
+      batch.Delete(DeliveryIndexKey(
+          DeliveryEndpointPrefix(delivery.endpoint_id()), created, id));
+      batch.Delete(DeliveryIndexKey(DeliveryThreadPrefix(delivery.thread_id()),
+                                    created, id));
+      events.insert(delivery.event_id());
+      pruned.insert(id);
+      ++result.deliveries;
+    }
+    STORE_RETURN_IF_ERROR(FromLevelDb(it->status(), "scan"));
+  }
+
+  // An event goes with the last of its deliveries.
+  auto unreferenced = [&](const EventRecord& event) -> absl::StatusOr<bool> {
+    for (const std::string& id : event.delivery_ids()) {
+      if (pruned.contains(id)) continue;
+      absl::StatusOr<bool> found = exists(DeliveryKey(id));
+      if (!found.ok()) return found.status();
+      if (*found) return false;
+    }
+    return true;
+  };
+  for (const std::string& event_id : events) {
+    EventRecord event;
+    absl::Status status =
+        GetMessage(*db_, read, EventKey(event_id), "", &event);
+    if (absl::IsNotFound(status)) continue;
+    STORE_RETURN_IF_ERROR(status);
+    absl::StatusOr<bool> unused = unreferenced(event);
+    if (!unused.ok()) return unused.status();
+    if (*unused) {
+      batch.Delete(EventKey(event_id));
+      ++result.events;
+    }
+  }
+
+  // Events that never had a delivery (or lost them all otherwise), and
+  // idempotency records, are found by sweeping their families a part at a
+  // time: neither has an index by time.
+  const size_t sweep = max_records * 4;
+  absl::StatusOr<size_t> swept_events =
+      Sweep(*db_, read, kEventPrefix, sweep, &event_sweep_cursor_, &batch,
+            [&](std::string_view key,
+                std::string_view value) -> absl::StatusOr<bool> {
+              EventRecord event;
+              STORE_RETURN_IF_ERROR(ParseValue(key, value, &event));
+              if (event.create_time_unix_micros() >= cutoff_micros ||
+                  events.contains(event.id())) {
+                return false;
+              }
+              return unreferenced(event);
+            });
+  if (!swept_events.ok()) return swept_events.status();
+  result.events += *swept_events;
+  absl::StatusOr<size_t> swept_keys = Sweep(
+      *db_, read, kIdempotencyPrefix, sweep, &idempotency_sweep_cursor_, &batch,
+      [&](std::string_view key,
+          std::string_view value) -> absl::StatusOr<bool> {
+        IdempotencyRecord record;
+        STORE_RETURN_IF_ERROR(ParseValue(key, value, &record));
+        return record.create_time_unix_micros() < idempotency_cutoff_micros;
+      });
+  if (!swept_keys.ok()) return swept_keys.status();
+  result.idempotency_records = *swept_keys;
+
+  if (batch.ApproximateSize() > leveldb::WriteBatch().ApproximateSize()) {
+    // Not synced: a prune lost in a machine crash is simply done again.
+    STORE_RETURN_IF_ERROR(Write(&batch, /*sync=*/false));
+  }
+  return result;
+}
+
+// --- Repair -----------------------------------------------------------------
+
+namespace {
+
+// Keeps LevelDB's info log lines (the repairer's account of what it did).
+class CapturingLogger final : public leveldb::Logger {
+ public:
+  void Logv(const char* format, std::va_list ap) override {
+    char line[2048];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    std::string_view text(line);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+      text.remove_suffix(1);
+    }
+    absl::MutexLock lock(&mu_);
+    lines_.emplace_back(text);
+  }
+
+  std::vector<std::string> Take() {
+    absl::MutexLock lock(&mu_);
+    return std::move(lines_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+struct RecordCounts {
+  size_t endpoints = 0;
+  size_t events = 0;
+  size_t deliveries = 0;
+  size_t queued = 0;
+};
+
+absl::StatusOr<RecordCounts> CountRecords(leveldb::DB& db) {
+  leveldb::ReadOptions options;
+  options.verify_checksums = true;
+  RecordCounts counts;
+  auto count = [&](std::string_view prefix, size_t* n) {
+    return ScanAll(db, options, prefix,
+                   [n](std::string_view, std::string_view) {
+                     ++*n;
+                     return absl::OkStatus();
+                   });
+  };
+  STORE_RETURN_IF_ERROR(count(kEndpointPrefix, &counts.endpoints));
+  STORE_RETURN_IF_ERROR(count(kEventPrefix, &counts.events));
+  STORE_RETURN_IF_ERROR(count(kDeliveryPrefix, &counts.deliveries));
+  STORE_RETURN_IF_ERROR(count(kQueuePrefix, &counts.queued));
+  return counts;
+}
+
+absl::StatusOr<std::unique_ptr<leveldb::DB>> OpenForRepair(
+    const std::string& dir, const leveldb::Options& options) {
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return OpenError(dir, s);
+  return std::unique_ptr<leveldb::DB>(raw);
+}
+
+// The id at the end of a dle/ or dlt/ key: after the length-prefixed
+// component and the <ts> bytes. Empty if the key is malformed.
+std::string_view IdAfterComponent(std::string_view key, size_t prefix_size,
+                                  size_t extra) {
+  if (key.size() < prefix_size + 4) return {};
+  uint32_t n = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    n = (n << 8) | static_cast<unsigned char>(key[prefix_size + i]);
+  }
+  const size_t start = prefix_size + 4 + n + extra;
+  if (key.size() <= start) return {};
+  return key.substr(start);
+}
+
+// Adds a Delete to batch for every record with prefix whose value does not
+// parse as a Message, counting them in *n.
+template <typename Message>
+absl::Status DropUnreadable(leveldb::DB& db, const leveldb::ReadOptions& read,
+                            std::string_view prefix, leveldb::WriteBatch* batch,
+                            size_t* n) {
+  return ScanAll(db, read, prefix,
+                 [&](std::string_view key, std::string_view value) {
+                   Message message;
+                   if (!ParseValue(key, value, &message).ok()) {
+                     batch->Delete(ToSlice(key));
+                     ++*n;
+                   }
+                   return absl::OkStatus();
+                 });
+}
+
+// Removes the records that LevelDB's repair kept although their bytes were
+// damaged (it reads logs without checking their checksums), as far as they
+// no longer parse.
+absl::Status DropDamagedRecords(leveldb::DB& db, RepairReport* report) {
+  leveldb::ReadOptions read;
+  read.verify_checksums = true;
+  leveldb::WriteBatch batch;
+  size_t* n = &report->damaged_records;
+  STORE_RETURN_IF_ERROR(
+      DropUnreadable<Endpoint>(db, read, kEndpointPrefix, &batch, n));
+  STORE_RETURN_IF_ERROR(
+      DropUnreadable<EventRecord>(db, read, kEventPrefix, &batch, n));
+  STORE_RETURN_IF_ERROR(DropUnreadable<IdempotencyRecord>(
+      db, read, kIdempotencyPrefix, &batch, n));
+  STORE_RETURN_IF_ERROR(
+      DropUnreadable<Delivery>(db, read, kDeliveryPrefix, &batch, n));
+  STORE_RETURN_IF_ERROR(
+      DropUnreadable<QueueEntryRecord>(db, read, kQueuePrefix, &batch, n));
+  STORE_RETURN_IF_ERROR(
+      DropUnreadable<StatsRecord>(db, read, kStatsPrefix, &batch, n));
+  leveldb::WriteOptions write;
+  write.sync = true;
+  return FromLevelDb(db.Write(write, &batch), "remove damaged records");
+}
+
+// Makes the records consistent after LevelDB's repair dropped some of them.
+absl::Status FixDanglingRecords(leveldb::DB& db, RepairReport* report) {
+  leveldb::ReadOptions read;
+  read.verify_checksums = true;
+  ReadView view(db, read);
+  leveldb::WriteBatch batch;
+  auto exists = [&](const std::string& key) -> absl::StatusOr<bool> {
+    std::string value;
+    absl::Status status = GetValue(db, view.options(), key, &value);
+    if (absl::IsNotFound(status)) return false;
+    if (!status.ok()) return status;
+    return true;
+  };
+  // Deletes each key of the family whose record (named by target(key)) is
+  // gone, counting them in *n.
+  auto drop_dangling = [&](std::string_view prefix, auto target, size_t* n) {
+    return ScanAll(db, view.options(), prefix,
+                   [&](std::string_view key, std::string_view) -> absl::Status {
+                     const std::string target_key = target(key);
+                     absl::StatusOr<bool> found = exists(target_key);
+                     if (!found.ok()) return found.status();
+                     if (!*found) {
+                       batch.Delete(ToSlice(key));
+                       ++*n;
+                     }
+                     return absl::OkStatus();
+                   });
+  };
+  STORE_RETURN_IF_ERROR(drop_dangling(
+      kQueuePrefix,
+      [](std::string_view key) {
+        return DeliveryKey(key.substr(kQueuePrefix.size()));
+      },
+      &report->dangling_queue_entries));
+  STORE_RETURN_IF_ERROR(drop_dangling(
+      kDeliveryListPrefix,
+      [](std::string_view key) {
+        return DeliveryKey(key.substr(
+            std::min(key.size(), kDeliveryListPrefix.size() + kTimeKeyBytes)));
+      },
+      &report->dangling_index_entries));
+  for (std::string_view prefix :
+       {kDeliveryEndpointPrefix, kDeliveryThreadPrefix}) {
+    STORE_RETURN_IF_ERROR(drop_dangling(
+        prefix,
+        [prefix](std::string_view key) {
+          return DeliveryKey(
+              IdAfterComponent(key, prefix.size(), kTimeKeyBytes));
+        },
+        &report->dangling_index_entries));
+  }
+  STORE_RETURN_IF_ERROR(drop_dangling(
+      kEndpointThreadPrefix,
+      [](std::string_view key) {
+        return EndpointKey(
+            IdAfterComponent(key, kEndpointThreadPrefix.size(), 0));
+      },
+      &report->dangling_endpoint_entries));
+
+  // Queued deliveries: without their event there is nothing to send; without
+  // their queue entry they would never be attempted.
+  STORE_RETURN_IF_ERROR(ScanAll(
+      db, view.options(), kDeliveryPrefix,
+      [&](std::string_view key, std::string_view value) -> absl::Status {
+        Delivery delivery;
+        STORE_RETURN_IF_ERROR(ParseValue(key, value, &delivery));
+        if (!IsQueued(delivery.status())) return absl::OkStatus();
+        absl::StatusOr<bool> has_event = exists(EventKey(delivery.event_id()));
+        if (!has_event.ok()) return has_event.status();
+        if (!*has_event) {
+          delivery.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
+          delivery.set_last_error(
+              "its event (the payload) was lost in a database repair");
+          delivery.clear_next_attempt_time();
+          ++report->deliveries_without_event;
+          return AddDeliveryState(delivery, false, &batch);
+        }
+        absl::StatusOr<bool> has_entry = exists(QueueKey(delivery.id()));
+        if (!has_entry.ok()) return has_entry.status();
+        if (!*has_entry) {
+          ++report->requeued_deliveries;
+          return AddDeliveryState(delivery, false, &batch);
+        }
+        return absl::OkStatus();
+      }));
+  leveldb::WriteOptions write;
+  write.sync = true;
+  return FromLevelDb(db.Write(write, &batch), "write the repaired records");
+}
+
+}  // namespace
+
+std::string RepairReport::ToString() const {
+  auto counts = [](size_t endpoints, size_t events, size_t deliveries,
+                   size_t queued) {
+    return Cat(std::to_string(endpoints), " endpoints, ",
+               std::to_string(events), " events, ", std::to_string(deliveries),
+               " deliveries (", std::to_string(queued), " queued)");
+  };
+  std::string out;
+  if (readable_before) {
+    out += Cat("Before the repair: ",
+               counts(endpoints_before, events_before, deliveries_before,
+                      queued_before),
+               ".\n");
+  } else {
+    out +=
+        Cat("Before the repair the database could not be read: ", error_before,
+            "\n");
+  }
+  out += "LevelDB's repair:\n";
+  for (const std::string& line : leveldb_log) out += Cat("  ", line, "\n");
+  out +=
+      Cat("After the repair: ",
+          counts(endpoints_after, events_after, deliveries_after, queued_after),
+          ".\n");
+  out += "Could not keep:\n";
+  bool lost_any = false;
+  auto lost = [&](size_t n, std::string_view what) {
+    if (n == 0) return;
+    lost_any = true;
+    out += Cat("  ", std::to_string(n), " ", what, "\n");
+  };
+  if (readable_before) {
+    auto minus = [](size_t a, size_t b) { return a > b ? a - b : 0; };
+    lost(minus(endpoints_before, endpoints_after), "endpoints");
+    lost(minus(events_before, events_after), "events");
+    lost(minus(deliveries_before, deliveries_after), "deliveries");
+  }
+  lost(damaged_records,
+       "records whose bytes were damaged and no longer parse (removed)");
+  lost(dangling_index_entries,
+       "list index entries of lost deliveries (removed)");
+  lost(dangling_queue_entries, "queue entries of lost deliveries (removed)");
+  lost(dangling_endpoint_entries,
+       "thread index entries of lost endpoints (removed)");
+  lost(deliveries_without_event,
+       "queued deliveries whose event was lost (ended as FAILED)");
+  if (!lost_any) {
+    out += readable_before
+               ? "  nothing that webhookd can tell\n"
+               : "  no dangling records; LevelDB's lines above say what it "
+                 "dropped\n";
+  }
+  if (requeued_deliveries > 0) {
+    out += Cat("Queued again: ", std::to_string(requeued_deliveries),
+               " deliveries whose queue entry was lost.\n");
+  }
+  return out;
+}
+
+absl::StatusOr<RepairReport> RepairLevelDbStore(
+    const std::string& dir, const LevelDbStoreOptions& options) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(dir, error)) {
+    return absl::NotFoundError(
+        Cat("data directory \"", dir, "\" does not exist"));
+  }
+  leveldb::Options db_options;
+  db_options.paranoid_checks = true;
+  db_options.create_if_missing = false;
+  if (options.env != nullptr) db_options.env = options.env;
+  CapturingLogger logger;
+  db_options.info_log = &logger;
+
+  RepairReport report;
+  {
+    absl::StatusOr<std::unique_ptr<leveldb::DB>> db =
+        OpenForRepair(dir, db_options);
+    if (absl::IsFailedPrecondition(db.status())) return db.status();
+    if (db.ok()) {
+      absl::StatusOr<RecordCounts> counts = CountRecords(**db);
+      if (counts.ok()) {
+        report.readable_before = true;
+        report.endpoints_before = counts->endpoints;
+        report.events_before = counts->events;
+        report.deliveries_before = counts->deliveries;
+        report.queued_before = counts->queued;
+      } else {
+        report.error_before = std::string(counts.status().message());
+      }
+    } else {
+      report.error_before = std::string(db.status().message());
+    }
+  }
+  logger.Take();  // Only the repair's own lines are reported.
+
+  leveldb::Status s = leveldb::RepairDB(dir, db_options);
+  report.leveldb_log = logger.Take();
+  if (!s.ok()) return FromLevelDb(s, Cat("repair of \"", dir, "\""));
+
+  absl::StatusOr<std::unique_ptr<leveldb::DB>> db =
+      OpenForRepair(dir, db_options);
+  if (!db.ok()) return db.status();
+  STORE_RETURN_IF_ERROR(DropDamagedRecords(**db, &report));
+  STORE_RETURN_IF_ERROR(FixDanglingRecords(**db, &report));
+  absl::StatusOr<RecordCounts> counts = CountRecords(**db);
+  if (!counts.ok()) return counts.status();
+  report.endpoints_after = counts->endpoints;
+  report.events_after = counts->events;
+  report.deliveries_after = counts->deliveries;
+  report.queued_after = counts->queued;
+  db->reset();  // Closed before the logger goes away.
+  return report;
 }
 
 }  // namespace webhookd

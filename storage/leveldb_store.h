@@ -25,8 +25,17 @@
 //   st/<endpoint_id>                     -> storage.StatsRecord
 //
 // A delivery's create_time never changes, so its three list index keys are
-// written once, by InsertEvent, and never removed. Deleting an endpoint keeps
-// its deliveries, their index keys and its st/ record.
+// written once, by InsertEvent, and removed only with the delivery, by
+// PruneBefore (log retention). Deleting an endpoint keeps its deliveries,
+// their index keys and its st/ record.
+//
+// Write failures. LevelDB's log writer cannot carry on after a failed append
+// (its idea of the block offset no longer matches the file), and a failed
+// sync or background write makes every later write fail. So after any failed
+// write the store closes the database and opens it again (recovering the log
+// up to the last whole record, into a new log file) before its next
+// operation; while that fails (the disk is still full, say), every call
+// returns Unavailable. Once the disk works again the next call reopens it.
 //
 // Page tokens are the web-safe base64 of the last index key a list call
 // examined; a token is valid only for the filter that produced it.
@@ -34,6 +43,7 @@
 #ifndef WEBHOOKD_STORAGE_LEVELDB_STORE_H_
 #define WEBHOOKD_STORAGE_LEVELDB_STORE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -53,6 +63,7 @@ class Cache;
 class DB;
 class Env;
 class FilterPolicy;
+struct Options;
 struct ReadOptions;
 class WriteBatch;
 }  // namespace leveldb
@@ -77,6 +88,50 @@ struct LevelDbStoreOptions {
   // and a next_page_token that continues the scan.
   int max_scan_per_list = 10000;
 };
+
+// What RepairLevelDbStore did and could not keep.
+struct RepairReport {
+  // Record counts before the repair, when the database could be opened
+  // then; otherwise why not.
+  bool readable_before = false;
+  std::string error_before;
+  size_t endpoints_before = 0;
+  size_t events_before = 0;
+  size_t deliveries_before = 0;
+  size_t queued_before = 0;
+  // LevelDB's account of the repair: each log and table file salvaged, the
+  // bytes and entries it dropped, the files it moved to <dir>/lost/.
+  std::vector<std::string> leveldb_log;
+  // Counts after the repair.
+  size_t endpoints_after = 0;
+  size_t events_after = 0;
+  size_t deliveries_after = 0;
+  size_t queued_after = 0;
+  // LevelDB's repair keeps the records of damaged logs without verifying
+  // their checksums: records that no longer parse are removed.
+  size_t damaged_records = 0;
+  // Records left pointing at lost ones, fixed after LevelDB's repair:
+  // list index entries and queue entries of lost deliveries (removed),
+  // endpoint index entries of lost endpoints (removed), and queued
+  // deliveries whose event (payload) was lost (ended as FAILED).
+  size_t dangling_index_entries = 0;
+  size_t dangling_queue_entries = 0;
+  size_t dangling_endpoint_entries = 0;
+  size_t deliveries_without_event = 0;
+  // Queued deliveries (PENDING or RETRYING) whose queue entry was lost,
+  // queued again.
+  size_t requeued_deliveries = 0;
+
+  // A human-readable account of all of the above, one item a line.
+  std::string ToString() const;
+};
+
+// Runs LevelDB's repair (leveldb::RepairDB) on the database in dir, then
+// makes the webhookd records consistent again (see RepairReport). The
+// directory must not be in use (FailedPrecondition otherwise). Unavailable
+// or DataLoss if the repaired database still cannot be opened.
+absl::StatusOr<RepairReport> RepairLevelDbStore(
+    const std::string& dir, const LevelDbStoreOptions& options = {});
 
 // LevelDbStore is safe for concurrent use by multiple threads. One process
 // at a time may open a directory.
@@ -114,32 +169,60 @@ class LevelDbStore final : public Store {
   absl::StatusOr<std::vector<QueuedDelivery>> LoadQueue() override;
   absl::StatusOr<EndpointStats> GetEndpointStats(
       std::string_view endpoint_id) override;
+  absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
+                                          absl::Time idempotency_cutoff,
+                                          size_t max_records) override;
 
  private:
-  LevelDbStore(std::unique_ptr<leveldb::Cache> block_cache,
+  LevelDbStore(std::string dir, std::unique_ptr<leveldb::Options> db_options,
+               std::unique_ptr<leveldb::Cache> block_cache,
                std::unique_ptr<const leveldb::FilterPolicy> filter_policy,
                std::unique_ptr<leveldb::DB> db, bool verify_checksums,
                int max_scan_per_list);
 
+  // After a failed write: closes the database and opens it again. On
+  // failure db_ stays null and reopen_needed_ set, for the next call.
+  void ReopenIfNeeded() ABSL_LOCKS_EXCLUDED(db_mu_);
+  // Unavailable with the reason the database is closed.
+  absl::Status ClosedError() const ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+
   leveldb::ReadOptions DefaultReadOptions() const;
   // Reads the value of key into *value. NotFound if absent.
-  absl::Status Get(std::string_view key, std::string* value);
+  absl::Status Get(std::string_view key, std::string* value)
+      ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
   // Adds the st/ writes for the finished attempts among changes to batch,
   // reading the current totals. The batch must be written before mu_ is
   // released, or concurrent callers would lose each other's counts.
   absl::Status AddStats(absl::Span<const DeliveryChange> changes,
                         leveldb::WriteBatch* batch)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Write(leveldb::WriteBatch* batch, bool sync);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+  // Writes batch; a failure schedules a reopen (see the file comment).
+  absl::Status Write(leveldb::WriteBatch* batch, bool sync)
+      ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
 
   // Constant after construction. The block cache and filter policy are used
   // by db_, so they are declared first and destroyed last.
+  const std::string dir_;
+  const std::unique_ptr<leveldb::Options> db_options_;
   const std::unique_ptr<leveldb::Cache> block_cache_;
   const std::unique_ptr<const leveldb::FilterPolicy> filter_policy_;
-  const std::unique_ptr<leveldb::DB> db_;
   // Paranoid stores also check the checksum of every block they read.
   const bool verify_checksums_;
   const int max_scan_per_list_;
+
+  // Held shared by every operation while it uses db_, exclusively to close
+  // and reopen it. Taken before mu_, never while holding it.
+  mutable absl::Mutex db_mu_;
+  // Null while a reopen keeps failing.
+  std::unique_ptr<leveldb::DB> db_ ABSL_GUARDED_BY(db_mu_);
+  absl::Status reopen_error_ ABSL_GUARDED_BY(db_mu_);
+  // A write failed: reopen before the next operation.
+  std::atomic<bool> reopen_needed_{false};
+
+  // Serialises PruneBefore calls; where the ev/ and idem/ sweeps resume.
+  absl::Mutex prune_mu_;
+  std::string event_sweep_cursor_ ABSL_GUARDED_BY(prune_mu_);
+  std::string idempotency_sweep_cursor_ ABSL_GUARDED_BY(prune_mu_);
 
   // Serialises the read-modify-write mutations: those touching st/ records
   // and PutEndpoint/DeleteEndpoint (which read the old ept/ key). It is held

@@ -5,6 +5,7 @@
 #ifndef WEBHOOKD_STORAGE_STORE_H_
 #define WEBHOOKD_STORAGE_STORE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -70,6 +71,15 @@ struct DeliveryChange {
   std::optional<DeliveryAttempt> finished_attempt;
 };
 
+// What one PruneBefore call removed.
+struct PruneResult {
+  size_t deliveries = 0;  // Finished deliveries, with their list entries.
+  size_t events = 0;      // Events none of whose deliveries remain.
+  size_t idempotency_records = 0;
+  // The call stopped at max_records deliveries: more may be due.
+  bool more = false;
+};
+
 enum class Durability {
   kSynced,    // On disk (fsync) before the call returns.
   kBuffered,  // Survives a process crash, may be lost in a machine crash.
@@ -132,6 +142,18 @@ class Store {
   // (including unknown ids: callers check existence).
   virtual absl::StatusOr<EndpointStats> GetEndpointStats(
       std::string_view endpoint_id) = 0;
+
+  // Retention.
+
+  // Removes up to max_records finished (SUCCESS or FAILED) deliveries
+  // created before `cutoff`, oldest first, with their list index entries and
+  // the events none of whose deliveries remain; also part of the old events
+  // that never had a delivery and of the idempotency records created before
+  // `idempotency_cutoff` (each call sweeps on from where the last stopped).
+  // Queued deliveries and endpoint stats (cumulative) are never removed.
+  virtual absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
+                                                  absl::Time idempotency_cutoff,
+                                                  size_t max_records) = 0;
 };
 
 }  // namespace webhookd

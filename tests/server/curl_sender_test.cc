@@ -616,5 +616,43 @@ TEST_F(CurlSenderTest, SendAfterShutdownFailsAtOnce) {
   EXPECT_EQ(receiver_.RequestCount(), 0u);
 }
 
+TEST_F(CurlSenderTest, ShutdownAbortIsMarkedAbortedNotFailed) {
+  receiver_.SetDefaultResponse(200, "", {}, absl::InfiniteDuration());
+  Results results;
+  auto sender = MakeSender();
+  sender->Send(Post(receiver_.Url()), results.Callback());
+  ASSERT_TRUE(receiver_.WaitForRequests(1, kWait));
+
+  sender->Shutdown(absl::Milliseconds(50));
+  sender->Send(Post(receiver_.Url()), results.Callback());
+
+  ASSERT_EQ(results.size(), 2u);
+  for (const HttpResult& result : results.Get()) {
+    EXPECT_TRUE(result.aborted) << result.error;
+  }
+}
+
+TEST_F(CurlSenderTest, FinishedRequestIsNotMarkedAborted) {
+  auto sender = MakeSender();
+
+  HttpResult result = SendAndWait(*sender, Post(receiver_.Url()));
+
+  EXPECT_EQ(result.status_code, 200);
+  EXPECT_FALSE(result.aborted);
+}
+
+TEST_F(CurlSenderTest, RetryAfterHeaderIsReturned) {
+  receiver_.PushResponse(503, "", {{"Retry-After", "120"}});
+  receiver_.PushResponse(200);
+  auto sender = MakeSender();
+
+  HttpResult with = SendAndWait(*sender, Post(receiver_.Url()));
+  HttpResult without = SendAndWait(*sender, Post(receiver_.Url()));
+
+  EXPECT_EQ(with.status_code, 503);
+  EXPECT_EQ(with.retry_after, absl::Seconds(120));
+  EXPECT_EQ(without.retry_after, std::nullopt);
+}
+
 }  // namespace
 }  // namespace webhookd

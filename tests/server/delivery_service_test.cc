@@ -504,6 +504,8 @@ TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
   webhook::v1::SubmitEventResponse first = Submit(stub(), request);
   webhook::v1::SubmitEventResponse again = Submit(stub(), request);
   EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString());
+  // Let the attempt finish: one cut short by Stop() would be re-sent.
+  WaitFinished(first.delivery_ids(0));
 
   server_.Stop();
   server_.Start();

@@ -23,8 +23,12 @@ MATCHER_P(IsInvalidArgumentFor, field,
          absl::StartsWith(arg.message(), absl::StrCat(field, ": "));
 }
 
-constexpr TargetPolicy kSecure{};
-constexpr TargetPolicy kInsecure{.allow_insecure_targets = true};
+const TargetPolicy kSecure;
+const TargetPolicy kInsecure = [] {
+  TargetPolicy policy;
+  policy.allow_insecure_targets = true;
+  return policy;
+}();
 
 webhook::v1::Endpoint ValidEndpoint() {
   webhook::v1::Endpoint endpoint;
@@ -188,7 +192,8 @@ TEST(ValidateUrlTest, AcceptsHttps) {
                   .ok());
   EXPECT_TRUE(ValidateUrl("https://example.com", kSecure, "u").ok());
   EXPECT_TRUE(ValidateUrl("https://example.com:8443/a?b=c", kSecure, "u").ok());
-  EXPECT_TRUE(ValidateUrl("https://[2001:db8::1]/hook", kSecure, "u").ok());
+  EXPECT_TRUE(
+      ValidateUrl("https://[2606:4700:4700::1111]/hook", kSecure, "u").ok());
 }
 
 TEST(ValidateUrlTest, SchemeIsCaseInsensitive) {
@@ -452,8 +457,10 @@ TEST(ValidateHeadersTest, ReservedNamesRefusedInAnyCase) {
            "Host", "Content-Length", "Content-Type", "Transfer-Encoding",
            "Connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Expect",
            "Proxy-Authorization", "Proxy-Connection", "User-Agent",
-           "X-Hub-Signature-256", "X-Webhook-Id", "X-Webhook-Event",
-           "X-Webhook-Attempt", "X-Webhook-Foo"}) {
+           "X-Hub-Signature-256", "X-Hub-Signature", "X-Webhook-Id",
+           "X-Webhook-Event", "X-Webhook-Attempt", "X-Webhook-Foo",
+           "Content-Encoding", "Content-Language", "Content-MD5",
+           "Content-Range", "Content-Disposition"}) {
     for (const std::string& variant : std::vector<std::string>{
              name, absl::AsciiStrToLower(name), absl::AsciiStrToUpper(name)}) {
       EXPECT_TRUE(IsReservedHeader(variant)) << variant;
@@ -467,7 +474,7 @@ TEST(ValidateHeadersTest, ReservedNamesRefusedInAnyCase) {
 TEST(ValidateHeadersTest, SimilarButUnreservedNamesAccepted) {
   for (const char* name :
        {"Authorization", "X-Webhook", "X-Webhooks-Id", "Proxy", "Hosts", "TE2",
-        "X-Hub-Signature", "Content-Language-Hint"}) {
+        "X-Hub", "Content", "X-Content-Type-Options"}) {
     EXPECT_FALSE(IsReservedHeader(name)) << name;
     EXPECT_TRUE(CheckHeader(name, "v").ok()) << name;
   }

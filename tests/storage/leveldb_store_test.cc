@@ -23,6 +23,7 @@
 #include "leveldb/db.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
+#include "tests/support/fault_env.h"
 #include "tests/support/test_dir.h"
 
 namespace webhookd {
@@ -31,6 +32,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 using webhook::v1::DELIVERY_STATUS_FAILED;
 using webhook::v1::DELIVERY_STATUS_PENDING;
@@ -1011,6 +1013,322 @@ TEST_F(LevelDbStoreTest, FailedSyncReturnsUnavailable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   EXPECT_THAT(status.message(), HasSubstr("injected sync failure"));
   store_.reset();  // Before env goes away.
+}
+
+// --- Retention
+// ----------------------------------------------------------------
+
+constexpr int64_t kHourMicros = 3600LL * 1'000'000;
+
+TEST_F(LevelDbStoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
+  const int64_t old = kBaseMicros - 48 * kHourMicros;
+  std::vector<Delivery> pruned = Submit("ev_old", "thread-a", {"ep_1"}, old);
+  std::vector<Delivery> kept =
+      Submit("ev_new", "thread-a", {"ep_1"}, kBaseMicros);
+  ASSERT_OK(store_->UpdateDeliveries(
+      {Finished(pruned[0], 200, 5), Finished(kept[0], 200, 5)},
+      Durability::kSynced));
+  absl::StatusOr<EndpointStats> stats_before = store_->GetEndpointStats("ep_1");
+  ASSERT_OK(stats_before);
+
+  absl::StatusOr<PruneResult> result =
+      store_->PruneBefore(absl::FromUnixMicros(kBaseMicros - kHourMicros),
+                          absl::FromUnixMicros(kBaseMicros - kHourMicros), 100);
+
+  ASSERT_OK(result);
+  EXPECT_EQ(result->deliveries, 1u);
+  EXPECT_EQ(result->events, 1u);
+  EXPECT_FALSE(result->more);
+  EXPECT_EQ(store_->GetDelivery(pruned[0].id()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetEvent("ev_old").status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_OK(store_->GetDelivery(kept[0].id()));
+  // No list shows it, and none trips over a dangling index entry.
+  for (const DeliveryFilter& filter :
+       {DeliveryFilter(), ForEndpoint("ep_1"), ForThread("thread-a")}) {
+    absl::StatusOr<DeliveryPage> page = store_->ListDeliveries(filter, 10, "");
+    ASSERT_OK(page);
+    EXPECT_THAT(Ids(page->deliveries), ElementsAre(kept[0].id()));
+  }
+  // Stats are cumulative: they still count the pruned attempt.
+  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->total_deliveries(), 2);
+  EXPECT_EQ(stats->total_deliveries(), stats_before->total_deliveries());
+}
+
+TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
+  const int64_t old = kBaseMicros - 48 * kHourMicros;
+  std::vector<Delivery> queued = Submit("ev_1", "thread-a", {"ep_1"}, old);
+  Delivery retrying = queued[0];
+  retrying.set_status(DELIVERY_STATUS_RETRYING);
+  ASSERT_OK(store_->UpdateDeliveries({Change(retrying)}, Durability::kSynced));
+
+  absl::StatusOr<PruneResult> result =
+      store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
+                          absl::FromUnixMicros(kBaseMicros), 100);
+
+  ASSERT_OK(result);
+  EXPECT_EQ(result->deliveries, 0u);
+  ASSERT_OK(store_->GetDelivery(queued[0].id()));
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  EXPECT_THAT(*queue, SizeIs(1));
+}
+
+TEST_F(LevelDbStoreTest, PruneKeepsEventUntilItsLastDeliveryGoes) {
+  const int64_t old = kBaseMicros - 48 * kHourMicros;
+  std::vector<Delivery> deliveries =
+      Submit("ev_1", "thread-a", {"ep_1", "ep_2"}, old);
+  // One finished, one still queued.
+  ASSERT_OK(store_->UpdateDeliveries({Finished(deliveries[0], 200, 5)},
+                                     Durability::kSynced));
+
+  ASSERT_OK(store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
+                                absl::FromUnixMicros(kBaseMicros), 100));
+  ASSERT_OK(store_->GetDelivery(deliveries[1].id()));  // Joins the event.
+
+  ASSERT_OK(store_->UpdateDeliveries({Finished(deliveries[1], 200, 5)},
+                                     Durability::kSynced));
+  absl::StatusOr<PruneResult> result =
+      store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
+                          absl::FromUnixMicros(kBaseMicros), 100);
+  ASSERT_OK(result);
+  EXPECT_EQ(result->deliveries, 1u);
+  EXPECT_EQ(result->events, 1u);
+  EXPECT_EQ(store_->GetEvent("ev_1").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(LevelDbStoreTest, PruneStopsAtMaxRecordsOldestFirst) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    std::vector<Delivery> d =
+        Submit(absl::StrCat("ev_", i), "thread-a", {"ep_1"},
+               kBaseMicros - (10 - i) * kHourMicros);
+    ASSERT_OK(store_->UpdateDeliveries({Finished(d[0], 200, 5)},
+                                       Durability::kSynced));
+    ids.push_back(d[0].id());
+  }
+  const absl::Time cutoff = absl::FromUnixMicros(kBaseMicros);
+
+  absl::StatusOr<PruneResult> first = store_->PruneBefore(cutoff, cutoff, 2);
+  ASSERT_OK(first);
+  EXPECT_EQ(first->deliveries, 2u);
+  EXPECT_TRUE(first->more);
+  EXPECT_EQ(store_->GetDelivery(ids[0]).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetDelivery(ids[1]).status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_OK(store_->GetDelivery(ids[2]));
+
+  absl::StatusOr<PruneResult> rest = store_->PruneBefore(cutoff, cutoff, 10);
+  ASSERT_OK(rest);
+  EXPECT_EQ(rest->deliveries, 3u);
+  EXPECT_FALSE(rest->more);
+}
+
+TEST_F(LevelDbStoreTest, PruneRemovesOldIdempotencyRecordsAndLoneEvents) {
+  // An event that had no endpoint, so no delivery, with a key.
+  EventRecord lone = MakeEvent("ev_lone", "thread-a", {}, "key-1");
+  lone.set_create_time_unix_micros(kBaseMicros - 48 * kHourMicros);
+  ASSERT_OK(store_->InsertEvent(lone, {}));
+  EventRecord recent = MakeEvent("ev_recent", "thread-a", {}, "key-2");
+  ASSERT_OK(store_->InsertEvent(recent, {}));
+
+  absl::StatusOr<PruneResult> result =
+      store_->PruneBefore(absl::FromUnixMicros(kBaseMicros - kHourMicros),
+                          absl::FromUnixMicros(kBaseMicros - kHourMicros), 100);
+
+  ASSERT_OK(result);
+  EXPECT_EQ(result->events, 1u);
+  EXPECT_EQ(result->idempotency_records, 1u);
+  EXPECT_EQ(store_->GetEvent("ev_lone").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->FindSubmission(7, "key-1").status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_OK(store_->GetEvent("ev_recent"));
+  ASSERT_OK(store_->FindSubmission(7, "key-2"));
+}
+
+// --- Write faults
+// --------------------------------------------------------------
+
+using webhookd::testing::FaultInjectionEnv;
+
+class LevelDbStoreFaultTest : public LevelDbStoreTest {
+ protected:
+  void SetUp() override {
+    options_.env = &env_;
+    Reopen(options_);
+  }
+  void TearDown() override { store_.reset(); }  // Before env_ goes away.
+
+  FaultInjectionEnv env_;
+  LevelDbStoreOptions options_;
+};
+
+TEST_F(LevelDbStoreFaultTest, FullDiskFailsWritesWithUnavailable) {
+  env_.SetWriteFault(FaultInjectionEnv::Fault::kNoSpace);
+
+  Delivery delivery =
+      MakeDelivery("dlv_1", "ev_1", "ep_1", "thread-a", kBaseMicros);
+  absl::Status status = store_->InsertEvent(
+      MakeEvent("ev_1", "thread-a", {delivery}), {delivery});
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr("No space left on device"));
+  // And every write after it, until the disk works again.
+  status = store_->PutEndpoint(MakeEndpoint("ep_1", "thread-a"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_GT(env_.injected_failures(), 0);
+}
+
+TEST_F(LevelDbStoreFaultTest, WritesWorkAgainOnceTheDiskRecovers) {
+  ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_1", "thread-a")));
+  env_.SetWriteFault(FaultInjectionEnv::Fault::kIoError);
+  EXPECT_EQ(store_->PutEndpoint(MakeEndpoint("ep_2", "thread-a")).code(),
+            absl::StatusCode::kUnavailable);
+  // Reads may fail while the database cannot be reopened, but never crash.
+  (void)store_->GetEndpoint("ep_1");
+
+  env_.SetWriteFault(FaultInjectionEnv::Fault::kNone);
+
+  ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_3", "thread-a")));
+  ASSERT_OK(store_->GetEndpoint("ep_1"));
+  ASSERT_OK(store_->GetEndpoint("ep_3"));
+  EXPECT_EQ(store_->GetEndpoint("ep_2").status().code(),
+            absl::StatusCode::kNotFound);
+  // What was written after the fault survives a restart: the log is intact
+  // and passes the paranoid checks.
+  Reopen(options_);
+  ASSERT_OK(store_->GetEndpoint("ep_1"));
+  ASSERT_OK(store_->GetEndpoint("ep_3"));
+}
+
+TEST_F(LevelDbStoreFaultTest, FailedBufferedWriteIsRetriableAfterRecovery) {
+  std::vector<Delivery> deliveries =
+      Submit("ev_1", "thread-a", {"ep_1"}, kBaseMicros);
+  env_.SetWriteFault(FaultInjectionEnv::Fault::kNoSpace);
+  EXPECT_EQ(store_
+                ->UpdateDeliveries({Finished(deliveries[0], 200, 5)},
+                                   Durability::kBuffered)
+                .code(),
+            absl::StatusCode::kUnavailable);
+  env_.SetWriteFault(FaultInjectionEnv::Fault::kNone);
+
+  ASSERT_OK(store_->UpdateDeliveries({Finished(deliveries[0], 200, 5)},
+                                     Durability::kBuffered));
+
+  absl::StatusOr<Delivery> delivery = store_->GetDelivery(deliveries[0].id());
+  ASSERT_OK(delivery);
+  EXPECT_EQ(delivery->status(), DELIVERY_STATUS_SUCCESS);
+  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
+  ASSERT_OK(stats);
+  EXPECT_EQ(stats->total_deliveries(), 1) << "the failed write counted none";
+}
+
+// --- Repair
+// ---------------------------------------------------------------------
+
+TEST_F(LevelDbStoreTest, RepairSalvagesCorruptedLogAndReportsLosses) {
+  ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_1", "thread-a")));
+  for (int i = 0; i < 20; ++i) {
+    Submit(absl::StrCat("ev_", i), "thread-a", {"ep_1"}, kBaseMicros + i);
+  }
+  store_.reset();
+  const std::filesystem::path log = FindFile(path_, ".log");
+  ASSERT_FALSE(log.empty());
+  {
+    // Damage the middle of the log: the records there are lost.
+    const auto size = std::filesystem::file_size(log);
+    std::fstream file(log, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(size / 2));
+    file << std::string(64, '\x5a');
+  }
+  ASSERT_EQ(LevelDbStore::Open(path_).status().code(),
+            absl::StatusCode::kDataLoss);
+
+  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+
+  ASSERT_OK(report);
+  EXPECT_FALSE(report->readable_before);
+  EXPECT_THAT(report->error_before, HasSubstr("corrupt"));
+  EXPECT_GT(report->deliveries_after, 0u);
+  EXPECT_LT(report->deliveries_after, 20u);
+  const std::string text = report->ToString();
+  // LevelDB's own account names the damaged record it skipped.
+  EXPECT_THAT(text, HasSubstr("ignoring Corruption"));
+  EXPECT_THAT(text, HasSubstr("After the repair"));
+  // The repaired database opens with paranoid checks and lists cleanly.
+  Reopen();
+  ASSERT_OK(store_->GetEndpoint("ep_1"));
+  absl::StatusOr<DeliveryPage> page =
+      store_->ListDeliveries(DeliveryFilter(), 1000, "");
+  ASSERT_OK(page);
+  EXPECT_EQ(page->deliveries.size(), report->deliveries_after);
+  for (const Delivery& delivery : page->deliveries) {
+    ASSERT_OK(store_->GetDelivery(delivery.id()));
+  }
+}
+
+TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
+  std::vector<Delivery> no_event =
+      Submit("ev_1", "thread-a", {"ep_1"}, kBaseMicros);
+  std::vector<Delivery> lost =
+      Submit("ev_2", "thread-a", {"ep_1"}, kBaseMicros);
+  store_.reset();
+  {
+    // As if LevelDB's repair had dropped these two records.
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "ev/ev_1").ok());
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "d/" + lost[0].id()).ok());
+  }
+
+  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+
+  ASSERT_OK(report);
+  EXPECT_EQ(report->deliveries_without_event, 1u);
+  EXPECT_EQ(report->dangling_index_entries, 3u);  // dl/, dle/ and dlt/.
+  EXPECT_EQ(report->dangling_queue_entries, 1u);
+  EXPECT_THAT(report->ToString(),
+              HasSubstr("1 queued deliveries whose event was lost"));
+  Reopen();
+  absl::StatusOr<DeliveryPage> page =
+      store_->ListDeliveries(DeliveryFilter(), 10, "");
+  ASSERT_OK(page);
+  ASSERT_THAT(page->deliveries, SizeIs(1));
+  EXPECT_EQ(page->deliveries[0].id(), no_event[0].id());
+  EXPECT_EQ(page->deliveries[0].status(), DELIVERY_STATUS_FAILED);
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  EXPECT_THAT(*queue, IsEmpty());
+}
+
+TEST_F(LevelDbStoreTest, RepairOfHealthyDatabaseLosesNothing) {
+  ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_1", "thread-a")));
+  Submit("ev_1", "thread-a", {"ep_1"}, kBaseMicros);
+  store_.reset();
+
+  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->readable_before);
+  EXPECT_EQ(report->endpoints_before, 1u);
+  EXPECT_EQ(report->endpoints_after, 1u);
+  EXPECT_EQ(report->deliveries_before, 1u);
+  EXPECT_EQ(report->deliveries_after, 1u);
+  EXPECT_EQ(report->queued_after, 1u);
+  EXPECT_THAT(report->ToString(), HasSubstr("nothing that webhookd can tell"));
+}
+
+TEST_F(LevelDbStoreTest, RepairRefusesADatabaseInUse) {
+  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kFailedPrecondition)
+      << report.status();
 }
 
 }  // namespace

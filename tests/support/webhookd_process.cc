@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,17 @@
 
 namespace webhookd::testing {
 namespace {
+
+// A webhookd stopping gracefully waits until each client connection acks
+// its shutdown ping, and an idle client channel reads its socket only when
+// gRPC's backup poller runs: every 5 s by default. Poll more often, so that
+// tests that signal a process they talked to do not wait for it. Runs
+// before main(), so before gRPC reads its configuration.
+[[maybe_unused]] const bool kFastBackupPoll = [] {
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100",
+         /*overwrite=*/0);
+  return true;
+}();
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);

@@ -1,0 +1,1417 @@
+// webhook-bench: the benchmark of issue 6 (see BENCHMARKS.md).
+//
+// An open-loop load generator (asynchronous SubmitEvent calls at a fixed
+// rate, timed from their scheduled start) and an in-process HTTP sink
+// (libmicrohttpd on 127.0.0.1), against a webhookd child process on a temp
+// data directory (or a running one, --target). Every run ends with a ledger
+// that must balance; the exit code is 1 when one does not.
+//
+//   webhook-bench --scenario=fanout1 [--rate=N] [--duration=35s] [--runs=3]
+//
+// Scenarios: fanout1, fanout10, endpoints10k, latency, hanging, backlog,
+// fanout_big.
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "bench/calibration.h"
+#include "bench/http_sink.h"
+#include "bench/ledger.h"
+#include "bench/load_generator.h"
+#include "bench/proc_stats.h"
+#include "bench/server_process.h"
+#include "nlohmann/json.hpp"
+#include "webhook/v1/webhook_service.grpc.pb.h"
+
+#ifndef WEBHOOKD_DEFAULT_BINARY
+#define WEBHOOKD_DEFAULT_BINARY "server/webhookd"
+#endif
+
+ABSL_FLAG(std::string, scenario, "fanout1",
+          "fanout1 | fanout10 | endpoints10k | latency | hanging | backlog | "
+          "fanout_big (see BENCHMARKS.md).");
+ABSL_FLAG(std::string, webhookd, WEBHOOKD_DEFAULT_BINARY,
+          "The webhookd binary to start (one process per run).");
+ABSL_FLAG(std::string, target, "",
+          "host:port of a running webhookd (started with "
+          "--allow_insecure_targets) instead of starting one.");
+ABSL_FLAG(int, server_pid, 0,
+          "With --target: the server's pid, for CPU, RSS and disk figures.");
+ABSL_FLAG(std::string, work_dir, "",
+          "Where the temp directory (data dirs, logs) goes; default $TMPDIR "
+          "or /tmp. Use a disk-backed filesystem: synced writes on tmpfs "
+          "cost nothing.");
+ABSL_FLAG(bool, keep_data, false, "Keep the temp directory afterwards.");
+ABSL_FLAG(double, rate, 0, "Events per second (0: the scenario's default).");
+ABSL_FLAG(absl::Duration, duration, absl::ZeroDuration(),
+          "Length of the schedule, warm-up included (0: scenario default).");
+ABSL_FLAG(absl::Duration, warmup, absl::Seconds(-1),
+          "Start of the schedule left out of the figures (negative: the "
+          "scenario default, at most a quarter of the duration).");
+ABSL_FLAG(int64_t, events, 0,
+          "At most this many events (0: rate x duration; fanout_big: 3).");
+ABSL_FLAG(int, threads, 0, "Workbench threads (0: scenario default).");
+ABSL_FLAG(int, endpoints_per_thread, 0,
+          "Endpoints on each thread (0: scenario default).");
+ABSL_FLAG(int, max_outstanding, 1000,
+          "SubmitEvent calls open at once; later calls wait, timed from "
+          "their scheduled start.");
+ABSL_FLAG(int, channels, 2, "gRPC channels (HTTP/2 connections).");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::ZeroDuration(),
+          "After the schedule, how long to wait for outstanding deliveries "
+          "before closing the ledger (0: 30s; fanout_big: 120s per event).");
+ABSL_FLAG(int, runs, 1, "Repetitions (fresh webhookd each); medians shown.");
+ABSL_FLAG(bool, calibrate, true,
+          "Measure the loopback ceiling with wrk after the runs "
+          "(--no-calibrate to skip).");
+ABSL_FLAG(absl::Duration, calibrate_duration, absl::Seconds(5),
+          "wrk -d of the calibration.");
+ABSL_FLAG(std::string, wrk, "wrk", "The wrk binary.");
+ABSL_FLAG(int, wrk_threads, 1, "wrk -t of the calibration.");
+ABSL_FLAG(int, wrk_connections, 64, "wrk -c of the calibration.");
+ABSL_FLAG(int, sink_threads, 2, "HTTP sink threads (at least 2).");
+ABSL_FLAG(int64_t, backlog, 1000000, "backlog: queued deliveries to build.");
+ABSL_FLAG(int, backlog_in_flight, 16,
+          "backlog: webhookd --max_in_flight while the backlog builds (the "
+          "sink holds those attempts).");
+ABSL_FLAG(double, hang_fraction, 0.1,
+          "hanging: share of the endpoints that hang.");
+ABSL_FLAG(absl::Duration, hang_time, absl::Seconds(60),
+          "How long the sink holds a /hang request before answering 503 "
+          "(longer than webhookd's --attempt_timeout).");
+ABSL_FLAG(bool, json, false,
+          "Print the figures as JSON on stdout (the report goes to stderr).");
+ABSL_FLAG(int64_t, ledger_list_limit, 100000,
+          "Up to this many unreceived deliveries, the ledger lists PENDING "
+          "and RETRYING deliveries; above, it samples them with GetDelivery.");
+ABSL_FLAG(int64_t, ledger_samples, 1000,
+          "GetDelivery checks the ledger makes at most.");
+ABSL_FLAG(int, setup_concurrency, 32, "CreateEndpoint calls open at once.");
+
+namespace webhookd::bench {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using webhook::v1::WebhookService;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+void Progress(const std::string& line) {
+  std::fprintf(stderr, "webhook-bench: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+// The report: stdout, or stderr when stdout carries JSON.
+FILE* ReportStream() { return absl::GetFlag(FLAGS_json) ? stderr : stdout; }
+
+// Settings of one scenario after defaults and flags.
+struct Settings {
+  std::string scenario;
+  int threads = 100;
+  int endpoints_per_thread = 1;
+  double rate = 1000;
+  absl::Duration duration = absl::Seconds(35);
+  absl::Duration warmup = absl::Seconds(5);
+  int64_t events = 0;
+  absl::Duration drain_timeout = absl::Seconds(30);
+  std::vector<std::string> server_flags;
+  std::string work_dir;  // The temp directory of this invocation.
+};
+
+absl::StatusOr<Settings> ResolveSettings(
+    std::vector<std::string> server_flags) {
+  Settings s;
+  s.scenario = absl::GetFlag(FLAGS_scenario);
+  s.server_flags = std::move(server_flags);
+  if (s.scenario == "fanout1") {
+    s.threads = 100;
+    s.endpoints_per_thread = 1;
+    s.rate = 10000;
+  } else if (s.scenario == "fanout10") {
+    s.threads = 100;
+    s.endpoints_per_thread = 10;
+    s.rate = 2000;
+  } else if (s.scenario == "endpoints10k") {
+    s.threads = 10000;
+    s.endpoints_per_thread = 1;
+    s.rate = 5000;
+  } else if (s.scenario == "latency") {
+    s.threads = 100;
+    s.endpoints_per_thread = 1;
+    s.rate = 1000;
+  } else if (s.scenario == "hanging") {
+    s.threads = 1000;
+    s.endpoints_per_thread = 1;
+    s.rate = 10000;
+  } else if (s.scenario == "backlog") {
+    s.threads = 10;
+    s.endpoints_per_thread = 100;
+    s.rate = 5000;
+    s.duration = absl::Seconds(900);
+  } else if (s.scenario == "fanout_big") {
+    s.threads = 1;
+    s.endpoints_per_thread = 10000;
+    s.events = 3;
+    s.drain_timeout = absl::Seconds(120);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown --scenario=", s.scenario));
+  }
+  if (absl::GetFlag(FLAGS_threads) > 0)
+    s.threads = absl::GetFlag(FLAGS_threads);
+  if (absl::GetFlag(FLAGS_endpoints_per_thread) > 0) {
+    s.endpoints_per_thread = absl::GetFlag(FLAGS_endpoints_per_thread);
+  }
+  if (absl::GetFlag(FLAGS_rate) > 0) s.rate = absl::GetFlag(FLAGS_rate);
+  if (absl::GetFlag(FLAGS_duration) > absl::ZeroDuration()) {
+    s.duration = absl::GetFlag(FLAGS_duration);
+  }
+  s.warmup = absl::GetFlag(FLAGS_warmup);
+  if (s.warmup < absl::ZeroDuration()) {
+    s.warmup = std::min(absl::Seconds(5), s.duration / 4);
+  }
+  if (s.warmup >= s.duration) {
+    return absl::InvalidArgumentError("--warmup must be below --duration");
+  }
+  if (absl::GetFlag(FLAGS_events) > 0) s.events = absl::GetFlag(FLAGS_events);
+  if (absl::GetFlag(FLAGS_drain_timeout) > absl::ZeroDuration()) {
+    s.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  }
+  if (s.scenario == "backlog") {
+    if (!absl::GetFlag(FLAGS_target).empty()) {
+      return absl::InvalidArgumentError(
+          "backlog restarts webhookd: it cannot use --target");
+    }
+    if (s.events == 0) {
+      // Each event queues one delivery per endpoint of its thread.
+      s.events = (absl::GetFlag(FLAGS_backlog) + s.endpoints_per_thread - 1) /
+                 s.endpoints_per_thread;
+    }
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Figures.
+
+struct Figure {
+  std::string key;
+  std::string label;
+  double value = kNaN;
+  std::string unit;
+};
+
+struct PhaseResult {
+  std::string label;
+  std::vector<Figure> figures;
+  Ledger ledger;
+  bool ledger_closed = false;
+  std::string load_before;
+  std::string load_after;
+  std::vector<std::string> notes;
+};
+
+struct RunResult {
+  std::vector<PhaseResult> phases;
+  std::vector<Figure> summary;  // Figures across phases (ratios).
+};
+
+void Add(std::vector<Figure>& figures, const std::string& key,
+         const std::string& label, double value, const std::string& unit) {
+  Figure figure;
+  figure.key = key;
+  figure.label = label;
+  figure.value = value;
+  figure.unit = unit;
+  figures.push_back(std::move(figure));
+}
+
+double Find(const std::vector<Figure>& figures, const std::string& key) {
+  for (const Figure& figure : figures) {
+    if (figure.key == key) return figure.value;
+  }
+  return kNaN;
+}
+
+std::string FormatValue(double value, const std::string& unit) {
+  if (std::isnan(value)) return "n/a";
+  if (std::isinf(value)) return "> cut-off (some not sent/delivered)";
+  if (value == std::floor(value) && std::fabs(value) < 1e15 && unit != "ms" &&
+      unit != "s") {
+    return absl::StrCat(static_cast<int64_t>(value), unit.empty() ? "" : " ",
+                        unit);
+  }
+  const int precision = std::fabs(value) >= 1000  ? 0
+                        : std::fabs(value) >= 10  ? 1
+                        : std::fabs(value) >= 0.1 ? 2
+                                                  : 4;
+  return absl::StrCat(absl::StrFormat("%.*f", precision, value),
+                      unit.empty() ? "" : " ", unit);
+}
+
+Json FigureJson(double value) {
+  if (std::isnan(value)) return nullptr;
+  if (std::isinf(value)) return "not delivered by cut-off";
+  return value;
+}
+
+double Median(std::vector<double> values) {
+  std::vector<double> kept;
+  for (double value : values) {
+    if (!std::isnan(value)) kept.push_back(value);
+  }
+  if (kept.empty()) return kNaN;
+  std::sort(kept.begin(), kept.end());
+  const size_t n = kept.size();
+  if (n % 2 == 1) return kept[n / 2];
+  if (std::isinf(kept[n / 2])) return kept[n / 2];
+  return (kept[n / 2 - 1] + kept[n / 2]) / 2;
+}
+
+// Nearest-rank quantile of `sorted` plus `missing` values beyond the
+// cut-off (+inf): a delivery that never came counts as the slowest.
+double Quantile(const std::vector<int64_t>& sorted, int64_t missing, double q) {
+  const int64_t total = static_cast<int64_t>(sorted.size()) + missing;
+  if (total == 0) return kNaN;
+  int64_t rank = static_cast<int64_t>(std::ceil(q * total)) - 1;
+  rank = std::clamp<int64_t>(rank, 0, total - 1);
+  if (rank >= static_cast<int64_t>(sorted.size())) return kInf;
+  return static_cast<double>(sorted[rank]) / 1e6;
+}
+
+void AddLatencies(std::vector<Figure>& figures, const std::string& key,
+                  const std::string& label, std::vector<int64_t> values,
+                  int64_t missing) {
+  std::sort(values.begin(), values.end());
+  Add(figures, key + "_p50_ms", label + " p50", Quantile(values, missing, 0.5),
+      "ms");
+  Add(figures, key + "_p99_ms", label + " p99", Quantile(values, missing, 0.99),
+      "ms");
+  Add(figures, key + "_p999_ms", label + " p99.9",
+      Quantile(values, missing, 0.999), "ms");
+  Add(figures, key + "_max_ms", label + " max", Quantile(values, missing, 1.0),
+      "ms");
+}
+
+// ---------------------------------------------------------------------------
+// The server under test.
+
+struct Server {
+  std::unique_ptr<ServerProcess> process;  // Null with --target.
+  std::string address;
+  pid_t pid = 0;  // 0: unknown.
+  std::string data_dir;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::unique_ptr<WebhookService::Stub> stub;
+};
+
+absl::StatusOr<Server> StartServer(const Settings& settings,
+                                   const std::string& name,
+                                   const std::vector<std::string>& flags) {
+  Server server;
+  if (!absl::GetFlag(FLAGS_target).empty()) {
+    server.address = absl::GetFlag(FLAGS_target);
+    server.pid = absl::GetFlag(FLAGS_server_pid);
+  } else {
+    server.data_dir = absl::StrCat(settings.work_dir, "/", name, "-data");
+    absl::StatusOr<std::unique_ptr<ServerProcess>> process =
+        ServerProcess::Start(absl::GetFlag(FLAGS_webhookd), server.data_dir,
+                             absl::StrCat(settings.work_dir, "/", name, ".log"),
+                             flags, absl::Seconds(60));
+    if (!process.ok()) return process.status();
+    server.process = *std::move(process);
+    server.address = server.process->address();
+    server.pid = server.process->pid();
+  }
+  server.channels = OpenChannels(server.address, absl::GetFlag(FLAGS_channels));
+  for (const auto& channel : server.channels) {
+    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
+                                   std::chrono::seconds(20))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to webhookd at ", server.address));
+    }
+  }
+  server.stub = WebhookService::NewStub(server.channels[0]);
+  return server;
+}
+
+// Stops a server this benchmark started; records how long it took.
+void StopServer(Server& server, PhaseResult& result,
+                const std::string& key = "server_stop_s") {
+  if (server.process == nullptr) return;
+  const int64_t begin = NowNanos();
+  const int status = server.process->Stop(absl::Seconds(30));
+  Add(result.figures, key, "server stop (SIGTERM to exit)",
+      (NowNanos() - begin) / 1e9, "s");
+  if (status != 0) {
+    result.notes.push_back(
+        absl::StrCat("webhookd exit status ", status, " (see its log)"));
+  }
+  server.process.reset();
+}
+
+std::optional<ProcessSample> Sample(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  absl::StatusOr<ProcessSample> sample = SampleProcess(pid);
+  if (!sample.ok()) return std::nullopt;
+  return *sample;
+}
+
+// ---------------------------------------------------------------------------
+// Endpoints and requests.
+
+// Whether thread `t` of a phase with `fraction` hanging threads hangs:
+// spread evenly (with 0.1, threads 9, 19, 29, ...).
+bool Hangs(int t, double fraction) {
+  return std::floor((t + 1) * fraction) > std::floor(t * fraction);
+}
+
+struct Workload {
+  std::vector<webhook::v1::SubmitEventRequest> requests;  // One per thread.
+  std::vector<bool> hanging;                              // Per thread.
+  int64_t endpoints = 0;
+  double setup_seconds = 0;
+};
+
+absl::StatusOr<Workload> SetUpWorkload(const Settings& settings, Server& server,
+                                       HttpSink& sink,
+                                       const std::string& prefix,
+                                       double hang_fraction) {
+  Workload workload;
+  std::vector<webhook::v1::Endpoint> endpoints;
+  for (int t = 0; t < settings.threads; ++t) {
+    const std::string thread = absl::StrCat(prefix, "-t", t);
+    const bool hang = hang_fraction > 0 && Hangs(t, hang_fraction);
+    workload.requests.push_back(ExampleEvent(thread));
+    workload.hanging.push_back(hang);
+    for (int e = 0; e < settings.endpoints_per_thread; ++e) {
+      webhook::v1::Endpoint endpoint;
+      endpoint.set_thread_id(thread);
+      endpoint.set_user_id(42);
+      endpoint.set_name(absl::StrCat("bench ", t, "/", e));
+      endpoint.set_url(sink.Url(
+          absl::StrCat(hang ? "/hang/" : "/ok/", prefix, "/", t, "/", e)));
+      // Signed, with one custom header, like the README's example.
+      endpoint.set_secret("bench-secret");
+      webhook::v1::Header* header = endpoint.add_headers();
+      header->set_name("X-Source");
+      header->set_value("gpt-workbench");
+      endpoints.push_back(std::move(endpoint));
+    }
+  }
+  const int64_t begin = NowNanos();
+  absl::StatusOr<std::vector<std::string>> ids = CreateEndpoints(
+      *server.stub, endpoints, absl::GetFlag(FLAGS_setup_concurrency));
+  if (!ids.ok()) return ids.status();
+  workload.setup_seconds = (NowNanos() - begin) / 1e9;
+  workload.endpoints = static_cast<int64_t>(endpoints.size());
+  return workload;
+}
+
+// Samples the server and the benchmark itself at fixed instants while the
+// schedule runs, and prints progress every 5 s.
+class Monitor {
+ public:
+  Monitor(pid_t server_pid, std::vector<int64_t> instants, HttpSink& sink,
+          std::string label)
+      : server_pid_(server_pid),
+        instants_(std::move(instants)),
+        sink_(sink),
+        label_(std::move(label)),
+        answered_base_(sink.answered_ok()),
+        server_(instants_.size()),
+        self_(instants_.size()) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Monitor() { Stop(); }
+  void Stop() {
+    if (!done_.HasBeenNotified()) done_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::optional<ProcessSample>& server(size_t i) const {
+    return server_[i];
+  }
+  const std::optional<ProcessSample>& self(size_t i) const { return self_[i]; }
+  // Blocks until every instant has been sampled (bounded: 5 s after the
+  // last one).
+  void AwaitSamples() {
+    if (instants_.empty()) return;
+    const int64_t wait = instants_.back() + 5000000000 - NowNanos();
+    sampled_.WaitForNotificationWithTimeout(absl::Nanoseconds(wait));
+  }
+
+ private:
+  void Loop() {
+    const int64_t begin = NowNanos();
+    int64_t next_progress = begin + 5000000000;
+    size_t next = 0;
+    // Runs until Stop(); a Monitor without instants only prints progress.
+    while (true) {
+      const int64_t wake = next < instants_.size()
+                               ? std::min(instants_[next], next_progress)
+                               : next_progress;
+      const int64_t now = NowNanos();
+      if (wake > now &&
+          done_.WaitForNotificationWithTimeout(absl::Nanoseconds(wake - now))) {
+        return;
+      }
+      if (done_.HasBeenNotified()) return;
+      if (next < instants_.size() && NowNanos() >= instants_[next]) {
+        server_[next] = Sample(server_pid_);
+        self_[next] = Sample(getpid());
+        if (++next == instants_.size()) sampled_.Notify();
+      }
+      if (NowNanos() >= next_progress) {
+        std::optional<ProcessSample> s = Sample(server_pid_);
+        Progress(absl::StrFormat(
+            "%s: t=%.0fs sink answered %d, server CPU %s s, RSS %s MiB", label_,
+            (NowNanos() - begin) / 1e9, sink_.answered_ok() - answered_base_,
+            s ? absl::StrFormat("%.1f", s->cpu_seconds) : "?",
+            s ? absl::StrFormat("%.0f", s->rss_bytes / 1048576.0) : "?"));
+        next_progress += 5000000000;
+      }
+    }
+  }
+
+  const pid_t server_pid_;
+  const std::vector<int64_t> instants_;
+  HttpSink& sink_;
+  const std::string label_;
+  const int64_t answered_base_;
+  std::vector<std::optional<ProcessSample>> server_;
+  std::vector<std::optional<ProcessSample>> self_;
+  absl::Notification done_;
+  absl::Notification sampled_;
+  std::thread thread_;
+};
+
+// Waits until `receipts` holds at least `expected` unique ids, for at most
+// `timeout`. Returns when it stopped.
+int64_t Drain(HttpSink& sink, ReceiptIndex& receipts, int64_t expected,
+              absl::Duration timeout) {
+  const int64_t deadline = NowNanos() + absl::ToInt64Nanoseconds(timeout);
+  while (true) {
+    receipts.CollectFrom(sink);
+    if (receipts.unique() >= expected || NowNanos() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return NowNanos();
+}
+
+LedgerOptions LedgerSettings() {
+  LedgerOptions options;
+  options.list_limit = absl::GetFlag(FLAGS_ledger_list_limit);
+  options.samples = absl::GetFlag(FLAGS_ledger_samples);
+  return options;
+}
+
+void AddResourceFigures(PhaseResult& result, const Server& server,
+                        const std::optional<ProcessSample>& s0,
+                        const std::optional<ProcessSample>& s1,
+                        const std::optional<ProcessSample>& self0,
+                        const std::optional<ProcessSample>& self1,
+                        double window_s, int64_t deliveries) {
+  const double per_1000 = deliveries > 0 ? 1000.0 / deliveries : kNaN;
+  double cpu = kNaN;
+  double written = kNaN;
+  if (s0 && s1) {
+    cpu = s1->cpu_seconds - s0->cpu_seconds;
+    if (s0->write_bytes >= 0 && s1->write_bytes >= 0) {
+      written = static_cast<double>(s1->write_bytes - s0->write_bytes);
+    }
+  }
+  Add(result.figures, "server_cpu_s_per_1000_deliveries",
+      "server CPU per 1,000 deliveries", cpu * per_1000, "s");
+  Add(result.figures, "server_cpu_cores", "server CPU use (window)",
+      cpu / window_s, "cores");
+  double self_cpu = kNaN;
+  if (self0 && self1) self_cpu = self1->cpu_seconds - self0->cpu_seconds;
+  Add(result.figures, "bench_cpu_cores", "benchmark CPU use (generator + sink)",
+      self_cpu / window_s, "cores");
+  Add(result.figures, "disk_write_bytes_per_delivery",
+      "disk write_bytes per delivery (/proc/<pid>/io)",
+      deliveries > 0 ? written / deliveries : kNaN, "B");
+  std::optional<ProcessSample> last = Sample(server.pid);
+  Add(result.figures, "server_peak_rss_mib", "server peak RSS (VmHWM)",
+      last ? last->peak_rss_bytes / 1048576.0 : kNaN, "MiB");
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+// A phase at a fixed rate: fanout1, fanout10, endpoints10k, latency and the
+// two phases of hanging.
+absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
+                                         HttpSink& sink,
+                                         const std::string& name,
+                                         const std::string& label,
+                                         double hang_fraction) {
+  PhaseResult result;
+  result.label = label;
+  result.load_before = LoadAverage();
+  absl::StatusOr<Server> started =
+      StartServer(settings, name, settings.server_flags);
+  if (!started.ok()) return started.status();
+  Server& server = *started;
+  absl::StatusOr<Workload> workload =
+      SetUpWorkload(settings, server, sink, name, hang_fraction);
+  if (!workload.ok()) return workload.status();
+  Progress(absl::StrFormat("%s: %d endpoints created in %.1f s", label,
+                           workload->endpoints, workload->setup_seconds));
+
+  ReceiptIndex receipts;
+  receipts.CollectFrom(sink);  // Drops stragglers of earlier phases.
+  receipts = ReceiptIndex();
+
+  LoadPlan plan;
+  plan.rate = settings.rate;
+  plan.duration = settings.duration;
+  plan.max_events = settings.events;
+  plan.max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
+  const int64_t start = NowNanos() + 100000000;
+  int64_t count = static_cast<int64_t>(
+      absl::ToDoubleSeconds(plan.duration) * plan.rate + 0.5);
+  if (plan.max_events > 0) count = std::min(count, plan.max_events);
+  const int64_t w0 = start + absl::ToInt64Nanoseconds(settings.warmup);
+  const int64_t w1 =
+      std::min(start + absl::ToInt64Nanoseconds(settings.duration),
+               start + static_cast<int64_t>(count * 1e9 / plan.rate));
+  if (w1 <= w0) {
+    return absl::InvalidArgumentError(
+        "the event bound ends the schedule before the warm-up does");
+  }
+  const double window_s = (w1 - w0) / 1e9;
+
+  Monitor monitor(server.pid, {w0, w1}, sink, label);
+  LoadGenerator generator(server.channels, workload->requests);
+  std::vector<EventOutcome> events = generator.Run(plan, start);
+  const int64_t load_end = NowNanos();
+  const AckIndex acked = IndexAcknowledged(events);
+  int64_t expected = 0;
+  for (const EventOutcome& event : events) {
+    if (event.code == 0 && !workload->hanging[event.request]) {
+      expected += static_cast<int64_t>(event.delivery_ids.size());
+    }
+  }
+  Progress(absl::StrFormat(
+      "%s: schedule done; waiting up to %s for %d "
+      "deliveries",
+      label, absl::FormatDuration(settings.drain_timeout), expected));
+  const int64_t drained =
+      Drain(sink, receipts, expected, settings.drain_timeout);
+  monitor.AwaitSamples();
+  monitor.Stop();
+  sink.ReleaseHung();
+
+  absl::StatusOr<Ledger> ledger = CloseLedger(*server.stub, events, acked, sink,
+                                              receipts, LedgerSettings());
+  if (!ledger.ok()) return ledger.status();
+  result.ledger = *ledger;
+  result.ledger_closed = true;
+
+  // Figures over the measurement window [w0, w1).
+  int64_t sent_in_window = 0;
+  int64_t acked_in_window = 0;
+  std::vector<int64_t> ack_latency;
+  int64_t ack_missing = 0;
+  std::vector<int64_t> latency;
+  int64_t undelivered = 0;
+  for (const EventOutcome& event : events) {
+    if (event.sent_ns >= w0 && event.sent_ns < w1) ++sent_in_window;
+    if (event.code == 0 && event.done_ns >= w0 && event.done_ns < w1) {
+      ++acked_in_window;
+    }
+    if (event.scheduled_ns < w0 || event.scheduled_ns >= w1) continue;
+    // An event not sent or not acknowledged counts as infinitely slow: at a
+    // rate above capacity the latency has no bound.
+    if (event.code == 0) {
+      ack_latency.push_back(event.done_ns - event.scheduled_ns);
+    } else {
+      ++ack_missing;
+    }
+    if (workload->hanging[event.request]) continue;
+    if (event.code != 0) {
+      undelivered += settings.endpoints_per_thread;
+      continue;
+    }
+    for (const std::string& text : event.delivery_ids) {
+      absl::uint128 id;
+      const ReceiptIndex::Entry* entry =
+          ParseDeliveryId(text.data(), text.size(), &id) ? receipts.Find(id)
+                                                         : nullptr;
+      if (entry == nullptr) {
+        ++undelivered;
+      } else {
+        latency.push_back(entry->first_ns - event.scheduled_ns);
+      }
+    }
+  }
+  int64_t delivered_in_window = 0;
+  for (const auto& [id, entry] : receipts.entries()) {
+    if (entry.first_ns >= w0 && entry.first_ns < w1 &&
+        acked.event_of.contains(id)) {
+      ++delivered_in_window;
+    }
+  }
+
+  auto& f = result.figures;
+  Add(f, "offered_events_per_s", "offered rate", settings.rate, "events/s");
+  Add(f, "endpoints", "endpoints", workload->endpoints, "");
+  Add(f, "window_s", "measurement window", window_s, "s");
+  Add(f, "sent_events_per_s", "sent (window)", sent_in_window / window_s,
+      "events/s");
+  Add(f, "ingest_rpc_per_s", "ingest: acknowledged SubmitEvent (window)",
+      acked_in_window / window_s, "RPC/s");
+  Add(f, "deliveries_per_s", "deliveries received (window)",
+      delivered_in_window / window_s, "deliveries/s");
+  AddLatencies(f, "latency", "submit->received latency", latency, undelivered);
+  Add(f, "latency_samples", "latency samples (deliveries in window)",
+      static_cast<double>(latency.size() + undelivered), "");
+  Add(f, "latency_undelivered",
+      "  of them not delivered by cut-off (or not sent)",
+      static_cast<double>(undelivered), "");
+  std::sort(ack_latency.begin(), ack_latency.end());
+  Add(f, "ack_p50_ms", "SubmitEvent ack latency p50",
+      Quantile(ack_latency, ack_missing, 0.5), "ms");
+  Add(f, "ack_p99_ms", "SubmitEvent ack latency p99",
+      Quantile(ack_latency, ack_missing, 0.99), "ms");
+  AddResourceFigures(result, server, monitor.server(0), monitor.server(1),
+                     monitor.self(0), monitor.self(1), window_s,
+                     delivered_in_window);
+  const int64_t data_bytes =
+      server.data_dir.empty() ? 0 : DirectoryBytes(server.data_dir);
+  Add(f, "data_dir_bytes_per_delivery",
+      "data dir size at end per acknowledged delivery",
+      server.data_dir.empty() || ledger->acknowledged_deliveries == 0
+          ? kNaN
+          : static_cast<double>(data_bytes) / ledger->acknowledged_deliveries,
+      "B");
+  Add(f, "drain_s", "drain after the schedule", (drained - load_end) / 1e9,
+      "s");
+  Add(f, "setup_endpoints_per_s", "endpoint creation (setup)",
+      workload->endpoints / workload->setup_seconds, "endpoints/s");
+  if (receipts.answers() > 0) {
+    Add(f, "payload_bytes", "mean delivery body",
+        static_cast<double>(receipts.body_bytes()) /
+            (receipts.answers() + receipts.non_2xx()),
+        "B");
+  }
+  if (const int64_t not_sent = ledger->not_sent; not_sent > 0) {
+    result.notes.push_back(absl::StrCat(
+        not_sent,
+        " scheduled events were not sent: webhookd answered "
+        "slower than the offered rate with --max_outstanding=",
+        plan.max_outstanding, " calls open (the rate is above capacity)"));
+  }
+  StopServer(server, result);
+  result.load_after = LoadAverage();
+  return result;
+}
+
+// fanout_big: one event to 10,000 endpoints of one thread, several times.
+absl::StatusOr<PhaseResult> RunFanoutBig(const Settings& settings,
+                                         HttpSink& sink,
+                                         const std::string& name) {
+  PhaseResult result;
+  result.label = absl::StrCat("one event to ", settings.endpoints_per_thread,
+                              " endpoints");
+  result.load_before = LoadAverage();
+  absl::StatusOr<Server> started =
+      StartServer(settings, name, settings.server_flags);
+  if (!started.ok()) return started.status();
+  Server& server = *started;
+  Settings one_thread = settings;
+  one_thread.threads = 1;
+  absl::StatusOr<Workload> workload =
+      SetUpWorkload(one_thread, server, sink, name, 0);
+  if (!workload.ok()) return workload.status();
+  Progress(absl::StrFormat("%s: %d endpoints created in %.1f s", result.label,
+                           workload->endpoints, workload->setup_seconds));
+  ReceiptIndex receipts;
+  receipts.CollectFrom(sink);
+  receipts = ReceiptIndex();
+
+  const int64_t events_count = std::max<int64_t>(settings.events, 1);
+  std::vector<EventOutcome> events(events_count);
+  std::vector<double> ack_ms;
+  std::vector<double> all_ms;
+  const std::optional<ProcessSample> s0 = Sample(server.pid);
+  const std::optional<ProcessSample> self0 = Sample(getpid());
+  const int64_t begin = NowNanos();
+  int64_t expected = 0;
+  for (int64_t i = 0; i < events_count; ++i) {
+    EventOutcome& event = events[i];
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(60));
+    webhook::v1::SubmitEventResponse response;
+    event.scheduled_ns = event.sent_ns = NowNanos();
+    grpc::Status status =
+        server.stub->SubmitEvent(&context, workload->requests[0], &response);
+    event.done_ns = NowNanos();
+    event.code = status.error_code();
+    if (!status.ok()) {
+      result.notes.push_back(
+          absl::StrCat("SubmitEvent failed: ", status.error_message()));
+      continue;
+    }
+    event.delivery_ids.assign(response.delivery_ids().begin(),
+                              response.delivery_ids().end());
+    expected += response.delivery_ids_size();
+    ack_ms.push_back((event.done_ns - event.scheduled_ns) / 1e6);
+    Drain(sink, receipts, expected, settings.drain_timeout);
+    // The time of the last of this event's deliveries.
+    int64_t last = 0;
+    bool all = true;
+    for (const std::string& text : event.delivery_ids) {
+      absl::uint128 id;
+      const ReceiptIndex::Entry* entry =
+          ParseDeliveryId(text.data(), text.size(), &id) ? receipts.Find(id)
+                                                         : nullptr;
+      if (entry == nullptr) {
+        all = false;
+      } else {
+        last = std::max(last, entry->first_ns);
+      }
+    }
+    all_ms.push_back(all ? (last - event.scheduled_ns) / 1e6 : kInf);
+    Progress(absl::StrFormat(
+        "%s: event %d acknowledged in %.1f ms, %s", result.label, i + 1,
+        ack_ms.back(),
+        all ? absl::StrFormat("all delivered in %.0f ms", all_ms.back())
+            : std::string("NOT all delivered")));
+  }
+  const int64_t end = NowNanos();
+  const std::optional<ProcessSample> s1 = Sample(server.pid);
+  const std::optional<ProcessSample> self1 = Sample(getpid());
+  const AckIndex acked = IndexAcknowledged(events);
+  absl::StatusOr<Ledger> ledger = CloseLedger(*server.stub, events, acked, sink,
+                                              receipts, LedgerSettings());
+  if (!ledger.ok()) return ledger.status();
+  result.ledger = *ledger;
+  result.ledger_closed = true;
+
+  auto& f = result.figures;
+  Add(f, "endpoints", "endpoints on the thread", workload->endpoints, "");
+  Add(f, "events", "events (one after another)", events_count, "");
+  Add(f, "ack_ms", "ack latency (median of events)", Median(ack_ms), "ms");
+  Add(f, "ack_max_ms", "ack latency (slowest event)",
+      ack_ms.empty() ? kNaN : *std::max_element(ack_ms.begin(), ack_ms.end()),
+      "ms");
+  Add(f, "all_delivered_ms", "submit -> all delivered (median)", Median(all_ms),
+      "ms");
+  Add(f, "all_delivered_max_ms", "submit -> all delivered (slowest)",
+      all_ms.empty() ? kNaN : *std::max_element(all_ms.begin(), all_ms.end()),
+      "ms");
+  const double med_all = Median(all_ms);
+  Add(f, "deliveries_per_s", "fan-out delivery rate",
+      std::isinf(med_all) ? kNaN : workload->endpoints / (med_all / 1e3),
+      "deliveries/s");
+  AddResourceFigures(result, server, s0, s1, self0, self1, (end - begin) / 1e9,
+                     ledger->received);
+  Add(f, "setup_endpoints_per_s", "endpoint creation (setup)",
+      workload->endpoints / workload->setup_seconds, "endpoints/s");
+  StopServer(server, result);
+  result.load_after = LoadAverage();
+  return result;
+}
+
+// backlog: the sink holds every request while events build a backlog; then
+// webhookd restarts over it.
+absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
+                                       const std::string& name) {
+  PhaseResult result;
+  result.label = "backlog";
+  result.load_before = LoadAverage();
+  // While the backlog builds, the sink holds the few attempts webhookd may
+  // run at once; they must not time out meanwhile.
+  std::vector<std::string> build_flags = {
+      absl::StrCat("--max_in_flight=", absl::GetFlag(FLAGS_backlog_in_flight)),
+      "--attempt_timeout=1h", "--shutdown_grace=1s"};
+  build_flags.insert(build_flags.end(), settings.server_flags.begin(),
+                     settings.server_flags.end());
+  absl::StatusOr<Server> started = StartServer(settings, name, build_flags);
+  if (!started.ok()) return started.status();
+  Server& server = *started;
+  absl::StatusOr<Workload> workload =
+      SetUpWorkload(settings, server, sink, name, 0);
+  if (!workload.ok()) return workload.status();
+  Progress(absl::StrFormat("backlog: %d endpoints created in %.1f s",
+                           workload->endpoints, workload->setup_seconds));
+  ReceiptIndex receipts;
+  receipts.CollectFrom(sink);
+  receipts = ReceiptIndex();
+
+  sink.Pause();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const std::optional<ProcessSample> before = Sample(server.pid);
+  LoadPlan plan;
+  plan.rate = settings.rate;
+  plan.duration = settings.duration;
+  plan.max_events = settings.events;
+  plan.max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
+  const int64_t start = NowNanos() + 100000000;
+  std::vector<EventOutcome> events;
+  {
+    Monitor monitor(server.pid, {}, sink, "backlog build");
+    LoadGenerator generator(server.channels, workload->requests);
+    events = generator.Run(plan, start);
+  }
+  const int64_t built = NowNanos();
+  const AckIndex acked = IndexAcknowledged(events);
+  const int64_t queued = static_cast<int64_t>(acked.event_of.size());
+  int64_t acknowledged = 0;
+  for (const EventOutcome& event : events) acknowledged += event.code == 0;
+  // Let the engine settle (queue loaded, allocator quiet).
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const std::optional<ProcessSample> after = Sample(server.pid);
+  Progress(
+      absl::StrFormat("backlog: %d deliveries queued in %.1f s (%d "
+                      "attempts held by the sink)",
+                      queued, (built - start) / 1e9, sink.held()));
+  auto& f = result.figures;
+  Add(f, "backlog_deliveries", "deliveries queued", queued, "");
+  Add(f, "build_deliveries_per_s", "backlog build (deliveries created)",
+      queued / ((built - start) / 1e9), "created/s");
+  Add(f, "build_events_per_s", "backlog build (events acknowledged)",
+      acknowledged / ((built - start) / 1e9), "events/s");
+  if (before && after) {
+    Add(f, "rss_before_mib", "RSS before the backlog",
+        before->rss_bytes / 1048576.0, "MiB");
+    Add(f, "rss_after_mib", "RSS with the backlog",
+        after->rss_bytes / 1048576.0, "MiB");
+    Add(f, "rss_growth_per_queued_bytes", "RSS growth per queued delivery",
+        queued > 0
+            ? static_cast<double>(after->rss_bytes - before->rss_bytes) / queued
+            : kNaN,
+        "B");
+    Add(f, "peak_rss_build_mib", "peak RSS (VmHWM) while building",
+        after->peak_rss_bytes / 1048576.0, "MiB");
+  }
+  Add(f, "data_dir_bytes_per_queued", "data dir size per queued delivery",
+      queued > 0 ? static_cast<double>(DirectoryBytes(server.data_dir)) / queued
+                 : kNaN,
+      "B");
+  StopServer(server, result);
+  // The held attempts were aborted by the shutdown; answer their dead
+  // connections 503 (not received) and let requests through again.
+  sink.Resume(503);
+
+  Progress("backlog: restarting webhookd over the backlog");
+  const std::string data_dir = server.data_dir;
+  const int64_t answered_before = sink.answered_ok();
+  absl::StatusOr<std::unique_ptr<ServerProcess>> restarted =
+      ServerProcess::Start(absl::GetFlag(FLAGS_webhookd), data_dir,
+                           absl::StrCat(settings.work_dir, "/", name, ".log"),
+                           settings.server_flags, absl::Seconds(600));
+  if (!restarted.ok()) return restarted.status();
+  server.process = *std::move(restarted);
+  server.pid = server.process->pid();
+  const int64_t spawn = server.process->spawn_ns();
+  Add(f, "restart_serving_s", "restart: spawn -> serving (port file)",
+      (server.process->serving_ns() - spawn) / 1e9, "s");
+  const int64_t first_deadline = NowNanos() + 600000000000;
+  while (sink.answered_ok() == answered_before && NowNanos() < first_deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  const int64_t first = NowNanos();
+  const bool got_first = sink.answered_ok() > answered_before;
+  Add(f, "restart_first_delivery_s", "restart: spawn -> first delivery",
+      got_first ? (first - spawn) / 1e9 : kInf, "s");
+  const std::optional<ProcessSample> restarted_sample = Sample(server.pid);
+  if (restarted_sample) {
+    Add(f, "rss_after_restart_mib", "RSS at the first delivery after restart",
+        restarted_sample->rss_bytes / 1048576.0, "MiB");
+  }
+  server.address = server.process->address();
+  server.channels = OpenChannels(server.address, 1);
+  server.stub = WebhookService::NewStub(server.channels[0]);
+
+  Progress(absl::StrFormat(
+      "backlog: first delivery %.2f s after the "
+      "restart; draining for up to %s",
+      (first - spawn) / 1e9, absl::FormatDuration(settings.drain_timeout)));
+  const int64_t drained = Drain(sink, receipts, queued, settings.drain_timeout);
+  Add(f, "drain_deliveries_per_s", "drain after restart",
+      receipts.unique() / ((drained - first) / 1e9), "deliveries/s");
+  const std::optional<ProcessSample> end_sample = Sample(server.pid);
+  if (end_sample) {
+    Add(f, "server_peak_rss_mib", "peak RSS after restart (VmHWM)",
+        end_sample->peak_rss_bytes / 1048576.0, "MiB");
+  }
+  absl::StatusOr<Ledger> ledger = CloseLedger(*server.stub, events, acked, sink,
+                                              receipts, LedgerSettings());
+  if (!ledger.ok()) return ledger.status();
+  result.ledger = *ledger;
+  result.ledger_closed = true;
+  StopServer(server, result, "server_stop_after_restart_s");
+  result.load_after = LoadAverage();
+  return result;
+}
+
+absl::StatusOr<RunResult> RunScenario(const Settings& settings, HttpSink& sink,
+                                      int run) {
+  RunResult result;
+  // The pid keeps thread ids apart between invocations against one
+  // --target.
+  const std::string name =
+      absl::StrCat(settings.scenario, "-", getpid(), "-r", run);
+  if (settings.scenario == "hanging") {
+    absl::StatusOr<PhaseResult> healthy = RunRatePhase(
+        settings, sink, name + "-healthy", "all endpoints healthy", 0);
+    if (!healthy.ok()) return healthy.status();
+    result.phases.push_back(*std::move(healthy));
+    const double fraction = absl::GetFlag(FLAGS_hang_fraction);
+    absl::StatusOr<PhaseResult> hanging = RunRatePhase(
+        settings, sink, name + "-hanging",
+        absl::StrCat(fraction * 100, "% of endpoints hanging"), fraction);
+    if (!hanging.ok()) return hanging.status();
+    result.phases.push_back(*std::move(hanging));
+    Add(result.summary, "healthy_ratio",
+        "healthy deliveries/s with hanging endpoints / all-healthy",
+        Find(result.phases[1].figures, "deliveries_per_s") /
+            Find(result.phases[0].figures, "deliveries_per_s"),
+        "");
+  } else if (settings.scenario == "fanout_big") {
+    absl::StatusOr<PhaseResult> phase = RunFanoutBig(settings, sink, name);
+    if (!phase.ok()) return phase.status();
+    result.phases.push_back(*std::move(phase));
+  } else if (settings.scenario == "backlog") {
+    absl::StatusOr<PhaseResult> phase = RunBacklog(settings, sink, name);
+    if (!phase.ok()) return phase.status();
+    result.phases.push_back(*std::move(phase));
+  } else {
+    const std::string label = absl::StrFormat(
+        "%s: %d threads x %d endpoints, %.0f events/s", settings.scenario,
+        settings.threads, settings.endpoints_per_thread, settings.rate);
+    absl::StatusOr<PhaseResult> phase =
+        RunRatePhase(settings, sink, name, label, 0);
+    if (!phase.ok()) return phase.status();
+    result.phases.push_back(*std::move(phase));
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Targets of issue 6 and the report.
+
+struct Target {
+  std::string text;
+  std::string status;  // "met", "not met", "not measured"
+};
+
+std::vector<Target> CheckTargets(const std::string& scenario,
+                                 const RunResult& median) {
+  std::vector<Target> targets;
+  auto check = [&](const std::string& text, double value, bool met) {
+    Target target;
+    target.text = text;
+    target.status = std::isnan(value) ? "not measured"
+                    : met             ? "met"
+                                      : "not met";
+    targets.push_back(std::move(target));
+  };
+  if (median.phases.empty()) return targets;
+  const std::vector<Figure>& f = median.phases[0].figures;
+  if (scenario == "fanout1") {
+    const double v = Find(f, "deliveries_per_s");
+    check(absl::StrCat("sustained deliveries/s, fan-out 1 >= 10,000 (measured ",
+                       FormatValue(v, ""), ")"),
+          v, v >= 10000);
+  } else if (scenario == "fanout10") {
+    const double v = Find(f, "deliveries_per_s");
+    check(
+        absl::StrCat("sustained deliveries/s, fan-out 10 >= 20,000 (measured ",
+                     FormatValue(v, ""), ")"),
+        v, v >= 20000);
+  } else if (scenario == "latency") {
+    const double p50 = Find(f, "latency_p50_ms");
+    const double p99 = Find(f, "latency_p99_ms");
+    check(absl::StrCat("latency at 1,000 events/s p50 <= 2 ms (measured ",
+                       FormatValue(p50, "ms"), ")"),
+          p50, p50 <= 2);
+    check(absl::StrCat("latency at 1,000 events/s p99 <= 10 ms (measured ",
+                       FormatValue(p99, "ms"), ")"),
+          p99, p99 <= 10);
+  } else if (scenario == "backlog") {
+    const double rss = Find(f, "rss_growth_per_queued_bytes");
+    const double first = Find(f, "restart_first_delivery_s");
+    check(absl::StrCat("backlog RSS growth <= 300 B per queued delivery "
+                       "(measured ",
+                       FormatValue(rss, "B"), ")"),
+          rss, rss <= 300);
+    check(absl::StrCat("first delivery within 10 s of a restart (measured ",
+                       FormatValue(first, "s"), ")"),
+          first, first <= 10);
+  } else if (scenario == "hanging") {
+    const double ratio = Find(median.summary, "healthy_ratio");
+    check(absl::StrCat("healthy deliveries/s with 10% hanging >= 80% of "
+                       "all-healthy (measured ",
+                       FormatValue(ratio * 100, "%"), ")"),
+          ratio, ratio >= 0.8);
+  } else if (scenario == "fanout_big") {
+    const double ack = Find(f, "ack_max_ms");
+    const double all = Find(f, "all_delivered_max_ms");
+    check(absl::StrCat("one event to 10,000 endpoints acknowledged in <= "
+                       "200 ms (slowest ",
+                       FormatValue(ack, "ms"), ")"),
+          ack, ack <= 200);
+    check("... and all delivered", all, !std::isinf(all));
+  }
+  return targets;
+}
+
+// Medians of every figure over the runs (same phases, same keys).
+RunResult MedianOf(const std::vector<RunResult>& runs) {
+  RunResult median = runs.front();
+  for (size_t p = 0; p < median.phases.size(); ++p) {
+    for (Figure& figure : median.phases[p].figures) {
+      std::vector<double> values;
+      for (const RunResult& run : runs) {
+        if (p < run.phases.size()) {
+          values.push_back(Find(run.phases[p].figures, figure.key));
+        }
+      }
+      figure.value = Median(values);
+    }
+  }
+  for (Figure& figure : median.summary) {
+    std::vector<double> values;
+    for (const RunResult& run : runs) {
+      values.push_back(Find(run.summary, figure.key));
+    }
+    figure.value = Median(values);
+  }
+  return median;
+}
+
+void PrintFigures(FILE* out, const std::vector<Figure>& figures,
+                  double ceiling) {
+  for (const Figure& figure : figures) {
+    std::string line = absl::StrFormat("  %-52s %s", figure.label,
+                                       FormatValue(figure.value, figure.unit));
+    const bool rate = figure.unit == "deliveries/s" || figure.unit == "RPC/s";
+    if (rate && ceiling > 0 && std::isfinite(figure.value)) {
+      absl::StrAppendFormat(&line, "   (%.1f%% of the loopback ceiling)",
+                            100 * figure.value / ceiling);
+    }
+    std::fprintf(out, "%s\n", line.c_str());
+  }
+}
+
+Json FiguresJson(const std::vector<Figure>& figures, double ceiling) {
+  Json json = Json::object();
+  for (const Figure& figure : figures) {
+    json[figure.key] = FigureJson(figure.value);
+    const bool rate = figure.unit == "deliveries/s" || figure.unit == "RPC/s";
+    if (rate && ceiling > 0 && std::isfinite(figure.value)) {
+      json[figure.key + "_ratio_to_ceiling"] = figure.value / ceiling;
+    }
+  }
+  return json;
+}
+
+Json LedgerJson(const Ledger& l) {
+  Json json;
+  json["scheduled"] = l.scheduled;
+  json["not_sent"] = l.not_sent;
+  json["submitted"] = l.submitted;
+  json["acknowledged"] = l.acknowledged;
+  json["failed_rpcs"] = l.failed_rpcs;
+  json["unanswered_rpcs"] = l.unanswered_rpcs;
+  json["acknowledged_deliveries"] = l.acknowledged_deliveries;
+  json["received"] = l.received;
+  json["still_queued"] = l.queued;
+  json["unaccounted"] = l.unaccounted;
+  json["duplicates"] = l.duplicates;
+  json["unexpected"] = l.unexpected;
+  json["queued_check"] = l.queued_check;
+  json["balanced"] = l.balanced;
+  return json;
+}
+
+// Splits off the arguments absl must not see: every --server_flag=VALUE
+// (values may hold commas, so they are not an absl list flag) and turns
+// --no-NAME into absl's --noNAME.
+std::vector<char*> PrepareArguments(int argc, char** argv,
+                                    std::deque<std::string>& storage,
+                                    std::vector<std::string>& server_flags) {
+  std::vector<char*> kept = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (absl::StartsWith(arg, "--server_flag=")) {
+      server_flags.push_back(arg.substr(std::strlen("--server_flag=")));
+    } else if (arg == "--server_flag" && i + 1 < argc) {
+      server_flags.push_back(argv[++i]);
+    } else if (absl::StartsWith(arg, "--no-")) {
+      std::string name = arg.substr(5);
+      std::replace(name.begin(), name.end(), '-', '_');
+      storage.push_back("--no" + name);
+      kept.push_back(storage.back().data());
+    } else {
+      kept.push_back(argv[i]);
+    }
+  }
+  return kept;
+}
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "webhook-bench: open-loop benchmark of webhookd with an in-process "
+      "HTTP sink.\nUsage: webhook-bench --scenario=fanout1|fanout10|"
+      "endpoints10k|latency|hanging|backlog|fanout_big [--rate=N] "
+      "[--duration=35s] [--runs=3] [--server_flag=--http_workers=4] ...\n"
+      "See BENCHMARKS.md.");
+  std::deque<std::string> storage;
+  std::vector<std::string> server_flags;
+  std::vector<char*> args = PrepareArguments(argc, argv, storage, server_flags);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  signal(SIGPIPE, SIG_IGN);
+
+  // Many connections: raise the open-file limit to the hard limit.
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+
+  absl::StatusOr<Settings> resolved = ResolveSettings(server_flags);
+  if (!resolved.ok()) {
+    std::fprintf(stderr, "webhook-bench: %s\n",
+                 std::string(resolved.status().message()).c_str());
+    return 2;
+  }
+  Settings settings = *std::move(resolved);
+  std::string parent = absl::GetFlag(FLAGS_work_dir);
+  if (parent.empty()) {
+    const char* tmp = getenv("TMPDIR");
+    parent = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  }
+  std::string pattern = parent + "/webhook-bench-XXXXXX";
+  if (mkdtemp(pattern.data()) == nullptr) {
+    std::fprintf(stderr, "webhook-bench: cannot create a directory in %s\n",
+                 parent.c_str());
+    return 2;
+  }
+  settings.work_dir = pattern;
+
+  HttpSink::Options sink_options;
+  sink_options.threads = absl::GetFlag(FLAGS_sink_threads);
+  sink_options.hang_time = absl::GetFlag(FLAGS_hang_time);
+  absl::StatusOr<std::unique_ptr<HttpSink>> sink =
+      HttpSink::Start(sink_options);
+  if (!sink.ok()) {
+    std::fprintf(stderr, "webhook-bench: sink: %s\n",
+                 std::string(sink.status().message()).c_str());
+    return 2;
+  }
+
+  const MachineInfo machine = DescribeMachine();
+  const std::string fs = FilesystemType(settings.work_dir);
+  Json report;
+  report["scenario"] = settings.scenario;
+  report["machine"] = {{"cpus", machine.cpus},
+                       {"cpu_model", machine.cpu_model},
+                       {"memory_gib", machine.memory_bytes / 1073741824.0},
+                       {"kernel", machine.kernel},
+                       {"work_dir", settings.work_dir},
+                       {"work_dir_filesystem", fs}};
+  report["settings"] = {
+      {"threads", settings.threads},
+      {"endpoints_per_thread", settings.endpoints_per_thread},
+      {"rate", settings.rate},
+      {"duration_s", absl::ToDoubleSeconds(settings.duration)},
+      {"warmup_s", absl::ToDoubleSeconds(settings.warmup)},
+      {"events", settings.events},
+      {"drain_timeout_s", absl::ToDoubleSeconds(settings.drain_timeout)},
+      {"max_outstanding", absl::GetFlag(FLAGS_max_outstanding)},
+      {"channels", absl::GetFlag(FLAGS_channels)},
+      {"sink_threads", sink_options.threads},
+      {"server_flags", settings.server_flags},
+      {"target", absl::GetFlag(FLAGS_target)}};
+  Progress(absl::StrFormat(
+      "scenario %s; %d CPUs (%s), kernel %s; temp dir %s on %s; load "
+      "average %s",
+      settings.scenario, machine.cpus, machine.cpu_model, machine.kernel,
+      settings.work_dir, fs, LoadAverage()));
+  if (fs == "tmpfs") {
+    Progress(
+        "WARNING: the data dir is on tmpfs: synced writes are free "
+        "there; use --work_dir on a disk");
+  }
+
+  bool balanced = true;
+  std::vector<RunResult> runs;
+  int64_t body_bytes = 0;
+  int64_t bodies = 0;
+  for (int run = 1; run <= std::max(absl::GetFlag(FLAGS_runs), 1); ++run) {
+    Progress(absl::StrFormat("run %d of %d", run, absl::GetFlag(FLAGS_runs)));
+    absl::StatusOr<RunResult> result = RunScenario(settings, **sink, run);
+    if (!result.ok()) {
+      std::fprintf(stderr, "webhook-bench: run %d failed: %s\n", run,
+                   std::string(result.status().message()).c_str());
+      return 1;
+    }
+    for (const PhaseResult& phase : result->phases) {
+      balanced = balanced && phase.ledger_closed && phase.ledger.balanced;
+      const double payload = Find(phase.figures, "payload_bytes");
+      if (!std::isnan(payload)) {
+        body_bytes += static_cast<int64_t>(payload);
+        ++bodies;
+      }
+    }
+    runs.push_back(*std::move(result));
+  }
+
+  // The loopback ceiling, minutes apart at most from the runs.
+  std::optional<Calibration> calibration;
+  if (absl::GetFlag(FLAGS_calibrate)) {
+    CalibrationOptions options;
+    options.wrk = absl::GetFlag(FLAGS_wrk);
+    options.url = (*sink)->Url("/calib");
+    options.body_bytes =
+        bodies > 0 ? static_cast<int>(body_bytes / bodies) : 700;
+    options.threads = absl::GetFlag(FLAGS_wrk_threads);
+    options.connections = absl::GetFlag(FLAGS_wrk_connections);
+    options.duration = absl::GetFlag(FLAGS_calibrate_duration);
+    options.work_dir = settings.work_dir;
+    const std::string load = LoadAverage();
+    absl::StatusOr<Calibration> measured = Calibrate(options);
+    if (!measured.ok()) {
+      std::fprintf(stderr, "webhook-bench: calibration failed: %s\n",
+                   std::string(measured.status().message()).c_str());
+      return 1;
+    }
+    calibration = *measured;
+    report["calibration"] = {
+        {"command", calibration->command},
+        {"body_bytes", options.body_bytes},
+        {"requests_per_s", calibration->requests_per_second},
+        {"p50_ms", FigureJson(calibration->p50_ms)},
+        {"p99_ms", FigureJson(calibration->p99_ms)},
+        {"load_average_before", load},
+        {"wrk_output", calibration->output}};
+  }
+  const double ceiling = calibration ? calibration->requests_per_second : 0;
+
+  const RunResult median = MedianOf(runs);
+  const std::vector<Target> targets = CheckTargets(settings.scenario, median);
+
+  FILE* out = ReportStream();
+  std::fprintf(out, "\n== webhook-bench %s: %zu run(s) ==\n",
+               settings.scenario.c_str(), runs.size());
+  std::fprintf(out, "machine: %d CPUs, %s, %.1f GiB, kernel %s; data on %s\n",
+               machine.cpus, machine.cpu_model.c_str(),
+               machine.memory_bytes / 1073741824.0, machine.kernel.c_str(),
+               fs.c_str());
+  Json runs_json = Json::array();
+  for (size_t r = 0; r < runs.size(); ++r) {
+    Json run_json;
+    Json phases = Json::array();
+    for (const PhaseResult& phase : runs[r].phases) {
+      std::fprintf(out, "\n-- run %zu: %s (load average %s -> %s)\n", r + 1,
+                   phase.label.c_str(), phase.load_before.c_str(),
+                   phase.load_after.c_str());
+      PrintFigures(out, phase.figures, ceiling);
+      std::fprintf(out, "%s", FormatLedger(phase.ledger).c_str());
+      for (const std::string& note : phase.notes) {
+        std::fprintf(out, "  note: %s\n", note.c_str());
+      }
+      Json phase_json;
+      phase_json["label"] = phase.label;
+      phase_json["load_average_before"] = phase.load_before;
+      phase_json["load_average_after"] = phase.load_after;
+      phase_json["figures"] = FiguresJson(phase.figures, ceiling);
+      phase_json["ledger"] = LedgerJson(phase.ledger);
+      phase_json["notes"] = phase.notes;
+      phases.push_back(std::move(phase_json));
+    }
+    if (!runs[r].summary.empty()) {
+      std::fprintf(out, "-- run %zu summary\n", r + 1);
+      PrintFigures(out, runs[r].summary, 0);
+    }
+    run_json["phases"] = std::move(phases);
+    run_json["summary"] = FiguresJson(runs[r].summary, 0);
+    runs_json.push_back(std::move(run_json));
+  }
+  report["runs"] = std::move(runs_json);
+  if (runs.size() > 1) {
+    std::fprintf(out, "\n-- medians of %zu runs\n", runs.size());
+    Json phases = Json::array();
+    for (const PhaseResult& phase : median.phases) {
+      std::fprintf(out, "  [%s]\n", phase.label.c_str());
+      PrintFigures(out, phase.figures, ceiling);
+      phases.push_back({{"label", phase.label},
+                        {"figures", FiguresJson(phase.figures, ceiling)}});
+    }
+    PrintFigures(out, median.summary, 0);
+    report["median"] = {{"phases", std::move(phases)},
+                        {"summary", FiguresJson(median.summary, 0)}};
+  }
+  if (calibration) {
+    std::fprintf(out,
+                 "\nloopback ceiling (sink alone, %s): %.0f requests/s, p50 "
+                 "%.2f ms, p99 %.2f ms\n",
+                 calibration->command.c_str(), calibration->requests_per_second,
+                 calibration->p50_ms, calibration->p99_ms);
+  }
+  Json targets_json = Json::array();
+  if (!targets.empty()) std::fprintf(out, "\ntargets (issue 6):\n");
+  for (const Target& target : targets) {
+    std::fprintf(out, "  %-8s %s\n", target.status.c_str(),
+                 target.text.c_str());
+    targets_json.push_back(
+        {{"target", target.text}, {"status", target.status}});
+  }
+  report["targets"] = std::move(targets_json);
+  report["ledger_balanced"] = balanced;
+  std::fprintf(out, "\nledger: %s\n",
+               balanced ? "every run balances" : "A RUN DOES NOT BALANCE");
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", report.dump(2).c_str());
+  }
+  std::fflush(stdout);
+
+  sink->reset();
+  if (!absl::GetFlag(FLAGS_keep_data)) {
+    std::error_code error;
+    std::filesystem::remove_all(settings.work_dir, error);
+  } else {
+    Progress("kept " + settings.work_dir);
+  }
+  return balanced ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace webhookd::bench
+
+int main(int argc, char** argv) { return webhookd::bench::Main(argc, argv); }

@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""webhookd from Python: creates an endpoint, submits an event, and follows
+its delivery live through StreamDeliveries until it has ended.
+
+  /usr/bin/python3 examples/python/client.py --server 127.0.0.1:50051 \
+      --url http://127.0.0.1:8080/hook --secret s3cret
+
+Exits 0 once the delivery has succeeded, 1 otherwise.
+"""
+
+import argparse
+import sys
+
+import grpc
+
+sys.dont_write_bytecode = True  # No __pycache__ beside the example.
+import webhookd_stubs  # noqa: E402
+
+pb2, pb2_grpc = webhookd_stubs.load()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default="127.0.0.1:50051")
+    parser.add_argument("--url", required=True, help="where deliveries go")
+    parser.add_argument("--secret", default="", help="endpoint secret")
+    parser.add_argument("--thread", default="python-example")
+    parser.add_argument("--api-key", default="", help="if the server needs one")
+    parser.add_argument("--timeout", type=float, default=30,
+                        help="seconds to wait for the delivery")
+    args = parser.parse_args()
+
+    metadata = []
+    if args.api_key:
+        metadata.append(("authorization", "Bearer " + args.api_key))
+    with grpc.insecure_channel(args.server) as channel:
+        stub = pb2_grpc.WebhookServiceStub(channel)
+        endpoint = stub.CreateEndpoint(
+            pb2.CreateEndpointRequest(endpoint=pb2.Endpoint(
+                thread_id=args.thread, user_id=42, name="Python example",
+                url=args.url, secret=args.secret,
+                headers=[pb2.Header(name="X-Source", value="python-example")])),
+            timeout=10, metadata=metadata).endpoint
+        print("created endpoint", endpoint.id, flush=True)
+
+        # Subscribe first, so that no update is missed.
+        updates = stub.StreamDeliveries(
+            pb2.StreamDeliveriesRequest(endpoint_id=endpoint.id),
+            timeout=args.timeout, metadata=metadata)
+        updates.initial_metadata()  # Sent once the server has subscribed.
+        event = pb2.SubmitEventRequest(
+            thread_id=args.thread, user_id=42,
+            trigger_id="550e8400-e29b-41d4-a716-446655440000",
+            trigger_name="Daily Report Schedule",
+            execution=pb2.Execution(
+                job_id="job-1", run_id="run-1",
+                prompt="Generate today's sales summary",
+                run=pb2.Run(total_cost_usd=0.0342, total_tokens=4521)))
+        submitted = stub.SubmitEvent(event, timeout=10, metadata=metadata)
+        print("submitted event", submitted.event_id, "deliveries",
+              list(submitted.delivery_ids), flush=True)
+        if len(submitted.delivery_ids) != 1:
+            print("expected one delivery", file=sys.stderr)
+            return 1
+
+        try:
+            for update in updates:
+                d = update.delivery
+                status = pb2.DeliveryStatus.Name(d.status)
+                print("delivery", d.id, status, "attempts", d.attempts,
+                      "code", d.response_code, flush=True)
+                if status == "DELIVERY_STATUS_SUCCESS":
+                    return 0
+                if status == "DELIVERY_STATUS_FAILED":
+                    print("delivery failed:", d.last_error, file=sys.stderr)
+                    return 1
+        finally:
+            updates.cancel()
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+// The real webhookctl binary, run as a subprocess against a real in-process
+// server on port 0; --output json is parsed and checked.
+
+#include <signal.h>
+
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "nlohmann/json.hpp"
+#include "server/signature.h"
+#include "tests/client/subprocess.h"
+#include "tests/support/grpc_helpers.h"
+#include "tests/support/http_receiver.h"
+#include "tests/support/test_dir.h"
+#include "tests/support/test_server.h"
+
+namespace webhookd {
+namespace {
+
+using ::nlohmann::json;
+using testing::CreateEndpoint;
+using testing::ExampleEvent;
+using ::testing::HasSubstr;
+using testing::HttpReceiver;
+using testing::IsFinished;
+using testing::MakeEndpoint;
+using testing::RunResult;
+using ::testing::SizeIs;
+using testing::Submit;
+using testing::Subprocess;
+using testing::TestDir;
+using testing::TestServer;
+using testing::TestServerOptions;
+using testing::WaitForDelivery;
+
+bool Eventually(const std::function<bool()>& condition,
+                absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
+}
+
+class WebhookctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server_.Start(); }
+
+  webhook::v1::WebhookService::Stub& stub() { return server_.stub(); }
+  std::string Server() const {
+    return absl::StrCat("127.0.0.1:", server_.port());
+  }
+
+  // webhookctl --server <test server> args...
+  std::vector<std::string> Argv(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = {WEBHOOKCTL_BINARY, "--server", Server()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+
+  RunResult Ctl(const std::vector<std::string>& args) {
+    return Subprocess::Run(Argv(args));
+  }
+
+  // Runs with --output json; expects success and returns the parsed output.
+  json Json(std::vector<std::string> args) {
+    args.push_back("--output");
+    args.push_back("json");
+    RunResult result = Ctl(args);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    json parsed = json::parse(result.out, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << result.out;
+    return parsed;
+  }
+
+  webhook::v1::Endpoint NewEndpoint(const std::string& thread = "thread-1") {
+    return CreateEndpoint(stub(), MakeEndpoint(thread, receiver_.Url()));
+  }
+
+  HttpReceiver receiver_;
+  TestDir dir_;
+  TestServer server_{TestServerOptions(dir_.Sub("data"))};
+};
+
+TEST_F(WebhookctlTest, EndpointsCreatePrintsTheCreatedEndpoint) {
+  json endpoint = Json({"endpoints", "create", "--thread", "thread-1", "--name",
+                        "Local", "--url", receiver_.Url(), "--secret", "s3cret",
+                        "--header", "X-Source: gpt-workbench", "--header",
+                        "X-Team: ops", "--user", "42"});
+  EXPECT_THAT(endpoint["id"].get<std::string>(), ::testing::StartsWith("ep_"));
+  EXPECT_EQ(endpoint["threadId"], "thread-1");
+  EXPECT_EQ(endpoint["name"], "Local");
+  EXPECT_EQ(endpoint["url"], receiver_.Url());
+  EXPECT_EQ(endpoint["userId"], "42");
+  EXPECT_EQ(endpoint["hasSecret"], true);
+  EXPECT_EQ(endpoint["enabled"], true);
+  EXPECT_FALSE(endpoint.contains("secret") && endpoint["secret"] != "")
+      << "the secret is never returned";
+  ASSERT_EQ(endpoint["headers"].size(), 2u);
+  EXPECT_EQ(endpoint["headers"][0]["name"], "X-Source");
+  EXPECT_EQ(endpoint["headers"][0]["value"], "gpt-workbench");
+  EXPECT_EQ(endpoint["headers"][1]["name"], "X-Team");
+}
+
+TEST_F(WebhookctlTest, EndpointsGetAndListShowEndpoints) {
+  webhook::v1::Endpoint a = NewEndpoint("thread-1");
+  webhook::v1::Endpoint b = NewEndpoint("thread-2");
+
+  json got = Json({"endpoints", "get", a.id()});
+  EXPECT_EQ(got["id"], a.id());
+  EXPECT_EQ(got["threadId"], "thread-1");
+
+  json all = Json({"endpoints", "list"});
+  EXPECT_EQ(all["endpoints"].size(), 2u);
+  json only = Json({"endpoints", "list", "--thread", "thread-2"});
+  ASSERT_EQ(only["endpoints"].size(), 1u);
+  EXPECT_EQ(only["endpoints"][0]["id"], b.id());
+
+  json page = Json({"endpoints", "list", "--page-size", "1"});
+  EXPECT_EQ(page["endpoints"].size(), 1u);
+  EXPECT_NE(page["nextPageToken"], "");
+}
+
+TEST_F(WebhookctlTest, EndpointsUpdateChangesOnlyTheFieldsGiven) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  json updated = Json({"endpoints", "update", endpoint.id(), "--name",
+                       "Renamed", "--header", "X-New: 1", "--clear-secret"});
+  EXPECT_EQ(updated["name"], "Renamed");
+  EXPECT_EQ(updated["url"], endpoint.url()) << "not in the mask";
+  EXPECT_EQ(updated["hasSecret"], false);
+  ASSERT_EQ(updated["headers"].size(), 1u);
+  EXPECT_EQ(updated["headers"][0]["name"], "X-New");
+
+  RunResult nothing = Ctl({"endpoints", "update", endpoint.id()});
+  EXPECT_NE(nothing.exit_code, 0);
+  EXPECT_THAT(nothing.err, HasSubstr("nothing to change"));
+}
+
+TEST_F(WebhookctlTest, EndpointsDeleteThenGetFailsWithTheGrpcError) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  json deleted = Json({"endpoints", "delete", endpoint.id()});
+  EXPECT_TRUE(deleted.is_object());
+
+  RunResult get = Ctl({"endpoints", "get", endpoint.id()});
+  EXPECT_EQ(get.exit_code, 1);
+  EXPECT_THAT(get.err, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(get.err, HasSubstr(endpoint.id()));
+  EXPECT_EQ(get.out, "");
+}
+
+TEST_F(WebhookctlTest, EndpointsDisableAndEnable) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  EXPECT_EQ(Json({"endpoints", "disable", endpoint.id()})["enabled"], false);
+  webhook::v1::SubmitEventResponse held =
+      Submit(stub(), ExampleEvent("thread-1"));
+  EXPECT_THAT(held.delivery_ids(), SizeIs(0)) << "disabled: no delivery";
+  EXPECT_EQ(Json({"endpoints", "enable", endpoint.id()})["enabled"], true);
+}
+
+TEST_F(WebhookctlTest, EndpointsTestSendsOneSignedAttempt) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  json delivery = Json({"endpoints", "test", endpoint.id(), "--payload",
+                        R"({"hello":"world"})"});
+  EXPECT_EQ(delivery["status"], "DELIVERY_STATUS_SUCCESS");
+  EXPECT_EQ(delivery["test"], true);
+  EXPECT_EQ(delivery["responseCode"], 200);
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(5)));
+  const auto request = receiver_.Requests()[0];
+  EXPECT_EQ(request.body, R"({"hello":"world"})");
+  EXPECT_EQ(request.Header("X-Hub-Signature-256"),
+            SignatureHex("s3cret", request.body));
+}
+
+TEST_F(WebhookctlTest, EndpointsStatsCountsAttempts) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  WaitForDelivery(stub(), id, IsFinished);
+  json stats = Json({"endpoints", "stats", endpoint.id()});
+  EXPECT_EQ(stats["endpointId"], endpoint.id());
+  EXPECT_EQ(stats["totalDeliveries"], "1");
+  EXPECT_EQ(stats["successfulDeliveries"], "1");
+  EXPECT_EQ(stats["successRate"], 100);
+}
+
+TEST_F(WebhookctlTest, EventsSubmitFromFlags) {
+  NewEndpoint();
+  json submitted =
+      Json({"events", "submit", "--thread", "thread-1", "--user", "42",
+            "--trigger-name", "Nightly", "--job-id", "job-9", "--run-id",
+            "run-9", "--prompt", "Summarise", "--idempotency-key", "k1"});
+  EXPECT_THAT(submitted["eventId"].get<std::string>(),
+              ::testing::StartsWith("evt_"));
+  ASSERT_EQ(submitted["deliveryIds"].size(), 1u);
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(10)));
+  json body = json::parse(receiver_.Requests()[0].body);
+  EXPECT_EQ(body["threadId"], "thread-1");
+  EXPECT_EQ(body["userId"], 42);
+  EXPECT_EQ(body["triggerName"], "Nightly");
+  EXPECT_EQ(body["execution"]["jobId"], "job-9");
+  EXPECT_EQ(body["execution"]["prompt"], "Summarise");
+
+  json again = Json({"events", "submit", "--thread", "thread-1", "--user", "42",
+                     "--idempotency-key", "k1"});
+  EXPECT_EQ(again["eventId"], submitted["eventId"]) << "idempotent";
+}
+
+TEST_F(WebhookctlTest, EventsSubmitFromAJsonFileWithFlagOverrides) {
+  NewEndpoint("thread-2");
+  const std::string path = dir_.Sub("event.json");
+  std::ofstream(path) << R"({"threadId": "thread-1", "userId": "7",
+    "triggerName": "From file",
+    "execution": {"jobId": "job-f", "run": {"totalTokens": "12",
+      "messages": [{"role": "assistant", "content": "hi"}]}}})";
+  json submitted =
+      Json({"events", "submit", "--file", path, "--thread", "thread-2"});
+  ASSERT_EQ(submitted["deliveryIds"].size(), 1u);
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(10)));
+  json body = json::parse(receiver_.Requests()[0].body);
+  EXPECT_EQ(body["threadId"], "thread-2") << "the flag wins";
+  EXPECT_EQ(body["userId"], 7);
+  EXPECT_EQ(body["triggerName"], "From file");
+  EXPECT_EQ(body["execution"]["run"]["totalTokens"], 12);
+  EXPECT_EQ(body["execution"]["run"]["messages"][0]["content"], "hi");
+
+  std::ofstream(dir_.Sub("bad.json")) << R"({"threadId": 5, "nope": 1})";
+  RunResult bad = Ctl({"events", "submit", "--file", dir_.Sub("bad.json")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.err, HasSubstr("bad.json"));
+}
+
+TEST_F(WebhookctlTest, DeliveriesListAndGet) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  receiver_.PushResponse(200);
+  receiver_.SetDefaultStatus(500);
+  std::string ok = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  WaitForDelivery(stub(), ok, IsFinished);
+  std::string failed = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  WaitForDelivery(stub(), failed, IsFinished);
+
+  json all = Json({"deliveries", "list", "--endpoint", endpoint.id()});
+  ASSERT_EQ(all["deliveries"].size(), 2u);
+  EXPECT_EQ(all["deliveries"][0]["id"], failed) << "newest first";
+  json only_failed = Json({"deliveries", "list", "--status", "failed"});
+  ASSERT_EQ(only_failed["deliveries"].size(), 1u);
+  EXPECT_EQ(only_failed["deliveries"][0]["id"], failed);
+  RunResult bad_status = Ctl({"deliveries", "list", "--status", "lost"});
+  EXPECT_NE(bad_status.exit_code, 0);
+
+  json got = Json({"deliveries", "get", failed});
+  EXPECT_EQ(got["status"], "DELIVERY_STATUS_FAILED");
+  EXPECT_EQ(got["attemptHistory"].size(), 4u);
+  EXPECT_EQ(got["attemptHistory"][0]["responseCode"], 500);
+  json payload = json::parse(got["payload"].get<std::string>());
+  EXPECT_EQ(payload["threadId"], "thread-1");
+}
+
+TEST_F(WebhookctlTest, DeliveriesRetryQueuesAManualAttempt) {
+  server_.Stop();
+  server_.options().engine.retry_policy =
+      RetryPolicy({absl::Seconds(60), absl::Seconds(60)});
+  server_.Start();
+  NewEndpoint();
+  receiver_.PushResponse(500);
+  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  WaitForDelivery(stub(), id, [](const webhook::v1::Delivery& d) {
+    return d.attempts() == 1;
+  });
+
+  json queued = Json({"deliveries", "retry", id});
+  EXPECT_EQ(queued["id"], id);
+  EXPECT_EQ(queued["status"], "DELIVERY_STATUS_RETRYING");
+  webhook::v1::Delivery done = WaitForDelivery(stub(), id, IsFinished);
+  EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  ASSERT_EQ(done.attempt_history_size(), 2);
+  EXPECT_TRUE(done.attempt_history(1).manual());
+
+  RunResult again = Ctl({"deliveries", "retry", id});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("FAILED_PRECONDITION"));
+}
+
+TEST_F(WebhookctlTest, DeliveriesWatchPrintsUpdatesUntilInterrupted) {
+  NewEndpoint();
+  Subprocess watch(
+      Argv({"deliveries", "watch", "--thread", "thread-1", "-o", "json"}));
+  DeliveryHub& hub = server_.server().delivery_hub();
+  ASSERT_TRUE(Eventually([&hub] { return hub.StreamCount() == 1; }));
+  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+
+  std::vector<json> updates;
+  while (updates.size() < 50) {
+    std::optional<std::string> line = watch.ReadLine(absl::Seconds(10));
+    ASSERT_TRUE(line.has_value()) << "watch ended early";
+    updates.push_back(json::parse(*line));
+    if (updates.back()["delivery"]["status"] == "DELIVERY_STATUS_SUCCESS") {
+      break;
+    }
+  }
+  ASSERT_GE(updates.size(), 2u);
+  EXPECT_EQ(updates.front()["delivery"]["id"], id);
+  EXPECT_EQ(updates.front()["delivery"]["status"], "DELIVERY_STATUS_PENDING");
+  EXPECT_EQ(updates.back()["delivery"]["id"], id);
+  EXPECT_EQ(updates.back()["delivery"]["status"], "DELIVERY_STATUS_SUCCESS");
+
+  watch.Signal(SIGINT);
+  RunResult result = watch.Wait(absl::Seconds(10));
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(Eventually([&hub] { return hub.StreamCount() == 0; }));
+}
+
+TEST_F(WebhookctlTest, DeliveriesWatchReplaysRecentDeliveries) {
+  NewEndpoint();
+  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  WaitForDelivery(stub(), id, IsFinished);
+  Subprocess watch(
+      Argv({"deliveries", "watch", "--replay", "5", "-o", "json"}));
+  std::optional<std::string> line = watch.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(line.has_value());
+  json update = json::parse(*line);
+  EXPECT_EQ(update["delivery"]["id"], id);
+  EXPECT_EQ(update["delivery"]["status"], "DELIVERY_STATUS_SUCCESS");
+  watch.Signal(SIGINT);
+  EXPECT_EQ(watch.Wait(absl::Seconds(10)).exit_code, 0);
+}
+
+TEST_F(WebhookctlTest, ListenVerifiesSignaturesAndPrintsPayloads) {
+  Subprocess listen({WEBHOOKCTL_BINARY, "listen", "--port", "0", "--secret",
+                     "s3cret", "--output", "json"});
+  std::optional<std::string> first = listen.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(first.has_value());
+  const std::string url = json::parse(*first)["listening"];
+  ASSERT_THAT(url, ::testing::StartsWith("http://127.0.0.1:"));
+
+  // A real delivery, signed by the server.
+  CreateEndpoint(stub(), MakeEndpoint("thread-1", url + "hook", "s3cret"));
+  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  std::optional<std::string> line = listen.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(line.has_value());
+  json received = json::parse(*line);
+  EXPECT_EQ(received["delivery_id"], id);
+  EXPECT_EQ(received["signature"], "valid");
+  EXPECT_EQ(received["status"], 200);
+  EXPECT_EQ(received["body"]["threadId"], "thread-1");
+  EXPECT_EQ(WaitForDelivery(stub(), id, IsFinished).status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+
+  // Forged and unsigned requests are refused.
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  httplib::Client client("127.0.0.1", port);
+  httplib::Headers forged = {{"X-Hub-Signature-256", std::string(64, 'a')}};
+  auto bad = client.Post("/hook", forged, R"({"a":1})", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 401);
+  line = listen.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ(json::parse(*line)["signature"], "invalid");
+  auto unsigned_post = client.Post("/hook", R"({"a":1})", "application/json");
+  ASSERT_TRUE(unsigned_post);
+  EXPECT_EQ(unsigned_post->status, 401);
+  line = listen.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(line.has_value());
+  EXPECT_EQ(json::parse(*line)["signature"], "missing");
+  // GitHub's "sha256=" form is accepted too.
+  httplib::Headers prefixed = {
+      {"X-Hub-Signature-256",
+       "sha256=" + SignatureHex("s3cret", R"({"a":1})")}};
+  auto good = client.Post("/hook", prefixed, R"({"a":1})", "application/json");
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->status, 200);
+
+  // Ctrl-C ends it at once, even with webhookd's keep-alive connection open.
+  const absl::Time start = absl::Now();
+  listen.Signal(SIGINT);
+  EXPECT_EQ(listen.Wait(absl::Seconds(10)).exit_code, 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+TEST_F(WebhookctlTest, TablesAreTheDefaultOutput) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  RunResult list = Ctl({"endpoints", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr("ID"));
+  EXPECT_THAT(list.out, HasSubstr("THREAD"));
+  EXPECT_THAT(list.out, HasSubstr(endpoint.id()));
+  EXPECT_TRUE(json::parse(list.out, nullptr, false).is_discarded());
+}
+
+TEST_F(WebhookctlTest, ServerComesFromTheEnvironment) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  RunResult result = Subprocess::Run(
+      {WEBHOOKCTL_BINARY, "endpoints", "get", endpoint.id(), "-o", "json"},
+      absl::Seconds(30), {"WEBHOOKCTL_SERVER=" + Server()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(json::parse(result.out)["id"], endpoint.id());
+}
+
+TEST_F(WebhookctlTest, UnreachableServerFailsWithTheGrpcError) {
+  RunResult result =
+      Subprocess::Run({WEBHOOKCTL_BINARY, "--server", "127.0.0.1:1",
+                       "--timeout", "5", "endpoints", "list"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("UNAVAILABLE"));
+}
+
+TEST_F(WebhookctlTest, EverySubcommandHasHelp) {
+  const std::vector<std::vector<std::string>> commands = {
+      {},
+      {"endpoints"},
+      {"endpoints", "create"},
+      {"endpoints", "get"},
+      {"endpoints", "list"},
+      {"endpoints", "update"},
+      {"endpoints", "delete"},
+      {"endpoints", "enable"},
+      {"endpoints", "disable"},
+      {"endpoints", "test"},
+      {"endpoints", "stats"},
+      {"events"},
+      {"events", "submit"},
+      {"deliveries"},
+      {"deliveries", "list"},
+      {"deliveries", "get"},
+      {"deliveries", "retry"},
+      {"deliveries", "watch"},
+      {"listen"}};
+  for (std::vector<std::string> command : commands) {
+    command.insert(command.begin(), WEBHOOKCTL_BINARY);
+    command.push_back("--help");
+    RunResult result = Subprocess::Run(command);
+    EXPECT_EQ(result.exit_code, 0) << command.size();
+    EXPECT_THAT(result.out, HasSubstr("Usage: webhookctl"));
+  }
+}
+
+TEST_F(WebhookctlTest, UsageErrorsExitNonZero) {
+  RunResult missing_id = Ctl({"endpoints", "get"});
+  EXPECT_EQ(missing_id.exit_code, 2);
+  EXPECT_THAT(missing_id.err, HasSubstr("id is required"));
+  RunResult unknown = Ctl({"endpoints", "frobnicate"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  RunResult bad_output = Ctl({"endpoints", "list", "--output", "xml"});
+  EXPECT_EQ(bad_output.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace webhookd

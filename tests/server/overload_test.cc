@@ -1,0 +1,276 @@
+// Bounded resources under overload: gRPC limits (streams per connection,
+// message size) with health checks still answering, backpressure on
+// SubmitEvent, and log retention.
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/support/grpc_helpers.h"
+#include "tests/support/http_receiver.h"
+#include "tests/support/misbehaving_server.h"
+#include "tests/support/test_dir.h"
+#include "tests/support/test_server.h"
+
+namespace webhookd {
+namespace {
+
+using testing::Context;
+using testing::CreateEndpoint;
+using testing::ExampleEvent;
+using ::testing::HasSubstr;
+using testing::HttpReceiver;
+using testing::IsFinished;
+using testing::MakeEndpoint;
+using testing::MisbehavingServer;
+using testing::ReceivedRequest;
+using testing::ReceiverResponse;
+using testing::Submit;
+using testing::TestDir;
+using testing::TestServer;
+using testing::TestServerOptions;
+using testing::WaitForDelivery;
+
+// A channel with a connection of its own (no subchannel sharing).
+std::shared_ptr<grpc::Channel> NewConnection(int port) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+// grpc.health.v1.Health/Check for the whole server, through a generic stub
+// (the health stubs are not in Debian's packages): true if it answered
+// SERVING within `timeout`.
+bool HealthCheckServing(const std::shared_ptr<grpc::Channel>& channel,
+                        absl::Duration timeout = absl::Seconds(2)) {
+  grpc::GenericStub stub(channel);
+  grpc::Slice empty("");  // HealthCheckRequest{} serializes to nothing.
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer reply;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                 &request, &reply, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  if (!done.WaitForNotificationWithTimeout(timeout + absl::Seconds(5))) {
+    return false;
+  }
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (!status.ok() || !reply.Dump(&slices).ok()) return false;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return bytes == std::string("\x08\x01", 2);  // status: SERVING.
+}
+
+class OverloadTest : public ::testing::Test {
+ protected:
+  TestDir dir_;
+  TestServer server_{TestServerOptions(dir_.Sub("data"))};
+};
+
+TEST_F(OverloadTest, FloodOfStreamsIsHeldBackWhileHealthChecksAnswer) {
+  server_.options().grpc_max_concurrent_streams = 4;
+  server_.Start();
+  std::shared_ptr<grpc::Channel> flooded = NewConnection(server_.port());
+  auto stub = webhook::v1::WebhookService::NewStub(flooded);
+  // Four live streams take every stream this connection may have.
+  constexpr int kStreams = 4;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<
+      grpc::ClientReader<webhook::v1::StreamDeliveriesResponse>>>
+      streams;
+  for (int i = 0; i < kStreams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() +
+                                  std::chrono::seconds(30));
+    streams.push_back(stub->StreamDeliveries(
+        contexts.back().get(), webhook::v1::StreamDeliveriesRequest()));
+  }
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (server_.server().delivery_hub().StreamCount() < kStreams &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_EQ(server_.server().delivery_hub().StreamCount(),
+            static_cast<size_t>(kStreams));
+
+  // A fifth call on that connection is not served...
+  grpc::ClientContext fifth;
+  fifth.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(500));
+  webhook::v1::ListEndpointsResponse list;
+  grpc::Status status = stub->ListEndpoints(&fifth, {}, &list);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << status.error_message();
+  // ...while health checks and calls on other connections are.
+  EXPECT_TRUE(HealthCheckServing(NewConnection(server_.port())));
+  grpc::ClientContext other;
+  EXPECT_TRUE(server_.stub().ListEndpoints(&other, {}, &list).ok());
+
+  for (int i = 0; i < kStreams; ++i) {
+    contexts[i]->TryCancel();
+    streams[i]->Finish();
+  }
+}
+
+TEST_F(OverloadTest, ClientPingingTooOftenIsDisconnected) {
+  server_.Start();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 100);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  auto pinging = webhook::v1::WebhookService::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_.port()),
+                                grpc::InsecureChannelCredentials(), args));
+  // A quiet stream: no data flows, only the client's pings.
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+  auto stream = pinging->StreamDeliveries(
+      &context, webhook::v1::StreamDeliveriesRequest());
+  const absl::Time start = absl::Now();
+
+  webhook::v1::StreamDeliveriesResponse update;
+  while (stream->Read(&update)) {
+  }
+  grpc::Status status = stream->Finish();
+
+  // Cut off long before the deadline, by the server (GOAWAY "too many
+  // pings"), while others are still served.
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_TRUE(HealthCheckServing(NewConnection(server_.port())));
+}
+
+TEST_F(OverloadTest, OversizedMessageIsRefusedWhileHealthChecksAnswer) {
+  server_.Start();
+  HttpReceiver receiver;
+  CreateEndpoint(server_.stub(), MakeEndpoint("thread-1", receiver.Url()));
+  webhook::v1::SubmitEventRequest huge = ExampleEvent("thread-1");
+  huge.mutable_execution()->set_prompt(std::string(5 << 20, 'x'));
+
+  webhook::v1::SubmitEventResponse response;
+  grpc::Status status =
+      server_.stub().SubmitEvent(Context().get(), huge, &response);
+
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_message();
+  EXPECT_TRUE(HealthCheckServing(server_.channel()));
+  Submit(server_.stub(), ExampleEvent("thread-1"));  // Still served.
+  webhook::v1::ListDeliveriesResponse deliveries;
+  ASSERT_TRUE(
+      server_.stub().ListDeliveries(Context().get(), {}, &deliveries).ok());
+  EXPECT_EQ(deliveries.deliveries_size(), 1) << "the huge event was not kept";
+}
+
+TEST_F(OverloadTest, SubmitPastMaxQueuedDeliveriesIsRefusedAndStoresNothing) {
+  server_.options().engine.max_queued_deliveries = 5;
+  server_.Start();
+  // Receivers that hold every request until released: the deliveries stay
+  // in flight, and so count as queued.
+  absl::Notification release;
+  HttpReceiver receiver;
+  receiver.SetHandler([&](const ReceivedRequest&) {
+    release.WaitForNotificationWithTimeout(absl::Seconds(20));
+    return ReceiverResponse();
+  });
+  CreateEndpoint(server_.stub(), MakeEndpoint("thread-1", receiver.Url("/a")));
+  CreateEndpoint(server_.stub(), MakeEndpoint("thread-1", receiver.Url("/b")));
+  std::vector<std::string> accepted;
+  for (int i = 0; i < 2; ++i) {  // 4 deliveries.
+    webhook::v1::SubmitEventResponse response =
+        Submit(server_.stub(), ExampleEvent("thread-1"));
+    accepted.insert(accepted.end(), response.delivery_ids().begin(),
+                    response.delivery_ids().end());
+  }
+
+  webhook::v1::SubmitEventResponse refused;
+  grpc::Status status = server_.stub().SubmitEvent(
+      Context().get(), ExampleEvent("thread-1"), &refused);
+
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("--max_queued_deliveries"));
+  webhook::v1::ListDeliveriesResponse deliveries;
+  ASSERT_TRUE(
+      server_.stub().ListDeliveries(Context().get(), {}, &deliveries).ok());
+  EXPECT_EQ(deliveries.deliveries_size(), 4) << "nothing stored";
+  // Once the queue drains, submits are accepted again.
+  release.Notify();
+  for (const std::string& id : accepted) {
+    WaitForDelivery(server_.stub(), id, IsFinished);
+  }
+  Submit(server_.stub(), ExampleEvent("thread-1"));
+}
+
+TEST_F(OverloadTest, OldFinishedDeliveriesArePrunedButQueuedOnesStay) {
+  server_.options().log_retention.retention = absl::Seconds(1);
+  server_.options().log_retention.interval = absl::Milliseconds(100);
+  server_.options().engine.attempt_timeout = absl::Seconds(30);
+  server_.Start();
+  HttpReceiver healthy;
+  MisbehavingServer hanging(MisbehavingServer::Behavior::kHang);
+  const std::string healthy_endpoint =
+      CreateEndpoint(server_.stub(), MakeEndpoint("thread-1", healthy.Url()))
+          .id();
+  CreateEndpoint(server_.stub(), MakeEndpoint("thread-2", hanging.Url()));
+  webhook::v1::SubmitEventResponse done =
+      Submit(server_.stub(), ExampleEvent("thread-1"));
+  webhook::v1::SubmitEventResponse stuck =
+      Submit(server_.stub(), ExampleEvent("thread-2"));
+  ASSERT_EQ(done.delivery_ids_size(), 1);
+  ASSERT_EQ(stuck.delivery_ids_size(), 1);
+  EXPECT_EQ(WaitForDelivery(server_.stub(), done.delivery_ids(0), IsFinished)
+                .status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+
+  // Pruned in the background once older than a second.
+  webhook::v1::GetDeliveryRequest get;
+  get.set_id(done.delivery_ids(0));
+  webhook::v1::GetDeliveryResponse got;
+  grpc::Status status;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  do {
+    absl::SleepFor(absl::Milliseconds(50));
+    status = server_.stub().GetDelivery(Context().get(), get, &got);
+  } while (status.ok() && absl::Now() < give_up);
+
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  webhook::v1::ListDeliveriesResponse deliveries;
+  ASSERT_TRUE(
+      server_.stub().ListDeliveries(Context().get(), {}, &deliveries).ok());
+  ASSERT_EQ(deliveries.deliveries_size(), 1);
+  EXPECT_EQ(deliveries.deliveries(0).id(), stuck.delivery_ids(0));
+  EXPECT_EQ(deliveries.deliveries(0).status(),
+            webhook::v1::DELIVERY_STATUS_PENDING);
+  // Stats are cumulative: the pruned attempt still counts.
+  webhook::v1::GetEndpointStatsRequest stats_request;
+  stats_request.set_endpoint_id(healthy_endpoint);
+  webhook::v1::GetEndpointStatsResponse stats;
+  ASSERT_TRUE(server_.stub()
+                  .GetEndpointStats(Context().get(), stats_request, &stats)
+                  .ok());
+  EXPECT_EQ(stats.stats().total_deliveries(), 1);
+  EXPECT_EQ(stats.stats().successful_deliveries(), 1);
+}
+
+}  // namespace
+}  // namespace webhookd
