@@ -216,10 +216,8 @@ absl::StatusOr<std::string> RenderEventPayload(
                       Json::error_handler_t::replace);
 }
 
-std::string SamplePayload() {
-  // The sample of the product documentation. Its event is
-  // "execution.completed", not kTestEventType: it shows receivers exactly
-  // what a real event looks like, so they can parse it the same way.
+webhook::v1::SubmitEventRequest DocumentedExampleEvent(
+    const std::string& message) {
   constexpr int64_t kQueuedAtMillis = 1774774800000;  // 2026-03-29T09:00:00Z
   webhook::v1::SubmitEventRequest request;
   request.set_event_type(std::string(kDefaultEventType));
@@ -240,11 +238,18 @@ std::string SamplePayload() {
   *run->mutable_started_at() = MakeTimestamp(kQueuedAtMillis + 1000);
   *run->mutable_completed_at() = MakeTimestamp(kQueuedAtMillis + 12450);
   run->set_duration_ms(11450);
-  auto& message = *run->add_messages()->mutable_fields();
-  message["role"].set_string_value("assistant");
-  message["content"].set_string_value("This is a test delivery from webhookd.");
+  auto& fields = *run->add_messages()->mutable_fields();
+  fields["role"].set_string_value("assistant");
+  fields["content"].set_string_value(message);
+  return request;
+}
 
-  absl::StatusOr<std::string> payload = RenderEventPayload(request);
+std::string SamplePayload() {
+  // The sample of the product documentation. Its event is
+  // "execution.completed", not kTestEventType: it shows receivers exactly
+  // what a real event looks like, so they can parse it the same way.
+  absl::StatusOr<std::string> payload = RenderEventPayload(
+      DocumentedExampleEvent("This is a test delivery from webhookd."));
   // Constant input: failing here is a programming error.
   if (!payload.ok()) std::abort();
   return *std::move(payload);

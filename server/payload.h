@@ -23,6 +23,12 @@ inline constexpr std::string_view kTestEventType = "webhook.test";
 absl::StatusOr<std::string> RenderEventPayload(
     const webhook::v1::SubmitEventRequest& request);
 
+// The example event of the product documentation (trigger, execution, run,
+// user 42, thread "883b1733-…") with one assistant message whose content is
+// `message`. Tests, the benchmark and SamplePayload() all start from it.
+webhook::v1::SubmitEventRequest DocumentedExampleEvent(
+    const std::string& message);
+
 // The documented sample payload, used by test deliveries without one.
 std::string SamplePayload();
 

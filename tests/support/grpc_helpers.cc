@@ -4,8 +4,8 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "server/payload.h"
 #include "tests/support/test_server.h"
 
 namespace webhookd::testing {
@@ -37,33 +37,8 @@ webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
 }
 
 webhook::v1::SubmitEventRequest ExampleEvent(const std::string& thread) {
-  // The example of the product documentation, as the workbench submits it.
-  constexpr char kJson[] = R"json({
-    "threadId": "",
-    "userId": "42",
-    "eventType": "execution.completed",
-    "triggerId": "550e8400-e29b-41d4-a716-446655440000",
-    "triggerName": "Daily Report Schedule",
-    "execution": {
-      "jobId": "661f9511-b38a-42c5-9e2a-557766880000",
-      "runId": "772a0622-c49b-53d6-af3b-668877990000",
-      "prompt": "Generate today's sales summary",
-      "run": {
-        "totalCostUsd": 0.0342,
-        "totalTokens": "4521",
-        "startedAt": "2026-03-29T09:00:01Z",
-        "completedAt": "2026-03-29T09:00:12.450Z",
-        "durationMs": "11450",
-        "messages": [{"role": "assistant", "content": "Sales were up 4%."}]
-      },
-      "queuedAt": "2026-03-29T09:00:00Z",
-      "completedAt": "2026-03-29T09:00:12.450Z",
-      "durationMs": "12450"
-    }
-  })json";
-  webhook::v1::SubmitEventRequest request;
-  EXPECT_TRUE(
-      google::protobuf::util::JsonStringToMessage(kJson, &request).ok());
+  webhook::v1::SubmitEventRequest request =
+      DocumentedExampleEvent("Sales were up 4%.");
   request.set_thread_id(thread);
   return request;
 }
