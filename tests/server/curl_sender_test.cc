@@ -26,6 +26,8 @@
 namespace webhookd {
 namespace {
 
+using testing::UnusedPort;
+
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::webhookd::testing::HttpReceiver;
@@ -93,19 +95,6 @@ HttpResult SendAndWait(HttpSender& sender, HttpRequest request) {
     return HttpResult();
   }
   return results->Get()[0];
-}
-
-// A port nothing listens on: bound once, then released.
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
 }
 
 // Accepts one connection and keeps the request's raw bytes, which

@@ -26,6 +26,8 @@
 namespace webhookd {
 namespace {
 
+using testing::UnusedPort;
+
 using testing::Context;
 using testing::CreateEndpoint;
 using testing::ExampleEvent;
@@ -40,19 +42,6 @@ using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
 using testing::WaitForDelivery;
-
-// A port nothing listens on: bound once, then released.
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
-}
 
 bool HasAttempts(const Delivery& delivery, int n) {
   return delivery.attempts() >= n;

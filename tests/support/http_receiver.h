@@ -121,6 +121,9 @@ class HttpReceiver {
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 };
 
+// A loopback port nothing listens on: bound once, then released.
+int UnusedPort();
+
 }  // namespace webhookd::testing
 
 #endif  // WEBHOOKD_TESTS_SUPPORT_HTTP_RECEIVER_H_
