@@ -154,11 +154,7 @@ absl::Status EndpointManager::Delete(const Caller& caller,
   if (current == nullptr) return EndpointNotFound(id);
   WEBHOOKD_RETURN_IF_ERROR(store_.DeleteEndpoint(id, changes));
   absl::MutexLock cache_lock(&mu_);
-  auto thread = by_thread_.find(current->thread_id());
-  if (thread != by_thread_.end()) {
-    thread->second.erase(current->id());
-    if (thread->second.empty()) by_thread_.erase(thread);
-  }
+  UnindexThread(current->thread_id(), current->id());
   by_id_.erase(current->id());
   return absl::OkStatus();
 }
@@ -170,17 +166,21 @@ absl::StatusOr<Endpoint> EndpointManager::Replace(Endpoint endpoint) {
   return redacted;
 }
 
+void EndpointManager::UnindexThread(const std::string& thread_id,
+                                    const std::string& id) {
+  auto thread = by_thread_.find(thread_id);
+  if (thread == by_thread_.end()) return;
+  thread->second.erase(id);
+  if (thread->second.empty()) by_thread_.erase(thread);
+}
+
 void EndpointManager::CachePut(Endpoint endpoint) {
   auto ptr = std::make_shared<const Endpoint>(std::move(endpoint));
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = by_id_.try_emplace(ptr->id(), ptr);
   if (!inserted) {
     if (it->second->thread_id() != ptr->thread_id()) {
-      auto old = by_thread_.find(it->second->thread_id());
-      if (old != by_thread_.end()) {
-        old->second.erase(ptr->id());
-        if (old->second.empty()) by_thread_.erase(old);
-      }
+      UnindexThread(it->second->thread_id(), ptr->id());
     }
     it->second = ptr;
   }

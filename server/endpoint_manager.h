@@ -74,6 +74,9 @@ class EndpointManager {
   absl::StatusOr<Endpoint> Replace(Endpoint endpoint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void CachePut(Endpoint endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes `id` from the thread index, dropping the thread when empty.
+  void UnindexThread(const std::string& thread_id, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Store& store_;
   const Clock& clock_;
