@@ -9,7 +9,7 @@ apt_packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libleveldb-dev libsnappy-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libcpp-httplib-dev nlohmann-json3-dev
-  libmicrohttpd-dev wrk
+  libmicrohttpd-dev wrk libjemalloc-dev
   libcli11-dev python3-grpcio python3-protobuf
   bazel-bootstrap
   openssl clang libclang-rt-14-dev llvm

@@ -37,11 +37,6 @@ constexpr absl::Duration kMaxConnectTimeout = absl::Seconds(10);
 // and Shutdown() wake it.
 constexpr int kMaxPollMs = 1000;
 
-// Requests to one origin go to one worker, whose connections to it they can
-// reuse, unless that worker has this many more in flight than the least
-// loaded one.
-constexpr size_t kAffinitySlack = 32;
-
 constexpr absl::string_view kShuttingDown = "sender is shutting down";
 constexpr absl::string_view kAborted = "aborted: shutting down";
 
@@ -707,20 +702,16 @@ CurlSender::CurlSender(const CurlSenderOptions& options) : options_(options) {
 CurlSender::~CurlSender() { Shutdown(absl::ZeroDuration()); }
 
 void CurlSender::Send(HttpRequest request, Callback done) {
-  Worker* chosen = workers_[0].get();
-  if (const size_t n = workers_.size(); n > 1) {
-    chosen =
-        workers_[std::hash<std::string_view>()(Origin(request.url)) % n].get();
-    Worker* least = chosen;
-    size_t least_load = chosen->InFlight();
-    const size_t chosen_load = least_load;
-    for (const auto& worker : workers_) {
-      if (size_t load = worker->InFlight(); load < least_load) {
-        least = worker.get();
-        least_load = load;
-      }
+  // The origin's home worker unless another has fewer transfers in flight.
+  Worker* chosen = workers_[std::hash<std::string_view>()(Origin(request.url)) %
+                            workers_.size()]
+                       .get();
+  size_t least_load = chosen->InFlight();
+  for (const auto& worker : workers_) {
+    if (size_t load = worker->InFlight(); load < least_load) {
+      chosen = worker.get();
+      least_load = load;
     }
-    if (chosen_load > least_load + kAffinitySlack) chosen = least;
   }
   chosen->Submit(std::move(request), std::move(done));
 }

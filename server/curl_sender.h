@@ -67,8 +67,10 @@ struct CurlSenderOptions {
 
 // Sends each request as one POST on one of `workers` threads; each thread
 // runs many transfers at once on one libcurl multi handle, reusing
-// connections (keep-alive) between them. Requests to one origin stick to one
-// worker (and so to its connections) until it is much busier than another.
+// connections (keep-alive) between them. A request goes to the worker with
+// the fewest transfers in flight; on a tie, to its origin's home worker, so
+// that a quiet origin keeps reusing one worker's connections while a busy
+// one spreads over every worker (each then keeps its own connections).
 // Redirects are not followed (a 3xx comes back as its status code), proxies
 // from the environment are ignored and only http and https URLs are allowed.
 //

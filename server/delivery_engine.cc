@@ -1,9 +1,14 @@
 #include "server/delivery_engine.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <cstddef>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "server/logging.h"
 #include "server/payload.h"
 #include "server/signature.h"
@@ -42,31 +47,6 @@ QueuedDelivery QueueEntryOf(const Delivery& delivery, bool manual) {
                         delivery.test()};
 }
 
-// Holds an idempotency key for the duration of one submit.
-class KeyReservation {
- public:
-  KeyReservation(absl::Mutex& mu, absl::CondVar& cv,
-                 absl::flat_hash_set<std::string>& keys, std::string key)
-      : mu_(mu), cv_(cv), keys_(keys), key_(std::move(key)) {
-    if (key_.empty()) return;
-    absl::MutexLock lock(&mu_);
-    while (keys_.contains(key_)) cv_.Wait(&mu_);
-    keys_.insert(key_);
-  }
-  ~KeyReservation() {
-    if (key_.empty()) return;
-    absl::MutexLock lock(&mu_);
-    keys_.erase(key_);
-    cv_.SignalAll();
-  }
-
- private:
-  absl::Mutex& mu_;
-  absl::CondVar& cv_;
-  absl::flat_hash_set<std::string>& keys_;
-  const std::string key_;
-};
-
 }  // namespace
 
 DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
@@ -81,32 +61,67 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
 DeliveryEngine::~DeliveryEngine() { Stop(absl::ZeroDuration()); }
 
 absl::Status DeliveryEngine::Start() {
-  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<QueuedDelivery> entries,
-                            store_.LoadQueue());
+  size_t resumed = 0;
   {
+    // Straight into the queue, entry by entry: no second copy of a large
+    // backlog in memory. Nothing is dispatched before the whole queue is
+    // known, so a delivery is never resumed from an older state.
     absl::MutexLock lock(&mu_);
-    if (started_)
+    if (started_) {
       return absl::FailedPreconditionError("engine already started");
-    for (const QueuedDelivery& entry : entries) queue_.Schedule(entry);
+    }
+    WEBHOOKD_RETURN_IF_ERROR(
+        store_.ScanQueue([this, &resumed](const QueuedDelivery& entry) {
+          mu_.AssertHeld();
+          queue_.Schedule(entry);
+          ++resumed;
+        }));
     started_ = true;
   }
-  if (!entries.empty()) {
+  if (resumed > 0) {
     Log(LogLevel::kInfo,
-        absl::StrCat("resuming ", entries.size(), " queued deliveries"));
+        absl::StrCat("resuming ", resumed, " queued deliveries"));
   }
-  dispatcher_ = std::thread([this] { DispatchLoop(); });
-  recorder_ = std::thread([this] { RecordLoop(); });
+  committer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine-commit");
+    CommitLoop();
+  });
+  dispatcher_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine-dispatch");
+    DispatchLoop();
+  });
+  recorder_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "engine-record");
+    RecordLoop();
+  });
   return absl::OkStatus();
 }
 
 void DeliveryEngine::Stop(absl::Duration grace) {
+  bool started;
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
+    started = started_;
+  }
+  // Submits already taken are written and answered; later ones refused.
+  std::vector<PendingSubmit> unstarted;
+  {
+    absl::MutexLock lock(&commit_mu_);
+    commit_closed_ = true;
+    commit_cv_.SignalAll();
+    if (!started) unstarted.swap(commit_queue_);
+  }
+  if (started) committer_.join();
+  for (PendingSubmit& submit : unstarted) {
+    submit.done(absl::UnavailableError("the server is shutting down"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
     dispatch_cv_.SignalAll();
-    if (!started_) return;
+    if (!started) return;
   }
   dispatcher_.join();
   // Every callback of the sender has run once Shutdown returns.
@@ -145,7 +160,7 @@ Delivery DeliveryEngine::NewDelivery(const EventRecord& event,
   return delivery;
 }
 
-absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
+absl::StatusOr<DeliveryEngine::PendingSubmit> DeliveryEngine::PrepareSubmit(
     const Caller& caller, const webhook::v1::SubmitEventRequest& given) {
   WEBHOOKD_ASSIGN_OR_RETURN(const int64_t owner,
                             caller.OwnerFor(given.user_id(), "user_id"));
@@ -173,18 +188,8 @@ absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
         options_.max_payload_bytes, " (--max_payload_bytes)"));
   }
 
-  KeyReservation reservation(
-      keys_mu_, keys_cv_, keys_in_progress_,
-      request.idempotency_key().empty()
-          ? ""
-          : absl::StrCat(request.user_id(), "/", request.idempotency_key()));
-  if (!request.idempotency_key().empty()) {
-    absl::StatusOr<SubmitEventResponse> first =
-        store_.FindSubmission(request.user_id(), request.idempotency_key());
-    if (first.ok() || !absl::IsNotFound(first.status())) return first;
-  }
-
-  EventRecord event;
+  PendingSubmit submit;
+  EventRecord& event = submit.event;
   event.set_id(NewId("evt_"));
   event.set_thread_id(request.thread_id());
   event.set_user_id(request.user_id());
@@ -195,50 +200,152 @@ absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
   event.set_create_time_unix_micros(absl::ToUnixMicros(clock_.Now()));
   event.set_idempotency_key(request.idempotency_key());
 
-  std::vector<Delivery> deliveries;
-  for (const EndpointManager::EndpointPtr& endpoint :
-       endpoints_.EnabledOfThread(request.thread_id())) {
+  const std::vector<EndpointManager::EndpointPtr> endpoints =
+      endpoints_.EnabledOfThread(request.thread_id());
+  submit.deliveries.reserve(endpoints.size());
+  event.mutable_delivery_ids()->Reserve(static_cast<int>(endpoints.size()));
+  for (const EndpointManager::EndpointPtr& endpoint : endpoints) {
     // Another user's endpoint on the same thread must not see this event.
     if (!caller.CanAccess(endpoint->user_id())) continue;
-    deliveries.push_back(NewDelivery(
+    submit.deliveries.push_back(NewDelivery(
         event, endpoint->id(), options_.retry_policy.max_attempts(), false));
-    event.add_delivery_ids(deliveries.back().id());
+    event.add_delivery_ids(submit.deliveries.back().id());
   }
   {
-    // Backpressure: refuse before storing anything. Reserved so that
-    // concurrent submits cannot together overshoot the limit.
+    // Backpressure: refuse before storing anything. Reserved until the
+    // commit, so that concurrent submits cannot together overshoot.
     absl::MutexLock lock(&mu_);
-    if (queue_.size() + reserved_ + deliveries.size() >
+    if (queue_.size() + reserved_ + submit.deliveries.size() >
         options_.max_queued_deliveries) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "too many deliveries waiting (", queue_.size() + reserved_,
           " queued, the limit is ", options_.max_queued_deliveries,
           ", --max_queued_deliveries): try again later"));
     }
-    reserved_ += deliveries.size();
+    reserved_ += submit.deliveries.size();
   }
-  if (absl::Status inserted = store_.InsertEvent(event, deliveries);
-      !inserted.ok()) {
-    absl::MutexLock lock(&mu_);
-    reserved_ -= deliveries.size();
-    return inserted;
+  return submit;
+}
+
+void DeliveryEngine::SubmitAsync(const Caller& caller,
+                                 const webhook::v1::SubmitEventRequest& request,
+                                 SubmitCallback done) {
+  absl::StatusOr<PendingSubmit> submit = PrepareSubmit(caller, request);
+  if (!submit.ok()) {
+    done(submit.status());
+    return;
   }
-  // Published before queueing, so that listeners never see the outcome of
-  // an attempt (from the recorder thread) before the delivery's creation.
-  for (const Delivery& delivery : deliveries) Publish(delivery);
+  submit->done = std::move(done);
+  {
+    absl::MutexLock lock(&commit_mu_);
+    if (!commit_closed_) {
+      commit_queue_.push_back(*std::move(submit));
+      commit_cv_.Signal();
+      return;
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
-    reserved_ -= deliveries.size();
-    for (const Delivery& delivery : deliveries) {
-      queue_.Schedule(QueueEntryOf(delivery, false));
-    }
-    dispatch_cv_.Signal();
+    reserved_ -= submit->deliveries.size();
   }
+  submit->done(absl::UnavailableError("the server is shutting down"));
+}
 
-  SubmitEventResponse response;
-  response.set_event_id(event.id());
-  *response.mutable_delivery_ids() = event.delivery_ids();
-  return response;
+absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
+    const Caller& caller, const webhook::v1::SubmitEventRequest& request) {
+  absl::Notification finished;
+  absl::StatusOr<SubmitEventResponse> result;
+  SubmitAsync(caller, request,
+              [&](absl::StatusOr<SubmitEventResponse> response) {
+                result = std::move(response);
+                finished.Notify();
+              });
+  finished.WaitForNotification();
+  return result;
+}
+
+void DeliveryEngine::CommitLoop() {
+  while (true) {
+    std::vector<PendingSubmit> batch;
+    {
+      absl::MutexLock lock(&commit_mu_);
+      while (commit_queue_.empty() && !commit_closed_)
+        commit_cv_.Wait(&commit_mu_);
+      if (commit_queue_.empty()) return;  // Closed and drained.
+      batch.swap(commit_queue_);
+    }
+    CommitBatch(batch);
+  }
+}
+
+void DeliveryEngine::CommitBatch(std::vector<PendingSubmit>& batch) {
+  // What each submit is answered with; unset for those written below.
+  std::vector<std::optional<absl::StatusOr<SubmitEventResponse>>> answers(
+      batch.size());
+  // A submit repeating the idempotency key of an earlier one in this batch
+  // gets that one's answer: index of the first, or -1.
+  std::vector<ptrdiff_t> same_as(batch.size(), -1);
+  absl::flat_hash_map<std::string, size_t> first_with_key;
+  std::vector<NewEvent> inserts;
+  inserts.reserve(batch.size());
+  size_t reserved = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const EventRecord& event = batch[i].event;
+    reserved += batch[i].deliveries.size();
+    if (!event.idempotency_key().empty()) {
+      // Keys are checked here, on the one commit thread, so submits with
+      // the same key are serialised without any lock.
+      auto [first, inserted] = first_with_key.try_emplace(
+          absl::StrCat(event.user_id(), "/", event.idempotency_key()), i);
+      if (!inserted) {
+        same_as[i] = static_cast<ptrdiff_t>(first->second);
+        continue;
+      }
+      absl::StatusOr<SubmitEventResponse> stored =
+          store_.FindSubmission(event.user_id(), event.idempotency_key());
+      if (stored.ok() || !absl::IsNotFound(stored.status())) {
+        answers[i] = std::move(stored);
+        continue;
+      }
+    }
+    inserts.push_back(NewEvent{&event, batch[i].deliveries});
+  }
+  const absl::Status written =
+      inserts.empty() ? absl::OkStatus() : store_.InsertEvents(inserts);
+  if (written.ok()) {
+    // Published before queueing, so that listeners never see the outcome
+    // of an attempt (from the recorder thread) before the creation.
+    for (const NewEvent& insert : inserts) {
+      for (const Delivery& delivery : insert.deliveries) Publish(delivery);
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    reserved_ -= reserved;
+    if (written.ok()) {
+      for (const NewEvent& insert : inserts) {
+        for (const Delivery& delivery : insert.deliveries) {
+          queue_.Schedule(QueueEntryOf(delivery, false));
+        }
+      }
+      dispatch_cv_.Signal();
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (answers[i].has_value() || same_as[i] >= 0) continue;
+    if (!written.ok()) {
+      answers[i] = written;
+      continue;
+    }
+    SubmitEventResponse response;
+    response.set_event_id(batch[i].event.id());
+    *response.mutable_delivery_ids() = batch[i].event.delivery_ids();
+    answers[i] = std::move(response);
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const size_t from = same_as[i] >= 0 ? static_cast<size_t>(same_as[i]) : i;
+    batch[i].done(*answers[from]);
+  }
 }
 
 absl::Status DeliveryEngine::SendTest(const Caller& caller,

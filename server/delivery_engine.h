@@ -13,7 +13,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -78,12 +77,27 @@ class DeliveryEngine {
   // outcome and joins the engine's threads. Idempotent.
   void Stop(absl::Duration grace);
 
+  using SubmitCallback =
+      std::function<void(absl::StatusOr<SubmitEventResponse>)>;
+
   // Stores the event and one delivery per enabled endpoint of its thread in
-  // one synced write, then queues the deliveries. An authenticated caller
-  // owns the event (PermissionDenied if request.user_id names another user)
-  // and reaches only its own endpoints. ResourceExhausted, with nothing
-  // stored, if the deliveries would take the queue past
-  // max_queued_deliveries.
+  // one synced write, then queues the deliveries. The request is checked and
+  // rendered on the calling thread, which never blocks on storage; the write
+  // is made by the engine's commit thread, which groups the submits waiting
+  // for it into one synced write (group commit). `done` runs once: on the
+  // calling thread for a request refused before storage, otherwise on the
+  // commit thread after the write (it must not block). An authenticated
+  // caller owns the event (PermissionDenied if request.user_id names
+  // another user) and reaches only its own endpoints. ResourceExhausted,
+  // with nothing stored, if the deliveries would take the queue past
+  // max_queued_deliveries. A repeated idempotency key is answered with the
+  // first response, also when both arrive together. `request` is read only
+  // during the call.
+  void SubmitAsync(const Caller& caller,
+                   const webhook::v1::SubmitEventRequest& request,
+                   SubmitCallback done);
+
+  // SubmitAsync, waiting for its result.
   absl::StatusOr<SubmitEventResponse> Submit(
       const Caller& caller, const webhook::v1::SubmitEventRequest& request);
 
@@ -126,6 +140,21 @@ class DeliveryEngine {
     HttpResult result;
   };
 
+  // A checked submit waiting for the commit thread.
+  struct PendingSubmit {
+    EventRecord event;
+    std::vector<Delivery> deliveries;
+    SubmitCallback done;
+  };
+
+  // Checks and renders a submit and reserves its deliveries against
+  // max_queued_deliveries.
+  absl::StatusOr<PendingSubmit> PrepareSubmit(
+      const Caller& caller, const webhook::v1::SubmitEventRequest& request);
+  void CommitLoop();
+  // Writes a batch of submits in one synced write, queues their deliveries
+  // and answers each.
+  void CommitBatch(std::vector<PendingSubmit>& batch);
   void DispatchLoop();
   void RecordLoop();
   // Starts an attempt of a delivery taken from the queue.
@@ -163,15 +192,17 @@ class DeliveryEngine {
   // until they are queued.
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // Idempotency keys whose submit is under way, so that a concurrent submit
-  // with the same key waits for the first instead of creating a duplicate.
-  absl::Mutex keys_mu_;
-  absl::CondVar keys_cv_;
-  absl::flat_hash_set<std::string> keys_in_progress_ ABSL_GUARDED_BY(keys_mu_);
+  // Submits waiting for the commit thread. Closed by Stop, after which
+  // submits are refused.
+  absl::Mutex commit_mu_;
+  absl::CondVar commit_cv_;
+  std::vector<PendingSubmit> commit_queue_ ABSL_GUARDED_BY(commit_mu_);
+  bool commit_closed_ ABSL_GUARDED_BY(commit_mu_) = false;
 
   absl::Mutex listeners_mu_;
   std::vector<DeliveryListener*> listeners_ ABSL_GUARDED_BY(listeners_mu_);
 
+  std::thread committer_;
   std::thread dispatcher_;
   std::thread recorder_;
 };

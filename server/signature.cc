@@ -13,6 +13,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace webhookd {
 namespace {
@@ -60,11 +62,17 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 }
 
 std::string NewId(std::string_view prefix) {
-  unsigned char random[16];
+  unsigned char bytes[16];
+  // 48 bits of milliseconds, big-endian, so that ids sort by creation time.
+  uint64_t millis = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  for (int i = 5; i >= 0; --i) {
+    bytes[i] = static_cast<unsigned char>(millis & 0xff);
+    millis >>= 8;
+  }
   // RAND_bytes fails only when the generator cannot be seeded; ids must be
   // unguessable and unique, so there is no safe fallback: abort.
-  if (RAND_bytes(random, sizeof(random)) != 1) std::abort();
-  return absl::StrCat(AsAbsl(prefix), ToHex(random, sizeof(random)));
+  if (RAND_bytes(bytes + 6, sizeof(bytes) - 6) != 1) std::abort();
+  return absl::StrCat(AsAbsl(prefix), ToHex(bytes, sizeof(bytes)));
 }
 
 }  // namespace webhookd

@@ -16,8 +16,12 @@ std::string SignatureHex(std::string_view secret, std::string_view body);
 // Compares in time that depends only on the lengths.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
-// Returns `prefix` followed by 32 lowercase hex digits of 128 random bits
-// from a cryptographic generator, e.g. "ep_1f0c...".
+// Returns `prefix` followed by 32 lowercase hex digits, e.g. "ep_0193...":
+// 12 of the creation time in milliseconds, then 20 of 80 random bits from a
+// cryptographic generator. Ids made later sort after earlier ones, so the
+// records keyed by them are written in key order: LevelDB then compacts
+// new records without rewriting old ones (see BENCHMARKS.md). 80 random bits
+// keep them unguessable and, within one millisecond, unique.
 std::string NewId(std::string_view prefix);
 
 }  // namespace webhookd

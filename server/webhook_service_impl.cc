@@ -1,5 +1,6 @@
 #include "server/webhook_service_impl.h"
 
+#include <optional>
 #include <utility>
 
 #include "server/status_util.h"
@@ -36,15 +37,22 @@ void FillPage(Items& items, std::string& token, Field* field,
 
 }  // namespace
 
+std::optional<Caller> WebhookServiceImpl::AuthenticateOrFinish(
+    grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor) {
+  absl::StatusOr<Caller> caller = auth_.Authenticate(context);
+  if (!caller.ok()) {
+    reactor.Finish(ToGrpcStatus(caller.status()));
+    return std::nullopt;
+  }
+  return *std::move(caller);
+}
+
 template <typename Work>
 grpc::ServerUnaryReactor* WebhookServiceImpl::Run(
     grpc::CallbackServerContext* context, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = auth_.Authenticate(*context);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
   blocking_.Schedule(
       [reactor, caller = *std::move(caller), work = std::move(work)]() mutable {
         reactor->Finish(ToGrpcStatus(work(caller)));
@@ -144,9 +152,18 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
     grpc::CallbackServerContext* context,
     const webhook::v1::SubmitEventRequest* request,
     webhook::v1::SubmitEventResponse* response) {
-  return Run(context, [this, request, response](const Caller& caller) {
-    return Fill(engine_.Submit(caller, *request), response);
-  });
+  // Not on the blocking pool: the engine checks the request on this thread
+  // without blocking and answers from its commit thread once the event is
+  // on disk, grouped with the other submits waiting for the same sync.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
+  engine_.SubmitAsync(
+      *caller, *request,
+      [reactor, response](absl::StatusOr<SubmitEventResponse> result) {
+        reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* WebhookServiceImpl::SendTestDelivery(
@@ -154,11 +171,8 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SendTestDelivery(
     const webhook::v1::SendTestDeliveryRequest* request,
     webhook::v1::SendTestDeliveryResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = auth_.Authenticate(*context);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
   // The call finishes when the attempt does, from the engine's thread.
   blocking_.Schedule(
       [this, reactor, request, response, caller = *std::move(caller)] {

@@ -4,6 +4,8 @@
 #ifndef WEBHOOKD_SERVER_WEBHOOK_SERVICE_IMPL_H_
 #define WEBHOOKD_SERVER_WEBHOOK_SERVICE_IMPL_H_
 
+#include <optional>
+
 #include "server/auth.h"
 #include "server/delivery_engine.h"
 #include "server/delivery_log.h"
@@ -91,6 +93,10 @@ class WebhookServiceImpl final
  private:
   // Authenticates the call, runs `work(caller)` on the blocking pool and
   // finishes the call with its status.
+  // The caller of a call, or nullopt after finishing the call with the
+  // authentication error.
+  std::optional<Caller> AuthenticateOrFinish(
+      grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor);
   template <typename Work>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 Work work);

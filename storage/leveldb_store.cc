@@ -500,7 +500,11 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(
       dir, std::move(owned_options), std::move(block_cache),
       std::move(filter_policy), std::unique_ptr<leveldb::DB>(raw_db),
       options.paranoid_checks,
-      options.max_scan_per_list > 0 ? options.max_scan_per_list : 1));
+      options.max_scan_per_list > 0 ? options.max_scan_per_list : 1,
+      options.payload_cache_bytes > 0
+          ? std::unique_ptr<leveldb::Cache>(
+                leveldb::NewLRUCache(options.payload_cache_bytes))
+          : nullptr));
 
   // The schema version lets a later release recognise (and migrate) this
   // layout rather than misread it.
@@ -534,13 +538,14 @@ LevelDbStore::LevelDbStore(
     std::unique_ptr<leveldb::Cache> block_cache,
     std::unique_ptr<const leveldb::FilterPolicy> filter_policy,
     std::unique_ptr<leveldb::DB> db, bool verify_checksums,
-    int max_scan_per_list)
+    int max_scan_per_list, std::unique_ptr<leveldb::Cache> payload_cache)
     : dir_(std::move(dir)),
       db_options_(std::move(db_options)),
       block_cache_(std::move(block_cache)),
       filter_policy_(std::move(filter_policy)),
       verify_checksums_(verify_checksums),
       max_scan_per_list_(max_scan_per_list),
+      payload_cache_(std::move(payload_cache)),
       db_(std::move(db)) {}
 
 LevelDbStore::~LevelDbStore() {
@@ -749,38 +754,76 @@ absl::Status LevelDbStore::DeleteEndpoint(
   return Write(&batch, /*sync=*/true);
 }
 
-absl::Status LevelDbStore::InsertEvent(const EventRecord& event,
-                                       absl::Span<const Delivery> deliveries) {
-  if (event.id().empty()) {
-    return absl::InvalidArgumentError("event without an id");
-  }
+absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
   leveldb::WriteBatch batch;
-  batch.Put(EventKey(event.id()), event.SerializeAsString());
-  for (const Delivery& delivery : deliveries) {
-    STORE_RETURN_IF_ERROR(AddDeliveryState(delivery, /*manual=*/false, &batch));
-    const int64_t created = ProtoToUnixMicros(delivery.create_time());
-    batch.Put(DeliveryIndexKey(std::string(kDeliveryListPrefix), created,
-                               delivery.id()),
-              leveldb::Slice());
-    batch.Put(DeliveryIndexKey(DeliveryEndpointPrefix(delivery.endpoint_id()),
-                               created, delivery.id()),
-              leveldb::Slice());
-    batch.Put(DeliveryIndexKey(DeliveryThreadPrefix(delivery.thread_id()),
-                               created, delivery.id()),
-              leveldb::Slice());
-  }
-  if (!event.idempotency_key().empty()) {
-    IdempotencyRecord record;
-    record.mutable_response()->set_event_id(event.id());
-    for (const Delivery& delivery : deliveries) {
-      record.mutable_response()->add_delivery_ids(delivery.id());
+  for (const NewEvent& insert : events) {
+    const EventRecord& event = *insert.event;
+    if (event.id().empty()) {
+      return absl::InvalidArgumentError("event without an id");
     }
-    record.set_create_time_unix_micros(event.create_time_unix_micros());
-    batch.Put(IdempotencyKey(event.user_id(), event.idempotency_key()),
-              record.SerializeAsString());
+    batch.Put(EventKey(event.id()), event.SerializeAsString());
+    for (const Delivery& delivery : insert.deliveries) {
+      STORE_RETURN_IF_ERROR(
+          AddDeliveryState(delivery, /*manual=*/false, &batch));
+      const int64_t created = ProtoToUnixMicros(delivery.create_time());
+      batch.Put(DeliveryIndexKey(std::string(kDeliveryListPrefix), created,
+                                 delivery.id()),
+                leveldb::Slice());
+      batch.Put(DeliveryIndexKey(DeliveryEndpointPrefix(delivery.endpoint_id()),
+                                 created, delivery.id()),
+                leveldb::Slice());
+      batch.Put(DeliveryIndexKey(DeliveryThreadPrefix(delivery.thread_id()),
+                                 created, delivery.id()),
+                leveldb::Slice());
+    }
+    if (!event.idempotency_key().empty()) {
+      IdempotencyRecord record;
+      record.mutable_response()->set_event_id(event.id());
+      for (const Delivery& delivery : insert.deliveries) {
+        record.mutable_response()->add_delivery_ids(delivery.id());
+      }
+      record.set_create_time_unix_micros(event.create_time_unix_micros());
+      batch.Put(IdempotencyKey(event.user_id(), event.idempotency_key()),
+                record.SerializeAsString());
+    }
   }
   STORE_USE_DB();
-  return Write(&batch, /*sync=*/true);
+  STORE_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
+  for (const NewEvent& insert : events) {
+    if (!insert.deliveries.empty()) {
+      CachePayload(insert.event->id(), insert.event->payload());
+    }
+  }
+  return absl::OkStatus();
+}
+
+void LevelDbStore::CachePayload(std::string_view event_id,
+                                const std::string& payload) {
+  if (payload_cache_ == nullptr) return;
+  auto* value = new std::string(payload);
+  leveldb::Cache::Handle* handle = payload_cache_->Insert(
+      ToSlice(event_id), value, sizeof(std::string) + value->capacity(),
+      [](const leveldb::Slice&, void* cached) {
+        delete static_cast<std::string*>(cached);
+      });
+  payload_cache_->Release(handle);
+}
+
+absl::StatusOr<std::string> LevelDbStore::EventPayload(
+    const leveldb::ReadOptions& read, std::string_view event_id) {
+  if (payload_cache_ != nullptr) {
+    if (leveldb::Cache::Handle* handle =
+            payload_cache_->Lookup(ToSlice(event_id))) {
+      std::string payload =
+          *static_cast<const std::string*>(payload_cache_->Value(handle));
+      payload_cache_->Release(handle);
+      return payload;
+    }
+  }
+  EventRecord event;
+  STORE_RETURN_IF_ERROR(GetMessage(*db_, read, EventKey(event_id), "", &event));
+  CachePayload(event_id, event.payload());
+  return std::move(*event.mutable_payload());
 }
 
 absl::StatusOr<SubmitEventResponse> LevelDbStore::FindSubmission(
@@ -809,15 +852,14 @@ absl::StatusOr<Delivery> LevelDbStore::GetDelivery(std::string_view id) {
   STORE_RETURN_IF_ERROR(GetMessage(*db_, view.options(), DeliveryKey(id),
                                    Cat("delivery \"", id, "\" not found"),
                                    &delivery));
-  EventRecord event;
-  absl::Status status = GetMessage(*db_, view.options(),
-                                   EventKey(delivery.event_id()), "", &event);
-  if (absl::IsNotFound(status)) {
+  absl::StatusOr<std::string> payload =
+      EventPayload(view.options(), delivery.event_id());
+  if (absl::IsNotFound(payload.status())) {
     return absl::DataLossError(Cat("event \"", delivery.event_id(),
                                    "\" of delivery \"", id, "\" is missing"));
   }
-  STORE_RETURN_IF_ERROR(status);
-  delivery.set_payload(std::move(*event.mutable_payload()));
+  STORE_RETURN_IF_ERROR(payload.status());
+  delivery.set_payload(*std::move(payload));
   return delivery;
 }
 
@@ -891,23 +933,22 @@ absl::Status LevelDbStore::UpdateDeliveries(
   return Write(&batch, sync);
 }
 
-absl::StatusOr<std::vector<QueuedDelivery>> LevelDbStore::LoadQueue() {
+absl::Status LevelDbStore::ScanQueue(
+    const std::function<void(const QueuedDelivery&)>& visit) {
   STORE_USE_DB();
-  std::vector<QueuedDelivery> queue;
-  STORE_RETURN_IF_ERROR(ScanAll(
-      *db_, DefaultReadOptions(), kQueuePrefix,
-      [&](std::string_view key, std::string_view value) {
-        QueueEntryRecord entry;
-        STORE_RETURN_IF_ERROR(ParseValue(key, value, &entry));
-        QueuedDelivery& queued = queue.emplace_back();
-        queued.delivery_id = std::string(key.substr(kQueuePrefix.size()));
-        queued.endpoint_id = entry.endpoint_id();
-        queued.due = absl::FromUnixMicros(entry.due_unix_micros());
-        queued.manual = entry.manual();
-        queued.test = entry.test();
-        return absl::OkStatus();
-      }));
-  return queue;
+  QueueEntryRecord entry;
+  QueuedDelivery queued;
+  return ScanAll(*db_, DefaultReadOptions(), kQueuePrefix,
+                 [&](std::string_view key, std::string_view value) {
+                   STORE_RETURN_IF_ERROR(ParseValue(key, value, &entry));
+                   queued.delivery_id.assign(key.substr(kQueuePrefix.size()));
+                   queued.endpoint_id = entry.endpoint_id();
+                   queued.due = absl::FromUnixMicros(entry.due_unix_micros());
+                   queued.manual = entry.manual();
+                   queued.test = entry.test();
+                   visit(queued);
+                   return absl::OkStatus();
+                 });
 }
 
 absl::StatusOr<EndpointStats> LevelDbStore::GetEndpointStats(

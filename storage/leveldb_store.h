@@ -87,6 +87,10 @@ struct LevelDbStoreOptions {
   // examines. A call that reaches it returns what it found (possibly nothing)
   // and a next_page_token that continues the scan.
   int max_scan_per_list = 10000;
+  // Bytes of recently written or read event payloads kept in memory, so
+  // that dispatching the deliveries of an event (one or ten thousand) does
+  // not read and parse the event record again each time; 0 disables it.
+  size_t payload_cache_bytes = 16 << 20;
 };
 
 // What RepairLevelDbStore did and could not keep.
@@ -155,8 +159,8 @@ class LevelDbStore final : public Store {
   absl::StatusOr<std::vector<Endpoint>> LoadEndpoints() override;
   absl::Status DeleteEndpoint(
       std::string_view id, absl::Span<const DeliveryChange> changes) override;
-  absl::Status InsertEvent(const EventRecord& event,
-                           absl::Span<const Delivery> deliveries) override;
+  using Store::InsertEvent;
+  absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
   absl::StatusOr<SubmitEventResponse> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) override;
   absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
@@ -166,7 +170,8 @@ class LevelDbStore final : public Store {
       std::string_view page_token) override;
   absl::Status UpdateDeliveries(absl::Span<const DeliveryChange> changes,
                                 Durability durability) override;
-  absl::StatusOr<std::vector<QueuedDelivery>> LoadQueue() override;
+  absl::Status ScanQueue(
+      const std::function<void(const QueuedDelivery&)>& visit) override;
   absl::StatusOr<EndpointStats> GetEndpointStats(
       std::string_view endpoint_id) override;
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
@@ -178,7 +183,14 @@ class LevelDbStore final : public Store {
                std::unique_ptr<leveldb::Cache> block_cache,
                std::unique_ptr<const leveldb::FilterPolicy> filter_policy,
                std::unique_ptr<leveldb::DB> db, bool verify_checksums,
-               int max_scan_per_list);
+               int max_scan_per_list,
+               std::unique_ptr<leveldb::Cache> payload_cache);
+
+  // The payload of an event, from the payload cache or the ev/ record.
+  absl::StatusOr<std::string> EventPayload(const leveldb::ReadOptions& read,
+                                           std::string_view event_id)
+      ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+  void CachePayload(std::string_view event_id, const std::string& payload);
 
   // After a failed write: closes the database and opens it again. On
   // failure db_ stays null and reopen_needed_ set, for the next call.
@@ -209,6 +221,8 @@ class LevelDbStore final : public Store {
   // Paranoid stores also check the checksum of every block they read.
   const bool verify_checksums_;
   const int max_scan_per_list_;
+  // Event id -> std::string payload; events never change. Null if disabled.
+  const std::unique_ptr<leveldb::Cache> payload_cache_;
 
   // Held shared by every operation while it uses db_, exclusively to close
   // and reopen it. Taken before mu_, never while holding it.

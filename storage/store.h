@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,6 +59,12 @@ struct QueuedDelivery {
   absl::Time due;
   bool manual = false;  // The attempt was queued by RetryDelivery.
   bool test = false;    // A test delivery: sent even to a disabled endpoint.
+};
+
+// An event and its new deliveries, as InsertEvents writes them.
+struct NewEvent {
+  const EventRecord* event;
+  absl::Span<const Delivery> deliveries;
 };
 
 // A new state of a delivery. The store keeps the queue in step with it: a
@@ -115,10 +122,17 @@ class Store {
 
   // Events and deliveries.
 
-  // Writes the event, its new deliveries (queued) and, when the event has an
-  // idempotency key, the response to return for it, in one synced write.
-  virtual absl::Status InsertEvent(const EventRecord& event,
-                                   absl::Span<const Delivery> deliveries) = 0;
+  // Writes each event, its new deliveries (queued) and, when the event has
+  // an idempotency key, the response to return for it, all in one synced
+  // write: every event is stored or none is. Concurrent submits share one
+  // disk sync this way (group commit).
+  virtual absl::Status InsertEvents(absl::Span<const NewEvent> events) = 0;
+  // InsertEvents of one event.
+  absl::Status InsertEvent(const EventRecord& event,
+                           absl::Span<const Delivery> deliveries) {
+    const NewEvent one{&event, deliveries};
+    return InsertEvents(absl::MakeConstSpan(&one, 1));
+  }
   // Returns the response first given for this key of this user, or NotFound.
   virtual absl::StatusOr<SubmitEventResponse> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) = 0;
@@ -135,8 +149,18 @@ class Store {
   // Applies new states of existing deliveries in one write.
   virtual absl::Status UpdateDeliveries(
       absl::Span<const DeliveryChange> changes, Durability durability) = 0;
+  // Calls `visit` with every queued delivery, in no particular order,
+  // without holding them all in memory at once.
+  virtual absl::Status ScanQueue(
+      const std::function<void(const QueuedDelivery&)>& visit) = 0;
   // Returns every queued delivery, in no particular order.
-  virtual absl::StatusOr<std::vector<QueuedDelivery>> LoadQueue() = 0;
+  absl::StatusOr<std::vector<QueuedDelivery>> LoadQueue() {
+    std::vector<QueuedDelivery> queue;
+    absl::Status status = ScanQueue(
+        [&queue](const QueuedDelivery& entry) { queue.push_back(entry); });
+    if (!status.ok()) return status;
+    return queue;
+  }
 
   // Returns the stats of an endpoint, zero if it never had an attempt
   // (including unknown ids: callers check existence).

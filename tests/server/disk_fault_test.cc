@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -61,6 +62,60 @@ class DiskFaultTest : public ::testing::Test {
   HttpReceiver receiver_;
   TestServer server_{TestServerOptions(dir_.Sub("data"))};
 };
+
+TEST_F(DiskFaultTest, SubmitsWaitingForASlowDiskShareOneSyncAndKeepKeys) {
+  // While the disk holds one synced write, the submits arriving meanwhile
+  // pile up and are written together, in one sync, by the engine's commit
+  // thread. Each must still be stored once, and the copies of one
+  // idempotency key within that one write must get one answer.
+  CreateEndpoint(stub(), MakeEndpoint("thread-1", receiver_.Url()));
+  constexpr int kKeys = 8;
+  constexpr int kCopiesPerKey = 6;
+  constexpr int kUnkeyed = 24;
+  constexpr int kSubmits = kKeys * kCopiesPerKey + kUnkeyed;
+  constexpr size_t kDistinct = kKeys + kUnkeyed;
+  std::vector<webhook::v1::SubmitEventResponse> responses(kSubmits);
+  std::vector<grpc::Status> statuses(kSubmits);
+  const int syncs_before = env_.log_syncs();
+  env_.HoldSyncs(true);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSubmits; ++i) {
+    threads.emplace_back([&, i] {
+      webhook::v1::SubmitEventRequest request = ExampleEvent("thread-1");
+      if (i < kKeys * kCopiesPerKey) {
+        request.set_idempotency_key(absl::StrCat("key-", i % kKeys));
+      }
+      statuses[i] = stub().SubmitEvent(Context().get(), request, &responses[i]);
+    });
+  }
+  // Time for every submit to reach the engine while the first write waits.
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(receiver_.RequestCount(), 0u);
+  env_.HoldSyncs(false);
+  for (std::thread& thread : threads) thread.join();
+
+  // One write was held; nearly all the others waited for it and share the
+  // next one. Far fewer syncs than submits, with room for stragglers.
+  EXPECT_LE(env_.log_syncs() - syncs_before, 8);
+  std::set<std::string> event_ids;
+  for (int i = 0; i < kSubmits; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
+    ASSERT_EQ(responses[i].delivery_ids_size(), 1);
+    if (i < kKeys * kCopiesPerKey) {
+      EXPECT_EQ(responses[i].SerializeAsString(),
+                responses[i % kKeys].SerializeAsString())
+          << "copy " << i << " of key-" << i % kKeys;
+    }
+    event_ids.insert(responses[i].event_id());
+  }
+  EXPECT_EQ(event_ids.size(), kDistinct);
+  for (int i = 0; i < kSubmits; ++i) {
+    EXPECT_TRUE(IsFinished(
+        WaitForDelivery(stub(), responses[i].delivery_ids(0), IsFinished)));
+  }
+  EXPECT_FALSE(receiver_.WaitForRequests(kDistinct + 1, absl::Seconds(1)));
+  EXPECT_EQ(receiver_.RequestCount(), kDistinct);
+}
 
 TEST_F(DiskFaultTest, SubmitFailsWithUnavailableWhileTheDiskIsFull) {
   CreateEndpoint(stub(), MakeEndpoint("thread-1", receiver_.Url()));

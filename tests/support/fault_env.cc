@@ -3,6 +3,8 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
+
 namespace webhookd::testing {
 
 class FaultInjectionEnv::File final : public leveldb::WritableFile {
@@ -21,6 +23,7 @@ class FaultInjectionEnv::File final : public leveldb::WritableFile {
     return s.ok() ? file_->Flush() : s;
   }
   leveldb::Status Sync() override {
+    env_.BeforeSync(name_);
     leveldb::Status s = env_.Check(name_);
     return s.ok() ? file_->Sync() : s;
   }
@@ -36,6 +39,20 @@ FaultInjectionEnv::FaultInjectionEnv() : EnvWrapper(leveldb::Env::Default()) {}
 void FaultInjectionEnv::SetWriteFault(Fault fault) {
   absl::MutexLock lock(&mu_);
   fault_ = fault;
+}
+
+void FaultInjectionEnv::HoldSyncs(bool hold) {
+  absl::MutexLock lock(&mu_);
+  hold_syncs_ = hold;
+}
+
+void FaultInjectionEnv::BeforeSync(const std::string& name) {
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](bool* held) { return !*held; }, &hold_syncs_));
+  }
+  if (absl::EndsWith(name, ".log")) ++log_syncs_;
 }
 
 leveldb::Status FaultInjectionEnv::Check(const std::string& what) {

@@ -34,6 +34,14 @@ class FaultInjectionEnv final : public leveldb::EnvWrapper {
   // Writes failed since construction.
   int injected_failures() const { return injected_.load(); }
 
+  // While held, Sync() of every file blocks until released, as on a very
+  // slow disk, so that tests can make synced writes pile up.
+  void HoldSyncs(bool hold);
+
+  // Sync() calls of LevelDB log files (the synced writes) since
+  // construction.
+  int log_syncs() const { return log_syncs_.load(); }
+
   // leveldb::Env
   leveldb::Status NewWritableFile(const std::string& name,
                                   leveldb::WritableFile** result) override;
@@ -46,9 +54,14 @@ class FaultInjectionEnv final : public leveldb::EnvWrapper {
   // The failure to inject now, or OK.
   leveldb::Status Check(const std::string& what);
 
+  // Blocks while syncs are held, then counts the sync.
+  void BeforeSync(const std::string& name);
+
   std::atomic<int> injected_{0};
+  std::atomic<int> log_syncs_{0};
   mutable absl::Mutex mu_;
   Fault fault_ ABSL_GUARDED_BY(mu_) = Fault::kNone;
+  bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace webhookd::testing
