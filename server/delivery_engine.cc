@@ -56,7 +56,8 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
       endpoints_(endpoints),
       sender_(sender),
       clock_(clock),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      queue_(options_.max_in_flight_per_endpoint) {}
 
 DeliveryEngine::~DeliveryEngine() { Stop(absl::ZeroDuration()); }
 

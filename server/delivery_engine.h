@@ -34,6 +34,10 @@ struct DeliveryEngineOptions {
   absl::Duration attempt_timeout = absl::Seconds(30);
   // Attempts running at once; more wait in the queue.
   size_t max_in_flight = 4096;
+  // Attempts to one endpoint running at once (test deliveries aside); the
+  // endpoint's further due deliveries wait, parked, so that endpoints that
+  // hang cannot take every slot from the healthy ones. 0: no limit.
+  size_t max_in_flight_per_endpoint = 32;
   // Largest rendered payload accepted.
   size_t max_payload_bytes = 256 * 1024;
   // Deliveries queued, held or in flight past which Submit refuses new

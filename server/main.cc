@@ -2,6 +2,7 @@
 // shuts it down gracefully on SIGINT or SIGTERM.
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <fstream>
@@ -41,6 +42,10 @@ ABSL_FLAG(absl::Duration, attempt_timeout, absl::Seconds(30),
 ABSL_FLAG(int, http_workers, 2,
           "HTTP worker threads, each driving one curl multi handle.");
 ABSL_FLAG(int, max_in_flight, 4096, "Delivery attempts running at once.");
+ABSL_FLAG(int, max_in_flight_per_endpoint, 32,
+          "Delivery attempts to one endpoint running at once; its other due "
+          "deliveries wait, so that hanging endpoints cannot take every "
+          "slot. 0: no limit.");
 ABSL_FLAG(int64_t, max_payload_bytes, 256 * 1024,
           "Largest event payload accepted, in bytes.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
@@ -126,6 +131,28 @@ std::vector<std::string> RepeatedFlag(int argc, char** argv,
   return values;
 }
 
+// Raises the soft limit of open files to the hard limit: every attempt in
+// flight holds a socket, and the usual soft limit (1024) is below the
+// default --max_in_flight. Warns when even the hard limit is too low.
+void RaiseOpenFileLimit(int max_in_flight) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  // Sockets of the attempts, plus LevelDB's files and gRPC's connections.
+  const rlim_t wanted = static_cast<rlim_t>(max_in_flight) + 1024;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    webhookd::Log(
+        webhookd::LogLevel::kWarning,
+        absl::StrCat("open file limit ", limit.rlim_cur, " is below ", wanted,
+                     " (--max_in_flight + 1024): attempts may fail with "
+                     "\"too many open files\"; raise it (ulimit -n)"));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -177,11 +204,17 @@ int main(int argc, char** argv) {
     return Fail("--attempt_timeout must be positive");
   }
   options.engine.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  RaiseOpenFileLimit(absl::GetFlag(FLAGS_max_in_flight));
   options.engine.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
   options.http_workers = absl::GetFlag(FLAGS_http_workers);
   if (options.http_workers < 1 || options.engine.max_in_flight < 1) {
     return Fail("--http_workers and --max_in_flight must be at least 1");
   }
+  if (absl::GetFlag(FLAGS_max_in_flight_per_endpoint) < 0) {
+    return Fail("--max_in_flight_per_endpoint must be 0 (no limit) or more");
+  }
+  options.engine.max_in_flight_per_endpoint =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_in_flight_per_endpoint));
   if (absl::GetFlag(FLAGS_max_queued_deliveries) < 1) {
     return Fail("--max_queued_deliveries must be at least 1");
   }

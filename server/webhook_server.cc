@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -160,6 +161,11 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
 
   CurlSenderOptions sender_options;
   sender_options.workers = options.http_workers;
+  // Every attempt the engine starts runs at once: none waits in a worker's
+  // queue behind attempts to an endpoint that hangs.
+  const size_t workers = static_cast<size_t>(std::max(1, options.http_workers));
+  sender_options.max_transfers_per_worker =
+      static_cast<int>((options.engine.max_in_flight + workers - 1) / workers);
   sender_options.user_agent = options.engine.user_agent;
   sender_options.ca_file = options.target_ca_file;
   sender_options.resolve_overrides = options.test_resolve_overrides;

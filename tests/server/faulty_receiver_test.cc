@@ -287,5 +287,48 @@ TEST_F(FaultyReceiverTest, HealthyEndpointDeliversWhileOthersMisbehave) {
   EXPECT_TRUE(hanging.WaitForRequests(kEvents, absl::Seconds(5)));
 }
 
+TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
+  // Three endpoints hang; each may hold only 2 of the 8 attempt slots, so
+  // the healthy endpoint keeps 2 and delivers everything meanwhile. The
+  // hanging endpoints' other deliveries wait their turn, parked.
+  server_.options().engine.max_in_flight = 8;
+  server_.options().engine.max_in_flight_per_endpoint = 2;
+  HttpReceiver healthy;
+  MisbehavingServer hanging(MisbehavingServer::Behavior::kHang);
+  StartServer(absl::Seconds(3));
+  std::vector<std::string> hanging_endpoints;
+  for (int i = 0; i < 3; ++i) {
+    hanging_endpoints.push_back(
+        CreateEndpoint(stub(), MakeEndpoint("thread-hang", hanging.Url()))
+            .id());
+  }
+  CreateEndpoint(stub(), MakeEndpoint("thread-ok", healthy.Url()));
+  std::vector<std::string> hanging_ids;
+  for (int i = 0; i < 5; ++i) {
+    const webhook::v1::SubmitEventResponse response =
+        Submit(stub(), ExampleEvent("thread-hang"));
+    hanging_ids.insert(hanging_ids.end(), response.delivery_ids().begin(),
+                       response.delivery_ids().end());
+  }
+  ASSERT_THAT(hanging_ids, SizeIs(15));
+  ASSERT_TRUE(hanging.WaitForRequests(6, absl::Seconds(2)));
+
+  constexpr int kHealthy = 10;
+  for (int i = 0; i < kHealthy; ++i) {
+    const std::string id =
+        Submit(stub(), ExampleEvent("thread-ok")).delivery_ids(0);
+    EXPECT_EQ(WaitForDelivery(stub(), id, IsFinished).status(),
+              webhook::v1::DELIVERY_STATUS_SUCCESS);
+  }
+  // All of that within the hanging attempts' 3 s: none has ended yet, and
+  // no endpoint got more than its 2 slots.
+  EXPECT_EQ(hanging.RequestCount(), 6u);
+  for (const std::string& id : hanging_ids) {
+    EXPECT_EQ(Get(id).attempts(), 0) << id;
+  }
+  // When the first attempts time out, parked deliveries get their slots.
+  EXPECT_TRUE(hanging.WaitForRequests(7, absl::Seconds(6)));
+}
+
 }  // namespace
 }  // namespace webhookd

@@ -87,8 +87,9 @@ TEST_F(ProcessTest, HelpListsEveryFlag) {
   for (const char* flag :
        {"--listen", "--data_dir", "--allow_insecure_targets",
         "--retry_schedule", "--attempt_timeout", "--http_workers",
-        "--max_in_flight", "--max_payload_bytes", "--shutdown_grace",
-        "--port_file", "--max_queued_deliveries", "--log_retention", "--repair",
+        "--max_in_flight", "--max_in_flight_per_endpoint",
+        "--max_payload_bytes", "--shutdown_grace", "--port_file",
+        "--max_queued_deliveries", "--log_retention", "--repair",
         "--grpc_max_concurrent_streams", "--grpc_memory_limit_mb"}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
