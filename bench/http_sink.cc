@@ -241,8 +241,9 @@ HttpSink::~HttpSink() {
   }
 }
 
-std::string HttpSink::Url(const std::string& path) const {
-  return absl::StrCat("http://127.0.0.1:", port_, path);
+std::string HttpSink::Url(const std::string& path,
+                          const std::string& host) const {
+  return absl::StrCat("http://", host, ":", port_, path);
 }
 
 void HttpSink::Pause() {

@@ -70,8 +70,9 @@ class HttpSink {
   ~HttpSink();
 
   int port() const { return port_; }
-  // "http://127.0.0.1:<port><path>".
-  std::string Url(const std::string& path) const;
+  // "http://<host>:<port><path>"; `host` must reach 127.0.0.1.
+  std::string Url(const std::string& path,
+                  const std::string& host = "127.0.0.1") const;
 
   // While paused, /ok requests are held (not answered).
   void Pause();

@@ -107,6 +107,12 @@ ABSL_FLAG(double, hang_fraction, 0.1,
 ABSL_FLAG(absl::Duration, hang_time, absl::Seconds(60),
           "How long the sink holds a /hang request before answering 503 "
           "(longer than webhookd's --attempt_timeout).");
+ABSL_FLAG(std::string, hang_host, "localhost",
+          "Host name in the URLs of the hanging endpoints. The default, "
+          "localhost (127.0.0.1 in /etc/hosts), makes them another origin "
+          "than the healthy endpoints' 127.0.0.1, as separate receivers "
+          "would be; 127.0.0.1 puts every endpoint on one origin (see "
+          "BENCHMARKS.md).");
 ABSL_FLAG(bool, json, false,
           "Print the figures as JSON on stdout (the report goes to stderr).");
 ABSL_FLAG(int64_t, ledger_list_limit, 100000,
@@ -418,8 +424,10 @@ absl::StatusOr<Workload> SetUpWorkload(const Settings& settings, Server& server,
       endpoint.set_thread_id(thread);
       endpoint.set_user_id(42);
       endpoint.set_name(absl::StrCat("bench ", t, "/", e));
-      endpoint.set_url(sink.Url(
-          absl::StrCat(hang ? "/hang/" : "/ok/", prefix, "/", t, "/", e)));
+      endpoint.set_url(
+          hang ? sink.Url(absl::StrCat("/hang/", prefix, "/", t, "/", e),
+                          absl::GetFlag(FLAGS_hang_host))
+               : sink.Url(absl::StrCat("/ok/", prefix, "/", t, "/", e)));
       // Signed, with one custom header, like the README's example.
       endpoint.set_secret("bench-secret");
       webhook::v1::Header* header = endpoint.add_headers();

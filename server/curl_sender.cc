@@ -5,6 +5,7 @@
 #include <curl/header.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -35,7 +36,9 @@ constexpr size_t kDrainAllowance = 64 * 1024;
 constexpr absl::Duration kMaxConnectTimeout = absl::Seconds(10);
 // How long a worker sleeps at most when libcurl has no timer pending; Send()
 // and Shutdown() wake it.
-constexpr int kMaxPollMs = 1000;
+constexpr absl::Duration kMaxPoll = absl::Seconds(1);
+// Ready sockets handled per epoll_wait().
+constexpr int kMaxEvents = 256;
 
 constexpr absl::string_view kShuttingDown = "sender is shutting down";
 constexpr absl::string_view kAborted = "aborted: shutting down";
@@ -94,11 +97,13 @@ bool HasHeader(const HttpRequest& request, absl::string_view name) {
 
 }  // namespace
 
-// One thread, one multi handle, many transfers, driven by curl_multi_poll()
-// and curl_multi_perform(). (curl_multi_socket_action() with epoll measured
-// no faster with libcurl 7.88, even with 900 idle transfers beside the busy
-// ones.) Everything below mu_ is shared with Send()/Shutdown(); the rest
-// belongs to the worker thread.
+// One thread, one multi handle, many transfers, driven by epoll and
+// curl_multi_socket_action(): each turn of the loop costs in proportion to
+// the sockets that are ready, not to every transfer. (curl_multi_perform()
+// looks at every transfer each time: with thousands of attempts hanging on
+// slow endpoints, that cost half the healthy throughput; BENCHMARKS.md.)
+// Everything below mu_ is shared with Send()/Shutdown(); the rest belongs to
+// the worker thread.
 class CurlSender::Worker {
  public:
   Worker(const CurlSenderOptions& options, int index)
@@ -107,7 +112,15 @@ class CurlSender::Worker {
         max_transfers_(
             static_cast<size_t>(std::max(1, options.max_transfers_per_worker))),
         multi_(curl_multi_init()),
-        wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+        wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
+        epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
+    if (wake_fd_ >= 0 && epoll_fd_ >= 0) {
+      epoll_event wake{};
+      wake.events = EPOLLIN;
+      wake.data.fd = wake_fd_;
+      wake_registered_ =
+          epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) == 0;
+    }
     for (const std::string& entry : options.resolve_overrides) {
       curl_slist* next = curl_slist_append(resolve_, entry.c_str());
       if (next == nullptr) {
@@ -125,10 +138,11 @@ class CurlSender::Worker {
     CleanUpCurl();
     curl_slist_free_all(resolve_);
     if (wake_fd_ >= 0) close(wake_fd_);
+    if (epoll_fd_ >= 0) close(epoll_fd_);
   }
 
   bool ok() const {
-    return multi_ != nullptr && wake_fd_ >= 0 && !resolve_failed_;
+    return multi_ != nullptr && wake_registered_ && !resolve_failed_;
   }
 
   void Start() {
@@ -139,6 +153,10 @@ class CurlSender::Worker {
     curl_multi_setopt(
         multi_, CURLMOPT_MAX_HOST_CONNECTIONS,
         static_cast<long>(std::max(0, options_.max_connections_per_host)));
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Worker::OnSocket);
+    curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Worker::OnTimer);
+    curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
     thread_ = std::thread([this] { Run(); });
   }
 
@@ -205,7 +223,7 @@ class CurlSender::Worker {
     char error[CURL_ERROR_SIZE];
   };
 
-  // Wakes the worker from curl_multi_poll(). Not curl_multi_wakeup(): the
+  // Wakes the worker from epoll_wait(). Not curl_multi_wakeup(): the
   // worker frees its multi handle when it stops, maybe while a last Send()
   // or Shutdown() is still on its way out; the eventfd lives until ~Worker,
   // which cannot race with them.
@@ -231,6 +249,15 @@ class CurlSender::Worker {
   bool Configure(Transfer& transfer);
   HttpResult ResultOf(Transfer& transfer, CURLcode code);
 
+  // libcurl's socket callback: keeps the epoll set in step with the
+  // sockets libcurl wants to watch.
+  static int OnSocket(CURL* easy, curl_socket_t socket, int what, void* user,
+                      void* socket_user);
+  // libcurl's timer callback: when to call it with CURL_SOCKET_TIMEOUT.
+  static int OnTimer(CURLM* multi, long timeout_ms, void* user);
+  // Lets libcurl act on its timeout if it is due.
+  void RunTimerIfDue();
+
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
   static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose,
                                     struct curl_sockaddr* address);
@@ -239,7 +266,9 @@ class CurlSender::Worker {
   const int index_;
   const size_t max_transfers_;
   CURLM* multi_;
-  const int wake_fd_;  // An eventfd.
+  const int wake_fd_;   // An eventfd.
+  const int epoll_fd_;  // The wake-up eventfd and libcurl's sockets.
+  bool wake_registered_ = false;
   // options_.resolve_overrides for CURLOPT_RESOLVE; outlives the handles.
   curl_slist* resolve_ = nullptr;
   bool resolve_failed_ = false;
@@ -253,6 +282,8 @@ class CurlSender::Worker {
   bool wake_pending_ ABSL_GUARDED_BY(mu_) = false;
 
   // Worker thread only.
+  // When libcurl wants CURL_SOCKET_TIMEOUT; InfiniteFuture() when never.
+  absl::Time timer_due_ = absl::InfiniteFuture();
   std::vector<Transfer*> running_;  // Owned; Transfer::slot indexes this.
   std::vector<std::unique_ptr<Transfer>> free_;
   std::vector<Pending> admitted_;
@@ -286,30 +317,72 @@ void CurlSender::Worker::Run() {
     for (Pending& pending : admitted_) StartTransfer(std::move(pending));
     admitted_.clear();
 
-    int still_running = 0;
-    curl_multi_perform(multi_, &still_running);
+    RunTimerIfDue();
     const int finished = Reap();
     if (closed && queue_empty && running_.empty()) break;
     // Finished transfers made room: take more from the queue before waiting.
     if (finished > 0 && !queue_empty) continue;
 
-    int timeout_ms = kMaxPollMs;
-    if (closed) {
-      int64_t left_ms = absl::ToInt64Milliseconds(
-          absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1)));
-      timeout_ms = static_cast<int>(
-          std::clamp<int64_t>(left_ms, 0, static_cast<int64_t>(timeout_ms)));
-    }
-    // libcurl shortens the wait to its own next timeout.
-    curl_waitfd wake = {wake_fd_, CURL_WAIT_POLLIN, 0};
-    curl_multi_poll(multi_, &wake, 1, timeout_ms, nullptr);
-    if (wake.revents != 0) {
-      uint64_t count;
-      (void)!read(wake_fd_, &count, sizeof(count));
+    absl::Time wake_at = std::min(timer_due_, absl::Now() + kMaxPoll);
+    if (closed) wake_at = std::min(wake_at, deadline);
+    const int timeout_ms = static_cast<int>(
+        std::clamp<int64_t>(absl::ToInt64Milliseconds(absl::Ceil(
+                                wake_at - absl::Now(), absl::Milliseconds(1))),
+                            0, absl::ToInt64Milliseconds(kMaxPoll)));
+    epoll_event events[kMaxEvents];
+    const int ready = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+    for (int i = 0; i < ready; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == wake_fd_) {
+        uint64_t count;
+        (void)!read(wake_fd_, &count, sizeof(count));
+        continue;
+      }
+      int action = 0;
+      if (events[i].events & EPOLLIN) action |= CURL_CSELECT_IN;
+      if (events[i].events & EPOLLOUT) action |= CURL_CSELECT_OUT;
+      if (events[i].events & (EPOLLERR | EPOLLHUP)) action |= CURL_CSELECT_ERR;
+      int still_running = 0;
+      curl_multi_socket_action(multi_, fd, action, &still_running);
     }
   }
   // Close the connections now rather than when the sender is destroyed.
   CleanUpCurl();
+}
+
+int CurlSender::Worker::OnSocket(CURL*, curl_socket_t socket, int what,
+                                 void* user, void*) {
+  auto* worker = static_cast<Worker*>(user);
+  if (what == CURL_POLL_REMOVE) {
+    // The socket may be closed already; then it has left the set anyway.
+    epoll_ctl(worker->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);
+    return 0;
+  }
+  epoll_event event{};
+  event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
+                 ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  event.data.fd = socket;
+  if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 &&
+      errno == ENOENT) {
+    epoll_ctl(worker->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+  }
+  return 0;
+}
+
+int CurlSender::Worker::OnTimer(CURLM*, long timeout_ms, void* user) {
+  auto* worker = static_cast<Worker*>(user);
+  worker->timer_due_ = timeout_ms < 0
+                           ? absl::InfiniteFuture()
+                           : absl::Now() + absl::Milliseconds(timeout_ms);
+  return 0;
+}
+
+void CurlSender::Worker::RunTimerIfDue() {
+  if (timer_due_ > absl::Now()) return;
+  // libcurl sets a new timer (or none) from inside this call.
+  timer_due_ = absl::InfiniteFuture();
+  int still_running = 0;
+  curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &still_running);
 }
 
 void CurlSender::Worker::CleanUpCurl() {
