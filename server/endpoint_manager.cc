@@ -2,8 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/paging.h"
 #include "server/signature.h"
@@ -13,14 +11,7 @@
 namespace webhookd {
 namespace {
 
-constexpr char kMasked[] = "********";
-
-bool IsSensitiveHeader(const std::string& name) {
-  const std::string lower = absl::AsciiStrToLower(name);
-  return lower == "authorization" || lower == "proxy-authorization" ||
-         absl::StrContains(lower, "key") || absl::StrContains(lower, "token") ||
-         absl::StrContains(lower, "secret");
-}
+using Headers = google::protobuf::RepeatedPtrField<webhook::v1::Header>;
 
 absl::Status EndpointNotFound(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("endpoint \"", id, "\" not found"));
@@ -44,7 +35,7 @@ Endpoint EndpointManager::Redacted(const Endpoint& endpoint) {
   out.set_has_secret(!endpoint.secret().empty());
   out.clear_secret();
   for (webhook::v1::Header& header : *out.mutable_headers()) {
-    if (IsSensitiveHeader(header.name())) header.set_value(kMasked);
+    if (IsSensitiveHeader(header.name())) header.set_value(kMaskedHeaderValue);
   }
   return out;
 }
@@ -55,6 +46,10 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
       const int64_t owner,
       caller.OwnerFor(request.user_id(), "endpoint.user_id"));
   WEBHOOKD_RETURN_IF_ERROR(ValidateEndpoint(request, policy_, "endpoint"));
+  // A new endpoint has no stored values, so a masked placeholder is refused.
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Headers headers,
+      RestoreMaskedHeaders(request.headers(), Headers(), "endpoint.headers"));
   Endpoint endpoint;
   endpoint.set_id(NewId("ep_"));
   endpoint.set_thread_id(request.thread_id());
@@ -62,7 +57,7 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
   endpoint.set_name(request.name());
   endpoint.set_url(request.url());
   endpoint.set_secret(request.secret());
-  *endpoint.mutable_headers() = request.headers();
+  *endpoint.mutable_headers() = std::move(headers);
   endpoint.set_enabled(true);
   *endpoint.mutable_create_time() = ToProtoTime(clock_.Now());
   *endpoint.mutable_update_time() = endpoint.create_time();
@@ -118,7 +113,11 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
       next.set_secret(patch.secret());
     } else if (path == "headers") {
       WEBHOOKD_RETURN_IF_ERROR(ValidateHeaders(patch.headers(), field));
-      *next.mutable_headers() = patch.headers();
+      // Clients write back the masked values they read; keep the real ones.
+      WEBHOOKD_ASSIGN_OR_RETURN(
+          Headers headers,
+          RestoreMaskedHeaders(patch.headers(), current->headers(), field));
+      *next.mutable_headers() = std::move(headers);
     } else if (path == "enabled") {
       return absl::InvalidArgumentError(
           "update_mask: \"enabled\" is changed with EnableEndpoint and "

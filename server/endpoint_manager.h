@@ -49,7 +49,9 @@ class EndpointManager {
   absl::StatusOr<EndpointPage> List(const Caller& caller, EndpointFilter filter,
                                     int32_t page_size,
                                     const std::string& page_token) const;
-  // Replaces the fields named by `mask` with those of `patch`.
+  // Replaces the fields named by `mask` with those of `patch`. A sensitive
+  // header sent with the placeholder kMaskedHeaderValue keeps its stored
+  // value (InvalidArgument if there is none: see RestoreMaskedHeaders).
   absl::StatusOr<Endpoint> Update(const Caller& caller, const Endpoint& patch,
                                   const google::protobuf::FieldMask& mask);
   // Returns NotFound if the endpoint does not exist.

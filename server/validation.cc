@@ -393,6 +393,47 @@ absl::Status ValidateHeaders(
   return absl::OkStatus();
 }
 
+bool IsSensitiveHeader(std::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(AsAbsl(name));
+  return lower == "authorization" || lower == "proxy-authorization" ||
+         absl::StrContains(lower, "key") || absl::StrContains(lower, "token") ||
+         absl::StrContains(lower, "secret");
+}
+
+absl::StatusOr<google::protobuf::RepeatedPtrField<webhook::v1::Header>>
+RestoreMaskedHeaders(
+    const google::protobuf::RepeatedPtrField<webhook::v1::Header>& submitted,
+    const google::protobuf::RepeatedPtrField<webhook::v1::Header>& stored,
+    std::string_view field) {
+  google::protobuf::RepeatedPtrField<webhook::v1::Header> out = submitted;
+  for (int i = 0; i < out.size(); ++i) {
+    webhook::v1::Header& header = *out.Mutable(i);
+    // Only values that responses mask can be placeholders: a non-sensitive
+    // header whose value happens to be "********" is stored as given.
+    if (header.value() != kMaskedHeaderValue ||
+        !IsSensitiveHeader(header.name())) {
+      continue;
+    }
+    const webhook::v1::Header* kept = nullptr;
+    for (const webhook::v1::Header& candidate : stored) {
+      if (absl::EqualsIgnoreCase(candidate.name(), header.name())) {
+        kept = &candidate;
+        break;
+      }
+    }
+    if (kept == nullptr) {
+      return Invalid(
+          absl::StrCat(AsAbsl(field), "[", i, "].value"),
+          absl::StrCat("\"", kMaskedHeaderValue,
+                       "\" is the masked placeholder of a stored value, and \"",
+                       header.name(),
+                       "\" has no stored value to keep; send the real value"));
+    }
+    header.set_value(kept->value());
+  }
+  return out;
+}
+
 absl::Status ValidateEndpoint(const webhook::v1::Endpoint& endpoint,
                               const TargetPolicy& policy,
                               std::string_view field) {

@@ -83,6 +83,26 @@ absl::Status ValidateHeaders(
 // X-Webhook-*, Proxy-*, hop-by-hop headers...), compared case-insensitively.
 bool IsReservedHeader(std::string_view name);
 
+// What responses show in place of the value of a sensitive header.
+inline constexpr char kMaskedHeaderValue[] = "********";
+
+// Whether responses mask the header's value: Authorization,
+// Proxy-Authorization, or a name containing "key", "token" or "secret",
+// compared case-insensitively.
+bool IsSensitiveHeader(std::string_view name);
+
+// `submitted` with each sensitive header whose value is kMaskedHeaderValue
+// given the value of the header of the same name (case-insensitively) in
+// `stored`, so that a client writing back what it read keeps the real value.
+// Returns InvalidArgument naming "<field>[i].value" if `stored` has no such
+// header (a new endpoint has no stored headers). Other values are kept as
+// submitted. Call after ValidateHeaders.
+absl::StatusOr<google::protobuf::RepeatedPtrField<webhook::v1::Header>>
+RestoreMaskedHeaders(
+    const google::protobuf::RepeatedPtrField<webhook::v1::Header>& submitted,
+    const google::protobuf::RepeatedPtrField<webhook::v1::Header>& stored,
+    std::string_view field);
+
 }  // namespace webhookd
 
 #endif  // WEBHOOKD_SERVER_VALIDATION_H_

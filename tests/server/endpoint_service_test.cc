@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/http_receiver.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
 
@@ -15,7 +16,9 @@ namespace {
 
 using testing::Context;
 using ::testing::HasSubstr;
+using testing::HttpReceiver;
 using ::testing::IsEmpty;
+using testing::ReceivedRequest;
 using ::testing::SizeIs;
 using testing::TestDir;
 using testing::TestServer;
@@ -69,6 +72,53 @@ class EndpointServiceTest : public ::testing::Test {
     return status;
   }
 
+  grpc::Status Update(const Endpoint& patch,
+                      const std::vector<std::string>& paths,
+                      Endpoint* out = nullptr) {
+    webhook::v1::UpdateEndpointRequest request;
+    *request.mutable_endpoint() = patch;
+    for (const std::string& path : paths) {
+      request.mutable_update_mask()->add_paths(path);
+    }
+    webhook::v1::UpdateEndpointResponse response;
+    grpc::Status status =
+        stub().UpdateEndpoint(Context().get(), request, &response);
+    if (out != nullptr) *out = response.endpoint();
+    return status;
+  }
+
+  // Sends a test delivery to endpoint `id` and returns the request
+  // `receiver` got for it.
+  ReceivedRequest DeliverTest(HttpReceiver& receiver, const std::string& id) {
+    webhook::v1::SendTestDeliveryRequest request;
+    request.set_endpoint_id(id);
+    webhook::v1::SendTestDeliveryResponse response;
+    grpc::Status status =
+        stub().SendTestDelivery(Context().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    const std::vector<ReceivedRequest> requests = receiver.Requests();
+    EXPECT_THAT(requests, SizeIs(::testing::Ge(1)));
+    return requests.empty() ? ReceivedRequest() : requests.back();
+  }
+
+  // An endpoint posting to `receiver` with headers "Authorization: Bearer
+  // real-1" and "X-Plain: a".
+  Endpoint EndpointWithAuthorization(const HttpReceiver& receiver) {
+    Endpoint endpoint = ValidEndpoint();
+    endpoint.set_url(receiver.Url());
+    endpoint.clear_headers();
+    AddHeader(endpoint, "Authorization", "Bearer real-1");
+    AddHeader(endpoint, "X-Plain", "a");
+    return endpoint;
+  }
+
+  static void AddHeader(Endpoint& endpoint, const std::string& name,
+                        const std::string& value) {
+    webhook::v1::Header* header = endpoint.add_headers();
+    header->set_name(name);
+    header->set_value(value);
+  }
+
   TestDir dir_;
   TestServer server_{TestServerOptions(dir_.Sub("data"))};
 };
@@ -112,6 +162,18 @@ TEST_F(EndpointServiceTest, SensitiveHeaderValuesAreMasked) {
   EXPECT_EQ(created.headers(0).value(), "gpt-workbench");
   EXPECT_THAT(created.headers(1).value(), ::testing::Not(HasSubstr("sk-")));
   EXPECT_THAT(created.headers(2).value(), ::testing::Not(HasSubstr("k-123")));
+}
+
+TEST_F(EndpointServiceTest, CreateRefusesMaskedPlaceholderForSensitiveHeader) {
+  Endpoint endpoint = ValidEndpoint();
+  AddHeader(endpoint, "X-Api-Key", "********");
+  grpc::Status status = CreateStatus(endpoint);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("endpoint.headers[1].value"));
+  EXPECT_THAT(status.error_message(), HasSubstr("\"X-Api-Key\""));
+  webhook::v1::ListEndpointsResponse list;
+  ASSERT_TRUE(stub().ListEndpoints(Context().get(), {}, &list).ok());
+  EXPECT_THAT(list.endpoints(), IsEmpty()) << "nothing may be stored";
 }
 
 TEST_F(EndpointServiceTest, CreateRefusesInvalidFieldsNamingThem) {
@@ -306,6 +368,59 @@ TEST_F(EndpointServiceTest, UpdateRefusesBadMaskAndInvalidValues) {
   EXPECT_EQ(
       stub().UpdateEndpoint(Context().get(), request, &response).error_code(),
       grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(EndpointServiceTest, UpdateWritingBackMaskedHeadersKeepsStoredValues) {
+  HttpReceiver receiver;
+  Endpoint created = Create(EndpointWithAuthorization(receiver));
+  Endpoint got;
+  ASSERT_TRUE(Get(created.id(), &got).ok());
+  ASSERT_THAT(got.headers(), SizeIs(2));
+  ASSERT_EQ(got.headers(0).value(), "********") << "read back masked";
+
+  got.set_name("Renamed");
+  Endpoint updated;
+  grpc::Status status = Update(got, {"headers", "name"}, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(updated.name(), "Renamed");
+
+  const ReceivedRequest received = DeliverTest(receiver, created.id());
+  EXPECT_EQ(received.Header("Authorization"), "Bearer real-1");
+  EXPECT_EQ(received.Header("X-Plain"), "a");
+}
+
+TEST_F(EndpointServiceTest, UpdateWithNewSensitiveValueReplacesIt) {
+  HttpReceiver receiver;
+  Endpoint created = Create(EndpointWithAuthorization(receiver));
+  Endpoint patch;
+  patch.set_id(created.id());
+  AddHeader(patch, "Authorization", "Bearer real-2");
+  grpc::Status status = Update(patch, {"headers"});
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  const ReceivedRequest received = DeliverTest(receiver, created.id());
+  EXPECT_EQ(received.Header("Authorization"), "Bearer real-2");
+  EXPECT_FALSE(received.HasHeader("X-Plain")) << "the whole list is replaced";
+}
+
+TEST_F(EndpointServiceTest, UpdateRefusesMaskedPlaceholderWithoutStoredValue) {
+  HttpReceiver receiver;
+  Endpoint created = Create(EndpointWithAuthorization(receiver));
+  Endpoint before;
+  ASSERT_TRUE(Get(created.id(), &before).ok());
+
+  Endpoint patch = before;
+  patch.set_name("Renamed");
+  AddHeader(patch, "X-Api-Key", "********");
+  grpc::Status status = Update(patch, {"headers", "name"});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("endpoint.headers[2].value"));
+  EXPECT_THAT(status.error_message(), HasSubstr("\"X-Api-Key\""));
+
+  Endpoint after;
+  ASSERT_TRUE(Get(created.id(), &after).ok());
+  EXPECT_EQ(after.SerializeAsString(), before.SerializeAsString())
+      << "a refused update changes nothing";
 }
 
 TEST_F(EndpointServiceTest, DisableAndEnableToggleEnabled) {

@@ -453,14 +453,31 @@ TEST(ValidateHeadersTest, DuplicateNamesRefusedCaseInsensitively) {
 }
 
 TEST(ValidateHeadersTest, ReservedNamesRefusedInAnyCase) {
-  for (const std::string& name : std::vector<std::string>{
-           "Host", "Content-Length", "Content-Type", "Transfer-Encoding",
-           "Connection", "Keep-Alive", "TE", "Trailer", "Upgrade", "Expect",
-           "Proxy-Authorization", "Proxy-Connection", "User-Agent",
-           "X-Hub-Signature-256", "X-Hub-Signature", "X-Webhook-Id",
-           "X-Webhook-Event", "X-Webhook-Attempt", "X-Webhook-Foo",
-           "Content-Encoding", "Content-Language", "Content-MD5",
-           "Content-Range", "Content-Disposition"}) {
+  for (const std::string& name :
+       std::vector<std::string>{"Host",
+                                "Content-Length",
+                                "Content-Type",
+                                "Transfer-Encoding",
+                                "Connection",
+                                "Keep-Alive",
+                                "TE",
+                                "Trailer",
+                                "Upgrade",
+                                "Expect",
+                                "Proxy-Authorization",
+                                "Proxy-Connection",
+                                "User-Agent",
+                                "X-Hub-Signature-256",
+                                "X-Hub-Signature",
+                                "X-Webhook-Id",
+                                "X-Webhook-Event",
+                                "X-Webhook-Attempt",
+                                "X-Webhook-Foo",
+                                "Content-Encoding",
+                                "Content-Language",
+                                "Content-MD5",
+                                "Content-Range",
+                                "Content-Disposition"}) {
     for (const std::string& variant : std::vector<std::string>{
              name, absl::AsciiStrToLower(name), absl::AsciiStrToUpper(name)}) {
       EXPECT_TRUE(IsReservedHeader(variant)) << variant;
@@ -477,6 +494,73 @@ TEST(ValidateHeadersTest, SimilarButUnreservedNamesAccepted) {
         "X-Hub", "Content", "X-Content-Type-Options"}) {
     EXPECT_FALSE(IsReservedHeader(name)) << name;
     EXPECT_TRUE(CheckHeader(name, "v").ok()) << name;
+  }
+}
+
+// --- masked header values ---------------------------------------------------
+
+using Headers = google::protobuf::RepeatedPtrField<webhook::v1::Header>;
+
+Headers MakeHeaders(
+    const std::vector<std::pair<std::string, std::string>>& pairs) {
+  Headers headers;
+  for (const auto& [name, value] : pairs) {
+    webhook::v1::Header* header = headers.Add();
+    header->set_name(name);
+    header->set_value(value);
+  }
+  return headers;
+}
+
+TEST(IsSensitiveHeaderTest, MatchesDocumentedNamesInAnyCase) {
+  for (const char* name :
+       {"Authorization", "AUTHORIZATION", "proxy-authorization", "X-Api-Key",
+        "x-auth-token", "X-Client-SECRET", "Keycloak"}) {
+    EXPECT_TRUE(IsSensitiveHeader(name)) << name;
+  }
+  for (const char* name :
+       {"X-Plain", "X-Authorization-Mode", "Authorisation", "X-Source"}) {
+    EXPECT_FALSE(IsSensitiveHeader(name)) << name;
+  }
+}
+
+TEST(RestoreMaskedHeadersTest, KeepsStoredValueMatchedCaseInsensitively) {
+  const Headers stored =
+      MakeHeaders({{"Authorization", "Bearer real"}, {"X-Plain", "a"}});
+  const absl::StatusOr<Headers> restored = RestoreMaskedHeaders(
+      MakeHeaders({{"X-Plain", "b"}, {"authorization", kMaskedHeaderValue}}),
+      stored, "endpoint.headers");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  ASSERT_EQ(restored->size(), 2);
+  EXPECT_EQ(restored->Get(0).value(), "b");
+  EXPECT_EQ(restored->Get(1).name(), "authorization");
+  EXPECT_EQ(restored->Get(1).value(), "Bearer real");
+}
+
+TEST(RestoreMaskedHeadersTest, NewValuesAndNonSensitivePlaceholdersKept) {
+  const Headers stored =
+      MakeHeaders({{"Authorization", "Bearer real"}, {"X-Plain", "a"}});
+  const Headers submitted = MakeHeaders(
+      {{"Authorization", "Bearer new"}, {"X-Plain", kMaskedHeaderValue}});
+  const absl::StatusOr<Headers> restored =
+      RestoreMaskedHeaders(submitted, stored, "endpoint.headers");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  ASSERT_EQ(restored->size(), 2);
+  EXPECT_EQ(restored->Get(0).value(), "Bearer new");
+  EXPECT_EQ(restored->Get(1).value(), kMaskedHeaderValue);
+}
+
+TEST(RestoreMaskedHeadersTest, PlaceholderWithoutStoredHeaderIsRefused) {
+  const Headers submitted = MakeHeaders({{"X-Plain", "a"},
+                                         {"Authorization", "Bearer x"},
+                                         {"X-Api-Key", kMaskedHeaderValue}});
+  for (const Headers& stored :
+       {Headers(), MakeHeaders({{"Authorization", "Bearer real"}})}) {
+    const absl::StatusOr<Headers> restored =
+        RestoreMaskedHeaders(submitted, stored, "endpoint.headers");
+    EXPECT_THAT(restored.status(),
+                IsInvalidArgumentFor("endpoint.headers[2].value"));
+    EXPECT_THAT(restored.status().message(), HasSubstr("\"X-Api-Key\""));
   }
 }
 
