@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "server/logging.h"
 #include "server/payload.h"
 #include "server/signature.h"
@@ -252,19 +251,6 @@ void DeliveryEngine::SubmitAsync(const Caller& caller,
   submit->done(absl::UnavailableError("the server is shutting down"));
 }
 
-absl::StatusOr<SubmitEventResponse> DeliveryEngine::Submit(
-    const Caller& caller, const webhook::v1::SubmitEventRequest& request) {
-  absl::Notification finished;
-  absl::StatusOr<SubmitEventResponse> result;
-  SubmitAsync(caller, request,
-              [&](absl::StatusOr<SubmitEventResponse> response) {
-                result = std::move(response);
-                finished.Notify();
-              });
-  finished.WaitForNotification();
-  return result;
-}
-
 void DeliveryEngine::CommitLoop() {
   while (true) {
     std::vector<PendingSubmit> batch;
@@ -382,7 +368,7 @@ absl::Status DeliveryEngine::SendTest(const Caller& caller,
   Delivery delivery = NewDelivery(event, endpoint->id(), 1, /*test=*/true);
   event.add_delivery_ids(delivery.id());
   WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvent(event, {delivery}));
-  Publish(delivery);  // Before queueing, as in Submit.
+  Publish(delivery);  // Before queueing, as in CommitBatch.
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
@@ -463,7 +449,7 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
       !written.ok()) {
     return restore(written);
   }
-  Publish(next);  // Before queueing, as in Submit.
+  Publish(next);  // Before queueing, as in CommitBatch.
   {
     absl::MutexLock lock(&mu_);
     queue_.Schedule(QueueEntryOf(next, /*manual=*/true));

@@ -101,10 +101,6 @@ class DeliveryEngine {
                    const webhook::v1::SubmitEventRequest& request,
                    SubmitCallback done);
 
-  // SubmitAsync, waiting for its result.
-  absl::StatusOr<SubmitEventResponse> Submit(
-      const Caller& caller, const webhook::v1::SubmitEventRequest& request);
-
   // Sends one test attempt to the endpoint (also when disabled). On OK,
   // `done` runs once, on an engine thread, with the finished delivery; on
   // error (NotFound, InvalidArgument...) it does not run.
