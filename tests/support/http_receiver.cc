@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 
@@ -245,16 +246,30 @@ void HttpReceiver::CloseConnections() {
   closedir(dir);
 }
 
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+int ListenOnLoopback(int backlog, int* port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t length = sizeof(address);
-  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  close(fd);
-  return ntohs(address.sin_port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+      listen(fd, backlog) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const int error = errno;
+    close(fd);
+    errno = error;
+    return -1;
+  }
+  *port = ntohs(address.sin_port);
+  return fd;
+}
+
+int UnusedPort() {
+  int port = 0;
+  const int fd = ListenOnLoopback(1, &port);
+  if (fd >= 0) close(fd);
+  return port;
 }
 
 }  // namespace webhookd::testing

@@ -121,6 +121,10 @@ class HttpReceiver {
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 };
 
+// A listening TCP socket (close-on-exec) on 127.0.0.1 and a free port:
+// returns its descriptor and sets *port, or returns -1 with errno set.
+int ListenOnLoopback(int backlog, int* port);
+
 // A loopback port nothing listens on: bound once, then released.
 int UnusedPort();
 

@@ -1,7 +1,5 @@
 #include "tests/support/misbehaving_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -15,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/http_receiver.h"
 
 namespace webhookd::testing {
 namespace {
@@ -38,20 +37,11 @@ MisbehavingServer::MisbehavingServer(Behavior behavior,
                                      absl::Duration drip_interval)
     : behavior_(behavior), drip_interval_(drip_interval) {
   std::signal(SIGPIPE, SIG_IGN);
-  listener_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (listener_ < 0 ||
-      bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-      listen(listener_, SOMAXCONN) != 0 ||
-      getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) !=
-          0) {
+  listener_ = ListenOnLoopback(SOMAXCONN, &port_);
+  if (listener_ < 0) {
     ADD_FAILURE() << "MisbehavingServer: cannot listen on 127.0.0.1";
     return;
   }
-  port_ = ntohs(address.sin_port);
   acceptor_ = std::thread([this] { AcceptLoop(); });
 }
 

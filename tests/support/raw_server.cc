@@ -1,6 +1,5 @@
 #include "tests/support/raw_server.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/http_receiver.h"
 
 namespace webhookd::testing {
 namespace {
@@ -62,20 +62,11 @@ RawServer::RawServer(Handler handler, Options options)
       return;
     }
   }
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (listen_fd_ < 0 ||
-      bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-      listen(listen_fd_, 128) != 0 ||
-      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length) !=
-          0) {
+  listen_fd_ = ListenOnLoopback(128, &port_);
+  if (listen_fd_ < 0) {
     ADD_FAILURE() << "RawServer: cannot listen: " << strerror(errno);
     return;
   }
-  port_ = ntohs(address.sin_port);
   accept_thread_ = std::thread([this] { AcceptLoop(); });
 }
 
