@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
@@ -15,6 +16,7 @@ namespace webhookd {
 namespace {
 
 using testing::Context;
+using testing::CreateEndpoint;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using ::testing::IsEmpty;
@@ -23,8 +25,7 @@ using ::testing::SizeIs;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
-using webhook::v1::CreateEndpointRequest;
-using webhook::v1::CreateEndpointResponse;
+using testing::TryCreateEndpoint;
 
 class EndpointServiceTest : public ::testing::Test {
  protected:
@@ -46,20 +47,11 @@ class EndpointServiceTest : public ::testing::Test {
   }
 
   Endpoint Create(const Endpoint& endpoint) {
-    CreateEndpointRequest request;
-    *request.mutable_endpoint() = endpoint;
-    CreateEndpointResponse response;
-    grpc::Status status =
-        stub().CreateEndpoint(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.endpoint();
+    return CreateEndpoint(stub(), endpoint);
   }
 
   grpc::Status CreateStatus(const Endpoint& endpoint) {
-    CreateEndpointRequest request;
-    *request.mutable_endpoint() = endpoint;
-    CreateEndpointResponse response;
-    return stub().CreateEndpoint(Context().get(), request, &response);
+    return TryCreateEndpoint(stub(), endpoint);
   }
 
   grpc::Status Get(const std::string& id, Endpoint* out) {

@@ -28,6 +28,7 @@ using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using ::testing::IsEmpty;
 using ::testing::Le;
+using testing::ListAllEndpoints;
 using testing::MakeEndpoint;
 using ::testing::Not;
 using testing::RawServer;
@@ -36,6 +37,7 @@ using ::testing::SizeIs;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
+using testing::TryCreateEndpoint;
 using webhook::v1::DELIVERY_STATUS_FAILED;
 using webhook::v1::DELIVERY_STATUS_SUCCESS;
 
@@ -51,17 +53,10 @@ class HostileInputTest : public ::testing::Test {
   webhook::v1::WebhookService::Stub& stub() { return server_.stub(); }
 
   grpc::Status CreateStatus(const Endpoint& endpoint) {
-    webhook::v1::CreateEndpointRequest request;
-    *request.mutable_endpoint() = endpoint;
-    webhook::v1::CreateEndpointResponse response;
-    return stub().CreateEndpoint(Context().get(), request, &response);
+    return TryCreateEndpoint(stub(), endpoint);
   }
 
-  std::vector<Endpoint> ListEndpoints() {
-    webhook::v1::ListEndpointsResponse response;
-    EXPECT_TRUE(stub().ListEndpoints(Context().get(), {}, &response).ok());
-    return {response.endpoints().begin(), response.endpoints().end()};
-  }
+  std::vector<Endpoint> ListEndpoints() { return ListAllEndpoints(stub()); }
 
   std::vector<Delivery> ListDeliveries() {
     webhook::v1::ListDeliveriesResponse response;

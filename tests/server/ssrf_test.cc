@@ -24,6 +24,7 @@ using testing::CreateEndpoint;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::IsFinished;
+using testing::ListAllEndpoints;
 using testing::MakeEndpoint;
 using testing::RawServer;
 using testing::RespondWith;
@@ -32,6 +33,7 @@ using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
+using testing::TryCreateEndpoint;
 using testing::WaitForDelivery;
 using webhook::v1::DELIVERY_STATUS_FAILED;
 using webhook::v1::DELIVERY_STATUS_SUCCESS;
@@ -102,17 +104,10 @@ class SsrfTest : public ::testing::Test {
   webhook::v1::WebhookService::Stub& stub() { return server_.stub(); }
 
   grpc::Status CreateStatus(const std::string& url) {
-    webhook::v1::CreateEndpointRequest request;
-    *request.mutable_endpoint() = MakeEndpoint("thread-1", url);
-    webhook::v1::CreateEndpointResponse response;
-    return stub().CreateEndpoint(Context().get(), request, &response);
+    return TryCreateEndpoint(stub(), MakeEndpoint("thread-1", url));
   }
 
-  std::vector<Endpoint> ListEndpoints() {
-    webhook::v1::ListEndpointsResponse response;
-    EXPECT_TRUE(stub().ListEndpoints(Context().get(), {}, &response).ok());
-    return {response.endpoints().begin(), response.endpoints().end()};
-  }
+  std::vector<Endpoint> ListEndpoints() { return ListAllEndpoints(stub()); }
 
   // Submits an event to the endpoints of `thread` and waits for its only
   // delivery to end.

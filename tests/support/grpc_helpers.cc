@@ -25,15 +25,32 @@ webhook::v1::Endpoint MakeEndpoint(const std::string& thread,
   return endpoint;
 }
 
-webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
-                                     const webhook::v1::Endpoint& endpoint) {
+grpc::Status TryCreateEndpoint(webhook::v1::WebhookService::Stub& stub,
+                               const webhook::v1::Endpoint& endpoint,
+                               webhook::v1::Endpoint* created) {
   webhook::v1::CreateEndpointRequest request;
   *request.mutable_endpoint() = endpoint;
   webhook::v1::CreateEndpointResponse response;
   grpc::Status status =
       stub.CreateEndpoint(Context().get(), request, &response);
+  if (status.ok() && created != nullptr) *created = response.endpoint();
+  return status;
+}
+
+webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
+                                     const webhook::v1::Endpoint& endpoint) {
+  webhook::v1::Endpoint created;
+  grpc::Status status = TryCreateEndpoint(stub, endpoint, &created);
   EXPECT_TRUE(status.ok()) << status.error_message();
-  return response.endpoint();
+  return created;
+}
+
+std::vector<webhook::v1::Endpoint> ListAllEndpoints(
+    webhook::v1::WebhookService::Stub& stub) {
+  webhook::v1::ListEndpointsResponse response;
+  grpc::Status status = stub.ListEndpoints(Context().get(), {}, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return {response.endpoints().begin(), response.endpoints().end()};
 }
 
 webhook::v1::SubmitEventRequest ExampleEvent(const std::string& thread) {

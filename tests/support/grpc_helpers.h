@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
@@ -16,9 +17,19 @@ webhook::v1::Endpoint MakeEndpoint(const std::string& thread,
                                    const std::string& url,
                                    const std::string& secret = "s3cret");
 
+// Creates an endpoint and returns the call's status (the created endpoint
+// in *created, when given and OK).
+grpc::Status TryCreateEndpoint(webhook::v1::WebhookService::Stub& stub,
+                               const webhook::v1::Endpoint& endpoint,
+                               webhook::v1::Endpoint* created = nullptr);
+
 // Creates an endpoint; fails the test on error.
 webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
                                      const webhook::v1::Endpoint& endpoint);
+
+// The first page of ListEndpoints without a filter; fails the test on error.
+std::vector<webhook::v1::Endpoint> ListAllEndpoints(
+    webhook::v1::WebhookService::Stub& stub);
 
 // The documented example event for `thread`.
 webhook::v1::SubmitEventRequest ExampleEvent(const std::string& thread);
