@@ -28,6 +28,7 @@ namespace {
 using testing::Context;
 using testing::CreateEndpoint;
 using testing::ExampleEvent;
+using testing::ExitedWith;
 using testing::FaultInjectionEnv;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
@@ -193,10 +194,6 @@ TEST_F(DiskFaultTest, OutcomeThatCannotBeRecordedIsSentAgainAfterRecovery) {
 
 // --- A corrupted database, with real processes
 // --------------------------------
-
-bool ExitedWith(int status, int code) {
-  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
-}
 
 std::filesystem::path FindLog(const std::string& dir) {
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {

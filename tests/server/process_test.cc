@@ -22,6 +22,7 @@ namespace {
 
 using testing::CreateEndpoint;
 using testing::ExampleEvent;
+using testing::ExitedWith;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
@@ -31,10 +32,6 @@ using testing::Submit;
 using testing::TestDir;
 using testing::WaitForDelivery;
 using testing::WebhookdProcess;
-
-bool ExitedWith(int status, int code) {
-  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
-}
 
 class ProcessTest : public ::testing::Test {
  protected:

@@ -4,7 +4,6 @@
 // again only what was not recorded as done.
 
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <memory>
 #include <string>
@@ -28,6 +27,7 @@ namespace {
 using testing::Context;
 using testing::CreateEndpoint;
 using testing::ExampleEvent;
+using testing::ExitedWith;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::IsFinished;
@@ -39,10 +39,6 @@ using testing::Submit;
 using testing::TestDir;
 using testing::WaitForDelivery;
 using testing::WebhookdProcess;
-
-bool ExitedWith(int status, int code) {
-  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
-}
 
 class ShutdownTest : public ::testing::Test {
  protected:

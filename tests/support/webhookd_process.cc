@@ -42,6 +42,10 @@ std::string ReadFile(const std::string& path) {
 
 std::string WebhookdBinary() { return WEBHOOKD_BINARY; }
 
+bool ExitedWith(int status, int code) {
+  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
+}
+
 WebhookdProcess::WebhookdProcess(std::vector<std::string> args,
                                  std::string log_path)
     : log_path_(std::move(log_path)) {

@@ -18,6 +18,10 @@ namespace webhookd::testing {
 // The webhookd binary built with the tests.
 std::string WebhookdBinary();
 
+// Whether a wait status (as WebhookdProcess::Wait returns it) is a normal
+// exit with `code`; false for a timeout (-1) or a signal.
+bool ExitedWith(int status, int code);
+
 class WebhookdProcess {
  public:
   // Runs `WebhookdBinary() args...` with stderr going to `log_path`.
