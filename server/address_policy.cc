@@ -119,7 +119,14 @@ const std::vector<ParsedEmbedding>& Embeddings() {
   return *embeddings;
 }
 
+// inet_pton and inet_aton read a C string, up to its first NUL: text with a
+// NUL inside ("::1\0junk") must be refused, not read as its prefix.
+bool HasNul(absl::string_view text) {
+  return text.find('\0') != absl::string_view::npos;
+}
+
 std::optional<IpAddress> ParseCanonical(const std::string& text) {
+  if (HasNul(text)) return std::nullopt;
   IpAddress address;
   if (text.find(':') != std::string::npos) {
     in6_addr v6;
@@ -235,7 +242,7 @@ std::optional<IpAddress> ParseIpLiteral(absl::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  if (host.empty() || host.size() > 64) return std::nullopt;
+  if (host.empty() || host.size() > 64 || HasNul(host)) return std::nullopt;
   if (host.find(':') != absl::string_view::npos) {
     in6_addr v6;
     if (inet_pton(AF_INET6, std::string(host).c_str(), &v6) != 1) {
@@ -325,8 +332,12 @@ absl::Status AddressPolicy::Check(const IpAddress& address) const {
   if (address.v6 && Embeddings()[0].cidr.Contains(address)) {
     target = EmbeddedV4(address, 12);
   }
+  // The allow-list may name the range either way (--allow_cidr=10.0.0.0/8
+  // or ::ffff:10.0.0.0/104).
   for (const Cidr& cidr : allowed_) {
-    if (cidr.Contains(target)) return absl::OkStatus();
+    if (cidr.Contains(target) || cidr.Contains(address)) {
+      return absl::OkStatus();
+    }
   }
   const std::string reason = NonPublicReason(address);
   if (reason.empty()) return absl::OkStatus();

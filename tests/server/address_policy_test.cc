@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -179,6 +180,17 @@ TEST(ParseIpLiteralTest, HostNamesAndNearMissesAreNotLiterals) {
   }
 }
 
+TEST(ParseIpLiteralTest, EmbeddedNulIsNotCutOff) {
+  // Found by address_fuzzer: inet_pton stopped at the NUL and read the
+  // prefix as ::ffff:8f:8.
+  using namespace std::string_literals;
+  for (const std::string& host :
+       {"::ffff:8f:8\0\1junk"s, "::1\0"s, "[::1\0]"s, "127.0.0.1\0"s}) {
+    EXPECT_FALSE(ParseIpLiteral(host).has_value()) << absl::CEscape(host);
+    EXPECT_FALSE(ParseCidr(host).ok()) << absl::CEscape(host);
+  }
+}
+
 // --- NonPublicReason --------------------------------------------------------
 
 TEST(NonPublicReasonTest, PublicUnicastAddressesHaveNoReason) {
@@ -304,6 +316,15 @@ TEST(AddressPolicyTest, AllowListAdmitsItsRangesAndNothingMore) {
   EXPECT_FALSE(policy.Check(Ip("64:ff9b::7f00:1")).ok())
       << "NAT64 goes through a gateway: only a v6 range admits it";
   EXPECT_TRUE(policy.Check(Ip("8.8.8.8")).ok());
+}
+
+TEST(AddressPolicyTest, AllowListInIpv4MappedFormAdmitsItsRange) {
+  // Found by address_fuzzer: --allow_cidr=::ffff:1:2/128 did not admit
+  // ::ffff:1:2, because it is judged as 0.1.0.2.
+  const AddressPolicy policy = Allowing({"::ffff:10.0.0.0/104"});
+  EXPECT_TRUE(policy.Check(Ip("::ffff:10.1.2.3")).ok());
+  EXPECT_FALSE(policy.Check(Ip("::ffff:192.168.1.1")).ok());
+  EXPECT_FALSE(policy.Check(Ip("::ffff:127.0.0.1")).ok());
 }
 
 TEST(AddressPolicyTest, FromCidrsRefusesBadEntry) {
