@@ -2,9 +2,13 @@
 
 load("@rules_cc//cc:defs.bzl", "cc_test")
 
-# Warnings as errors for our code, as add_compile_options() in CMakeLists.txt.
-# Generated proto code is built without them.
-WEBHOOKD_COPTS = ["-Wall", "-Wextra", "-Werror"]
+# Warnings for our code, as add_compile_options() in CMakeLists.txt; errors
+# with --define=werror=1 (WEBHOOKD_WERROR in CMake). Generated proto code is
+# built without them.
+WEBHOOKD_COPTS = ["-Wall", "-Wextra"] + select({
+    "//bazel:werror": ["-Werror"],
+    "//conditions:default": [],
+})
 
 def webhookd_test(name, srcs, deps = [], size = "medium", **kwargs):
     """A GoogleTest binary with the shared test helpers.

@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "bench/proc_stats.h"
-#include "server/payload.h"
+#include "server/delivery/payload.h"
 
 namespace webhookd::bench {
 namespace {

@@ -28,7 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "server/delivery_queue.h"
+#include "server/delivery/delivery_queue.h"
 #include "storage/store.h"
 
 ABSL_FLAG(int64_t, entries, 1'000'000, "Deliveries queued by the fill run.");

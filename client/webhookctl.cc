@@ -36,7 +36,7 @@
 #include "grpcpp/grpcpp.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
-#include "server/signature.h"
+#include "server/security/signature.h"
 
 namespace webhookd {
 namespace {

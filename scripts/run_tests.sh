@@ -3,7 +3,7 @@
 # the contract lint, then the same suites built and run by Bazel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
+scripts/build.sh -DWEBHOOKD_WERROR=ON
 
 echo "== buf lint (protos/)"
 (cd protos && ../tools/node_modules/.bin/buf lint)
@@ -14,8 +14,8 @@ ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 600
 # --- Bazel: the same targets and tests, built offline a second time with
 # Debian's Bazel 4.2.3 (options in .bazelrc; README "Building with Bazel").
 echo "== bazel build //... && bazel test //..."
-bazel build //...
-bazel test //...
+bazel build --define=werror=1 //...
+bazel test --define=werror=1 //...
 
 # --- Fuzzing: libFuzzer targets (tests/fuzz) built with clang, ASan and
 # UBSan in build-fuzz/, each run for a bounded time over the checked-in seed

@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
-#include "server/signature.h"
+#include "server/security/signature.h"
 #include "tests/client/subprocess.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "server/address_policy.h"
-#include "server/validation.h"
+#include "server/delivery/validation.h"
+#include "server/security/address_policy.h"
 
 namespace {
 

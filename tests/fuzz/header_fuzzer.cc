@@ -10,7 +10,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
-#include "server/validation.h"
+#include "server/delivery/validation.h"
 #include "webhook/v1/webhook_service.pb.h"
 
 namespace {

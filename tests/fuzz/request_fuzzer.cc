@@ -8,8 +8,8 @@
 #include <string>
 
 #include "nlohmann/json.hpp"
-#include "server/payload.h"
-#include "server/validation.h"
+#include "server/delivery/payload.h"
+#include "server/delivery/validation.h"
 #include "webhook/v1/webhook_service.pb.h"
 
 namespace {

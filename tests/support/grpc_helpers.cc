@@ -5,7 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "server/payload.h"
+#include "server/delivery/payload.h"
 #include "tests/support/test_server.h"
 
 namespace webhookd::testing {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "grpcpp/grpcpp.h"
-#include "server/webhook_server.h"
+#include "server/app/webhook_server.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
 namespace webhookd::testing {

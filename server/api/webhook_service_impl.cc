@@ -1,0 +1,241 @@
+#include "server/api/webhook_service_impl.h"
+
+#include <optional>
+#include <utility>
+
+#include "server/api/grpc_status.h"
+
+namespace webhookd {
+namespace {
+
+using webhook::v1::DeliveryStatus_IsValid;
+
+// Stores the value of `result` in `*out`, or returns its error.
+template <typename T>
+absl::Status Fill(absl::StatusOr<T> result, T* out) {
+  if (!result.ok()) return result.status();
+  *out = *std::move(result);
+  return absl::OkStatus();
+}
+
+// A stream ended before it starts (the caller was not authenticated).
+class RefusedStream final
+    : public grpc::ServerWriteReactor<webhook::v1::StreamDeliveriesResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+// Moves a page into a list response's repeated field and token.
+template <typename Items, typename Field>
+void FillPage(Items& items, std::string& token, Field* field,
+              std::string* next_page_token) {
+  field->Reserve(static_cast<int>(items.size()));
+  for (auto& item : items) *field->Add() = std::move(item);
+  *next_page_token = std::move(token);
+}
+
+}  // namespace
+
+std::optional<Caller> WebhookServiceImpl::AuthenticateOrFinish(
+    grpc::CallbackServerContext& context, grpc::ServerUnaryReactor& reactor) {
+  absl::StatusOr<Caller> caller = auth_.Authenticate(context);
+  if (!caller.ok()) {
+    reactor.Finish(ToGrpcStatus(caller.status()));
+    return std::nullopt;
+  }
+  return *std::move(caller);
+}
+
+template <typename Work>
+grpc::ServerUnaryReactor* WebhookServiceImpl::Run(
+    grpc::CallbackServerContext* context, Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
+  blocking_.Schedule(
+      [reactor, caller = *std::move(caller), work = std::move(work)]() mutable {
+        reactor->Finish(ToGrpcStatus(work(caller)));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::CreateEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::CreateEndpointRequest* request,
+    webhook::v1::CreateEndpointResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(endpoints_.Create(caller, request->endpoint()),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::GetEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::GetEndpointRequest* request,
+    webhook::v1::GetEndpointResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(endpoints_.Get(caller, request->id()),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::ListEndpoints(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::ListEndpointsRequest* request,
+    webhook::v1::ListEndpointsResponse* response) {
+  return Run(context,
+             [this, request, response](const Caller& caller) -> absl::Status {
+               EndpointFilter filter;
+               filter.thread_id = request->thread_id();
+               absl::StatusOr<EndpointPage> page = endpoints_.List(
+                   caller, filter, request->page_size(), request->page_token());
+               if (!page.ok()) return page.status();
+               FillPage(page->endpoints, page->next_page_token,
+                        response->mutable_endpoints(),
+                        response->mutable_next_page_token());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::UpdateEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::UpdateEndpointRequest* request,
+    webhook::v1::UpdateEndpointResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(
+        endpoints_.Update(caller, request->endpoint(), request->update_mask()),
+        response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::DeleteEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::DeleteEndpointRequest* request,
+    webhook::v1::DeleteEndpointResponse*) {
+  return Run(context, [this, request](const Caller& caller) {
+    return engine_.DeleteEndpoint(caller, request->id());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::EnableEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::EnableEndpointRequest* request,
+    webhook::v1::EnableEndpointResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(engine_.SetEndpointEnabled(caller, request->id(), true),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::DisableEndpoint(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::DisableEndpointRequest* request,
+    webhook::v1::DisableEndpointResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(engine_.SetEndpointEnabled(caller, request->id(), false),
+                response->mutable_endpoint());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::GetEndpointStats(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::GetEndpointStatsRequest* request,
+    webhook::v1::GetEndpointStatsResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(log_.Stats(caller, request->endpoint_id()),
+                response->mutable_stats());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::SubmitEventRequest* request,
+    webhook::v1::SubmitEventResponse* response) {
+  // Not on the blocking pool: the engine checks the request on this thread
+  // without blocking and answers from its commit thread once the event is
+  // on disk, grouped with the other submits waiting for the same sync.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
+  engine_.SubmitAsync(
+      *caller, *request,
+      [reactor, response](absl::StatusOr<SubmitEventResponse> result) {
+        reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::SendTestDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::SendTestDeliveryRequest* request,
+    webhook::v1::SendTestDeliveryResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
+  // The call finishes when the attempt does, from the engine's thread.
+  blocking_.Schedule(
+      [this, reactor, request, response, caller = *std::move(caller)] {
+        absl::Status started = engine_.SendTest(
+            caller, request->endpoint_id(), request->payload_json(),
+            [reactor, response](absl::StatusOr<Delivery> delivery) {
+              reactor->Finish(ToGrpcStatus(
+                  Fill(std::move(delivery), response->mutable_delivery())));
+            });
+        if (!started.ok()) reactor->Finish(ToGrpcStatus(started));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::GetDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::GetDeliveryRequest* request,
+    webhook::v1::GetDeliveryResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(log_.Get(caller, request->id()), response->mutable_delivery());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::ListDeliveries(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::ListDeliveriesRequest* request,
+    webhook::v1::ListDeliveriesResponse* response) {
+  return Run(
+      context, [this, request, response](const Caller& caller) -> absl::Status {
+        if (!DeliveryStatus_IsValid(request->status())) {
+          return absl::InvalidArgumentError("status: unknown delivery status");
+        }
+        DeliveryFilter filter;
+        filter.endpoint_id = request->endpoint_id();
+        filter.thread_id = request->thread_id();
+        filter.status = request->status();
+        absl::StatusOr<DeliveryPage> page = log_.List(
+            caller, filter, request->page_size(), request->page_token());
+        if (!page.ok()) return page.status();
+        FillPage(page->deliveries, page->next_page_token,
+                 response->mutable_deliveries(),
+                 response->mutable_next_page_token());
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::RetryDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::RetryDeliveryRequest* request,
+    webhook::v1::RetryDeliveryResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    return Fill(engine_.Retry(caller, request->id()),
+                response->mutable_delivery());
+  });
+}
+
+grpc::ServerWriteReactor<webhook::v1::StreamDeliveriesResponse>*
+WebhookServiceImpl::StreamDeliveries(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::StreamDeliveriesRequest* request) {
+  absl::StatusOr<Caller> caller = auth_.Authenticate(*context);
+  if (!caller.ok()) return new RefusedStream(ToGrpcStatus(caller.status()));
+  return hub_.Open(context, request, *caller);
+}
+
+}  // namespace webhookd

@@ -1,0 +1,257 @@
+#include "server/app/webhook_server.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "server/api/auth.h"
+#include "server/api/grpc_status.h"
+#include "server/common/logging.h"
+#include "server/common/status_macros.h"
+#include "server/security/address_policy.h"
+#include "storage/leveldb/leveldb_store.h"
+
+namespace webhookd {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                     const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read the ", what, " file ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Checks that `cert_pem` and `key_pem` hold a certificate and its private
+// key, so that a mistake is reported clearly rather than as a failure to
+// listen.
+absl::Status CheckKeyPair(const std::string& cert_pem,
+                          const std::string& key_pem) {
+  BIO* cert_bio =
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  BIO_free(cert_bio);
+  BIO* key_bio =
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  BIO_free(key_bio);
+  absl::Status status;
+  if (cert == nullptr) {
+    status = absl::InvalidArgumentError(
+        "--tls_cert: no PEM certificate in the file");
+  } else if (key == nullptr) {
+    status = absl::InvalidArgumentError(
+        "--tls_key: no PEM private key in the file (encrypted keys are not "
+        "supported)");
+  } else if (X509_check_private_key(cert, key) != 1) {
+    status = absl::InvalidArgumentError(
+        "--tls_key is not the private key of the --tls_cert certificate");
+  }
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return status;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ServerOptions& options) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_cert and --tls_key must be given together");
+  }
+  if (options.tls_cert_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls_client_ca needs --tls_cert and --tls_key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  WEBHOOKD_ASSIGN_OR_RETURN(std::string cert,
+                            ReadFile(options.tls_cert_file, "--tls_cert"));
+  WEBHOOKD_ASSIGN_OR_RETURN(std::string key,
+                            ReadFile(options.tls_key_file, "--tls_key"));
+  WEBHOOKD_RETURN_IF_ERROR(CheckKeyPair(cert, key));
+  grpc::SslServerCredentialsOptions ssl(
+      GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!options.tls_client_ca_file.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        ssl.pem_root_certs,
+        ReadFile(options.tls_client_ca_file, "--tls_client_ca"));
+    ssl.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  pair.private_key = std::move(key);
+  pair.cert_chain = std::move(cert);
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+bool IsLoopbackListenAddress(const std::string& listen) {
+  if (absl::StartsWith(listen, "unix:") ||
+      absl::StartsWith(listen, "unix-abstract:")) {
+    return true;
+  }
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return false;  // An IPv6 address must be bracketed.
+  }
+  if (absl::AsciiStrToLower(host) == "localhost") return true;
+  std::optional<IpAddress> address = ParseIpLiteral(host);
+  if (!address.has_value()) return false;
+  static const Cidr* const kLoopback[] = {
+      new Cidr(*ParseCidr("127.0.0.0/8")), new Cidr(*ParseCidr("::1/128")),
+      new Cidr(*ParseCidr("::ffff:127.0.0.0/104"))};
+  for (const Cidr* cidr : kLoopback) {
+    if (cidr->Contains(*address)) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
+    const ServerOptions& options) {
+  // Configuration errors first, before anything is opened.
+  auto auth = std::make_unique<Authenticator>();
+  if (!options.api_keys_file.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(ApiKeys keys,
+                              ApiKeys::Load(options.api_keys_file));
+    auth = std::make_unique<Authenticator>(std::move(keys));
+  } else if (!IsLoopbackListenAddress(options.listen)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve an unauthenticated API on ", options.listen,
+        ", which is not a loopback address: give --api_keys_file, or listen "
+        "on 127.0.0.1"));
+  }
+  WEBHOOKD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
+                            Credentials(options));
+
+  std::unique_ptr<WebhookServer> server(new WebhookServer());
+  server->auth_ = std::move(auth);
+  LevelDbStoreOptions store_options;
+  store_options.env = options.storage_env;
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      server->store_, LevelDbStore::Open(options.data_dir, store_options));
+  server->endpoints_ = std::make_unique<EndpointManager>(
+      *server->store_, server->clock_, options.target_policy);
+  WEBHOOKD_RETURN_IF_ERROR(server->endpoints_->Load());
+
+  CurlSenderOptions sender_options;
+  sender_options.workers = options.http_workers;
+  // Every attempt the engine starts runs at once: none waits in a worker's
+  // queue behind attempts to an endpoint that hangs.
+  const size_t workers = static_cast<size_t>(std::max(1, options.http_workers));
+  sender_options.max_transfers_per_worker =
+      static_cast<int>((options.engine.max_in_flight + workers - 1) / workers);
+  sender_options.user_agent = options.engine.user_agent;
+  sender_options.ca_file = options.target_ca_file;
+  sender_options.resolve_overrides = options.test_resolve_overrides;
+  if (!options.target_policy.allow_insecure_targets) {
+    // The URL check at create time cannot see what a name resolves to when
+    // a delivery is made (DNS rebinding): every address is checked again
+    // just before connecting.
+    sender_options.address_filter = [policy = options.target_policy.addresses](
+                                        const struct sockaddr* addr,
+                                        socklen_t len, std::string* why) {
+      return policy.AllowsConnection(addr, len, why);
+    };
+  }
+  server->sender_ = CurlSender::Create(sender_options);
+  server->engine_ = std::make_unique<DeliveryEngine>(
+      *server->store_, *server->endpoints_, *server->sender_, server->clock_,
+      options.engine);
+  server->log_ =
+      std::make_unique<DeliveryLog>(*server->store_, *server->endpoints_);
+  server->blocking_ = std::make_unique<ThreadPool>(options.rpc_threads);
+  DeliveryStreamOptions stream_options;
+  stream_options.buffer = options.stream_buffer;
+  server->hub_ = std::make_unique<DeliveryHub>(
+      *server->log_, *server->blocking_, stream_options);
+  server->engine_->AddListener(server->hub_.get());
+  server->service_ = std::make_unique<WebhookServiceImpl>(
+      *server->endpoints_, *server->engine_, *server->log_, *server->blocking_,
+      *server->hub_, *server->auth_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, creds, &server->port_);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  // Bounded under overload: streams per connection, memory and threads,
+  // and clients that ping too often are cut off (keepalive enforcement).
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.grpc_max_concurrent_streams);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+      static_cast<int>(
+          absl::ToInt64Milliseconds(options.grpc_min_ping_interval)));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES,
+                             options.grpc_max_ping_strikes);
+  grpc::ResourceQuota quota("webhookd");
+  quota.Resize(options.grpc_memory_limit_bytes);
+  quota.SetMaxThreads(options.grpc_max_threads);
+  builder.SetResourceQuota(quota);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen,
+                     " (address in use or not valid?)"));
+  }
+  WEBHOOKD_RETURN_IF_ERROR(server->engine_->Start());
+  server->retention_ = std::make_unique<LogRetention>(
+      *server->store_, server->clock_, options.log_retention);
+  server->retention_->Start();
+  return server;
+}
+
+WebhookServer::~WebhookServer() { Shutdown(absl::ZeroDuration()); }
+
+void WebhookServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (retention_ != nullptr) retention_->Stop();
+  // Open streams would hold the gRPC shutdown until its deadline: end them.
+  if (hub_ != nullptr) hub_->Shutdown();
+  if (server_ != nullptr) {
+    // Stop accepting calls while the engine finishes its attempts; calls
+    // still running at the deadline are cancelled.
+    std::thread rpc_stopper([this, grace] {
+      server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    });
+    if (engine_ != nullptr) engine_->Stop(grace);
+    rpc_stopper.join();
+  } else if (engine_ != nullptr) {
+    engine_->Stop(grace);
+  }
+  if (sender_ != nullptr) sender_->Shutdown(absl::ZeroDuration());
+  if (engine_ != nullptr && hub_ != nullptr) {
+    engine_->RemoveListener(hub_.get());
+  }
+}
+
+}  // namespace webhookd

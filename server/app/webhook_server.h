@@ -1,0 +1,132 @@
+// A running webhookd: storage, delivery engine and gRPC server wired
+// together. main.cc builds one from flags; tests build one on port 0.
+
+#ifndef WEBHOOKD_SERVER_APP_WEBHOOK_SERVER_H_
+#define WEBHOOKD_SERVER_APP_WEBHOOK_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/server.h"
+#include "server/api/delivery_stream.h"
+#include "server/api/webhook_service_impl.h"
+#include "server/common/clock.h"
+#include "server/common/thread_pool.h"
+#include "server/common/version.h"
+#include "server/delivery/delivery_engine.h"
+#include "server/delivery/delivery_log.h"
+#include "server/delivery/endpoint_manager.h"
+#include "server/delivery/log_retention.h"
+#include "server/http/curl_sender.h"
+#include "storage/store.h"
+
+namespace leveldb {
+class Env;
+}  // namespace leveldb
+
+namespace webhookd {
+
+struct ServerOptions {
+  // host:port; port 0 picks a free port (see WebhookServer::port()).
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir = "./data";
+  TargetPolicy target_policy;
+  DeliveryEngineOptions engine;
+  // Threads of the HTTP worker pool, each driving one curl multi handle.
+  int http_workers = 2;
+  // Threads that run RPC work which may block on storage.
+  int rpc_threads = 16;
+  // StreamDeliveries: live updates a stream may fall behind before it is
+  // ended with RESOURCE_EXHAUSTED.
+  size_t stream_buffer = 1000;
+  // Removal of old delivery records (--log_retention).
+  LogRetentionOptions log_retention;
+  // For tests: the file system LevelDB uses (nullptr: the real one), e.g.
+  // one that injects write failures. Not owned; must outlive the server.
+  leveldb::Env* storage_env = nullptr;
+
+  // Limits that keep gRPC bounded under overload.
+  // Concurrent calls (HTTP/2 streams) on one client connection.
+  int grpc_max_concurrent_streams = 100;
+  // Memory gRPC may use for calls and buffers (a grpc::ResourceQuota).
+  size_t grpc_memory_limit_bytes = size_t{512} << 20;
+  // Threads gRPC may start for its own work (the same ResourceQuota).
+  int grpc_max_threads = 64;
+  // Clients may ping without data at most this often; more pings count
+  // as strikes, and grpc_max_ping_strikes of them close the connection.
+  absl::Duration grpc_min_ping_interval = absl::Seconds(10);
+  int grpc_max_ping_strikes = 2;
+
+  // Security (see README "Security").
+  // "<key> <user_id>" lines (--api_keys_file). Empty: the API is
+  // unauthenticated, and `listen` must then be a loopback address.
+  std::string api_keys_file;
+  // PEM certificate chain and private key: serve gRPC over TLS. Both or
+  // neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM CA certificates: clients must present a certificate they signed
+  // (mutual TLS). Needs tls_cert_file.
+  std::string tls_client_ca_file;
+  // Largest gRPC request accepted; larger ones get RESOURCE_EXHAUSTED.
+  int max_receive_message_bytes = 4 * 1024 * 1024;
+  // For tests: PEM CA certificates that receivers' TLS certificates are
+  // verified with instead of the system's.
+  std::string target_ca_file;
+  // For tests: fixed name resolutions for deliveries,
+  // "host:port:address" (CURLOPT_RESOLVE syntax).
+  std::vector<std::string> test_resolve_overrides;
+};
+
+// Whether a gRPC listen address is reachable only from this machine:
+// "127.0.0.1:port" (any of 127/8), "[::1]:port", "localhost:port" or a Unix
+// socket ("unix:path").
+bool IsLoopbackListenAddress(const std::string& listen);
+
+// WebhookServer is safe for concurrent use.
+class WebhookServer {
+ public:
+  // Opens storage, resumes queued deliveries and starts serving.
+  static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(
+      const ServerOptions& options);
+  WebhookServer(const WebhookServer&) = delete;
+  WebhookServer& operator=(const WebhookServer&) = delete;
+  // Shuts down with no grace if Shutdown() was not called.
+  ~WebhookServer();
+
+  // The port the server listens on.
+  int port() const { return port_; }
+
+  // The StreamDeliveries fan-out (tests read its stream count).
+  DeliveryHub& delivery_hub() { return *hub_; }
+
+  // Stops accepting RPCs, lets attempts in flight finish for up to `grace`,
+  // records their outcomes and closes storage. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  WebhookServer() = default;
+
+  SystemClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<EndpointManager> endpoints_;
+  std::unique_ptr<CurlSender> sender_;
+  std::unique_ptr<DeliveryEngine> engine_;
+  std::unique_ptr<LogRetention> retention_;
+  std::unique_ptr<DeliveryLog> log_;
+  std::unique_ptr<ThreadPool> blocking_;
+  std::unique_ptr<Authenticator> auth_;
+  // Destroyed before `blocking_`, after `server_` (its streams are done).
+  std::unique_ptr<DeliveryHub> hub_;
+  std::unique_ptr<WebhookServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_APP_WEBHOOK_SERVER_H_

@@ -1,0 +1,34 @@
+#include "server/common/ids.h"
+
+#include <openssl/rand.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace webhookd {
+
+std::string NewId(std::string_view prefix) {
+  unsigned char bytes[16];
+  // 48 bits of milliseconds, big-endian, so that ids sort by creation time.
+  uint64_t millis = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  for (int i = 5; i >= 0; --i) {
+    bytes[i] = static_cast<unsigned char>(millis & 0xff);
+    millis >>= 8;
+  }
+  // RAND_bytes fails only when the generator cannot be seeded; ids must be
+  // unguessable and unique, so there is no safe fallback: abort.
+  if (RAND_bytes(bytes + 6, sizeof(bytes) - 6) != 1) std::abort();
+  return absl::StrCat(
+      absl::string_view(prefix.data(), prefix.size()),
+      absl::BytesToHexString(absl::string_view(
+          reinterpret_cast<const char*>(bytes), sizeof(bytes))));
+}
+
+}  // namespace webhookd

@@ -1,0 +1,33 @@
+// Every limit on what clients send, in one place: validation, the RPC
+// handlers and the documentation (README "Limits") refer to these.
+
+#ifndef WEBHOOKD_SERVER_COMMON_LIMITS_H_
+#define WEBHOOKD_SERVER_COMMON_LIMITS_H_
+
+#include <cstddef>
+
+namespace webhookd {
+
+// Endpoint configuration.
+inline constexpr int kMaxNameChars = 200;
+inline constexpr int kMaxUrlBytes = 2048;
+inline constexpr int kMaxThreadIdBytes = 256;
+inline constexpr int kMaxSecretBytes = 1024;
+inline constexpr int kMaxHeaders = 50;
+inline constexpr int kMaxHeaderNameBytes = 256;
+inline constexpr int kMaxHeaderValueBytes = 4096;
+
+// Events.
+inline constexpr size_t kMaxIdempotencyKeyBytes = 255;
+inline constexpr size_t kMaxEventTypeBytes = 128;
+// Default of --max_payload_bytes: the largest rendered payload accepted.
+inline constexpr size_t kDefaultMaxPayloadBytes = 256 * 1024;
+
+// List calls (AIP-158): page_size 0 means the default, larger values are
+// lowered to the maximum.
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxPageSize = 1000;
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_COMMON_LIMITS_H_

@@ -1,0 +1,218 @@
+#include "server/delivery/endpoint_manager.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/ids.h"
+#include "server/common/paging.h"
+#include "server/common/status_macros.h"
+#include "server/common/time_util.h"
+
+namespace webhookd {
+namespace {
+
+using Headers = google::protobuf::RepeatedPtrField<webhook::v1::Header>;
+
+absl::Status EndpointNotFound(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("endpoint \"", id, "\" not found"));
+}
+
+}  // namespace
+
+EndpointManager::EndpointManager(Store& store, const Clock& clock,
+                                 TargetPolicy policy)
+    : store_(store), clock_(clock), policy_(policy) {}
+
+absl::Status EndpointManager::Load() {
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
+                            store_.LoadEndpoints());
+  for (Endpoint& endpoint : endpoints) CachePut(std::move(endpoint));
+  return absl::OkStatus();
+}
+
+Endpoint EndpointManager::Redacted(const Endpoint& endpoint) {
+  Endpoint out = endpoint;
+  out.set_has_secret(!endpoint.secret().empty());
+  out.clear_secret();
+  for (webhook::v1::Header& header : *out.mutable_headers()) {
+    if (IsSensitiveHeader(header.name())) header.set_value(kMaskedHeaderValue);
+  }
+  return out;
+}
+
+absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
+                                                 const Endpoint& request) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      const int64_t owner,
+      caller.OwnerFor(request.user_id(), "endpoint.user_id"));
+  WEBHOOKD_RETURN_IF_ERROR(ValidateEndpoint(request, policy_, "endpoint"));
+  // A new endpoint has no stored values, so a masked placeholder is refused.
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Headers headers,
+      RestoreMaskedHeaders(request.headers(), Headers(), "endpoint.headers"));
+  Endpoint endpoint;
+  endpoint.set_id(NewId("ep_"));
+  endpoint.set_thread_id(request.thread_id());
+  endpoint.set_user_id(owner);
+  endpoint.set_name(request.name());
+  endpoint.set_url(request.url());
+  endpoint.set_secret(request.secret());
+  *endpoint.mutable_headers() = std::move(headers);
+  endpoint.set_enabled(true);
+  *endpoint.mutable_create_time() = ToProtoTime(clock_.Now());
+  *endpoint.mutable_update_time() = endpoint.create_time();
+  absl::MutexLock lock(&write_mu_);
+  return Replace(std::move(endpoint));
+}
+
+absl::StatusOr<Endpoint> EndpointManager::Get(const Caller& caller,
+                                              const std::string& id) const {
+  EndpointPtr endpoint = FindFor(caller, id);
+  if (endpoint == nullptr) return EndpointNotFound(id);
+  return Redacted(*endpoint);
+}
+
+absl::StatusOr<EndpointPage> EndpointManager::List(
+    const Caller& caller, EndpointFilter filter, int32_t page_size,
+    const std::string& page_token) const {
+  if (caller.user_id.has_value()) filter.user_id = *caller.user_id;
+  WEBHOOKD_ASSIGN_OR_RETURN(int size, NormalizePageSize(page_size));
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointPage page,
+                            store_.ListEndpoints(filter, size, page_token));
+  for (Endpoint& endpoint : page.endpoints) endpoint = Redacted(endpoint);
+  return page;
+}
+
+absl::StatusOr<Endpoint> EndpointManager::Update(
+    const Caller& caller, const Endpoint& patch,
+    const google::protobuf::FieldMask& mask) {
+  if (mask.paths().empty()) {
+    return absl::InvalidArgumentError(
+        "update_mask: name at least one field to update");
+  }
+  absl::MutexLock lock(&write_mu_);
+  EndpointPtr current = FindFor(caller, patch.id());
+  if (current == nullptr) return EndpointNotFound(patch.id());
+  // user_id cannot be updated, but naming another user is still refused.
+  WEBHOOKD_RETURN_IF_ERROR(
+      caller.OwnerFor(patch.user_id(), "endpoint.user_id").status());
+  Endpoint next = *current;
+  for (const std::string& path : mask.paths()) {
+    const std::string field = absl::StrCat("endpoint.", path);
+    if (path == "thread_id") {
+      WEBHOOKD_RETURN_IF_ERROR(ValidateThreadId(patch.thread_id(), field));
+      next.set_thread_id(patch.thread_id());
+    } else if (path == "name") {
+      WEBHOOKD_RETURN_IF_ERROR(ValidateName(patch.name(), field));
+      next.set_name(patch.name());
+    } else if (path == "url") {
+      WEBHOOKD_RETURN_IF_ERROR(ValidateUrl(patch.url(), policy_, field));
+      next.set_url(patch.url());
+    } else if (path == "secret") {
+      WEBHOOKD_RETURN_IF_ERROR(ValidateSecret(patch.secret(), field));
+      next.set_secret(patch.secret());
+    } else if (path == "headers") {
+      WEBHOOKD_RETURN_IF_ERROR(ValidateHeaders(patch.headers(), field));
+      // Clients write back the masked values they read; keep the real ones.
+      WEBHOOKD_ASSIGN_OR_RETURN(
+          Headers headers,
+          RestoreMaskedHeaders(patch.headers(), current->headers(), field));
+      *next.mutable_headers() = std::move(headers);
+    } else if (path == "enabled") {
+      return absl::InvalidArgumentError(
+          "update_mask: \"enabled\" is changed with EnableEndpoint and "
+          "DisableEndpoint");
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("update_mask: unknown or read-only path \"", path,
+                       "\"; updatable: thread_id, name, url, secret, headers"));
+    }
+  }
+  *next.mutable_update_time() = ToProtoTime(clock_.Now());
+  return Replace(std::move(next));
+}
+
+absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
+                                                     const std::string& id,
+                                                     bool enabled) {
+  absl::MutexLock lock(&write_mu_);
+  EndpointPtr current = FindFor(caller, id);
+  if (current == nullptr) return EndpointNotFound(id);
+  if (current->enabled() == enabled) return Redacted(*current);
+  Endpoint next = *current;
+  next.set_enabled(enabled);
+  *next.mutable_update_time() = ToProtoTime(clock_.Now());
+  return Replace(std::move(next));
+}
+
+absl::Status EndpointManager::Delete(const Caller& caller,
+                                     const std::string& id,
+                                     absl::Span<const DeliveryChange> changes) {
+  absl::MutexLock lock(&write_mu_);
+  EndpointPtr current = FindFor(caller, id);
+  if (current == nullptr) return EndpointNotFound(id);
+  WEBHOOKD_RETURN_IF_ERROR(store_.DeleteEndpoint(id, changes));
+  absl::MutexLock cache_lock(&mu_);
+  UnindexThread(current->thread_id(), current->id());
+  by_id_.erase(current->id());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Endpoint> EndpointManager::Replace(Endpoint endpoint) {
+  WEBHOOKD_RETURN_IF_ERROR(store_.PutEndpoint(endpoint));
+  Endpoint redacted = Redacted(endpoint);
+  CachePut(std::move(endpoint));
+  return redacted;
+}
+
+void EndpointManager::UnindexThread(const std::string& thread_id,
+                                    const std::string& id) {
+  auto thread = by_thread_.find(thread_id);
+  if (thread == by_thread_.end()) return;
+  thread->second.erase(id);
+  if (thread->second.empty()) by_thread_.erase(thread);
+}
+
+void EndpointManager::CachePut(Endpoint endpoint) {
+  auto ptr = std::make_shared<const Endpoint>(std::move(endpoint));
+  absl::MutexLock lock(&mu_);
+  auto [it, inserted] = by_id_.try_emplace(ptr->id(), ptr);
+  if (!inserted) {
+    if (it->second->thread_id() != ptr->thread_id()) {
+      UnindexThread(it->second->thread_id(), ptr->id());
+    }
+    it->second = ptr;
+  }
+  by_thread_[ptr->thread_id()].insert(ptr->id());
+}
+
+std::vector<EndpointManager::EndpointPtr> EndpointManager::EnabledOfThread(
+    const std::string& thread_id) const {
+  std::vector<EndpointPtr> out;
+  absl::MutexLock lock(&mu_);
+  auto thread = by_thread_.find(thread_id);
+  if (thread == by_thread_.end()) return out;
+  for (const std::string& id : thread->second) {
+    const EndpointPtr& endpoint = by_id_.at(id);
+    if (endpoint->enabled()) out.push_back(endpoint);
+  }
+  return out;
+}
+
+EndpointManager::EndpointPtr EndpointManager::Find(
+    const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+EndpointManager::EndpointPtr EndpointManager::FindFor(
+    const Caller& caller, const std::string& id) const {
+  EndpointPtr endpoint = Find(id);
+  if (endpoint == nullptr || !caller.CanAccess(endpoint->user_id())) {
+    return nullptr;
+  }
+  return endpoint;
+}
+
+}  // namespace webhookd

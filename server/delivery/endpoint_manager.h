@@ -1,0 +1,98 @@
+// Endpoint configuration: validation, persistence and an in-memory cache
+// that the delivery engine reads on every delivery.
+
+#ifndef WEBHOOKD_SERVER_DELIVERY_ENDPOINT_MANAGER_H_
+#define WEBHOOKD_SERVER_DELIVERY_ENDPOINT_MANAGER_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "google/protobuf/field_mask.pb.h"
+#include "server/common/caller.h"
+#include "server/common/clock.h"
+#include "server/delivery/validation.h"
+#include "storage/store.h"
+
+namespace webhookd {
+
+// EndpointManager is safe for concurrent use. Endpoints returned by the
+// public methods are redacted for callers (no secret, sensitive header values
+// masked); the engine's accessors return the full configuration. Methods
+// taking a Caller enforce ownership: another user's endpoint is NotFound.
+class EndpointManager {
+ public:
+  // `store` and `clock` must outlive the manager.
+  EndpointManager(Store& store, const Clock& clock, TargetPolicy policy);
+  EndpointManager(const EndpointManager&) = delete;
+  EndpointManager& operator=(const EndpointManager&) = delete;
+
+  // Fills the cache from the store. Call once before use.
+  absl::Status Load();
+
+  // Validates and stores a new endpoint, enabled, with a fresh id, owned by
+  // the caller's user (PermissionDenied if request.user_id names another).
+  absl::StatusOr<Endpoint> Create(const Caller& caller,
+                                  const Endpoint& request);
+  // Returns NotFound if the endpoint does not exist.
+  absl::StatusOr<Endpoint> Get(const Caller& caller,
+                               const std::string& id) const;
+  // Only the caller's endpoints.
+  absl::StatusOr<EndpointPage> List(const Caller& caller, EndpointFilter filter,
+                                    int32_t page_size,
+                                    const std::string& page_token) const;
+  // Replaces the fields named by `mask` with those of `patch`. A sensitive
+  // header sent with the placeholder kMaskedHeaderValue keeps its stored
+  // value (InvalidArgument if there is none: see RestoreMaskedHeaders).
+  absl::StatusOr<Endpoint> Update(const Caller& caller, const Endpoint& patch,
+                                  const google::protobuf::FieldMask& mask);
+  // Returns NotFound if the endpoint does not exist.
+  absl::StatusOr<Endpoint> SetEnabled(const Caller& caller,
+                                      const std::string& id, bool enabled);
+  // Removes the endpoint, applying `changes` in the same write.
+  absl::Status Delete(const Caller& caller, const std::string& id,
+                      absl::Span<const DeliveryChange> changes);
+
+  // Full configurations, for delivery.
+  using EndpointPtr = std::shared_ptr<const Endpoint>;
+  std::vector<EndpointPtr> EnabledOfThread(const std::string& thread_id) const;
+  // nullptr if the endpoint does not exist.
+  EndpointPtr Find(const std::string& id) const;
+  // nullptr if the endpoint does not exist or `caller` may not access it.
+  EndpointPtr FindFor(const Caller& caller, const std::string& id) const;
+
+  // What callers may see of an endpoint.
+  static Endpoint Redacted(const Endpoint& endpoint);
+
+ private:
+  absl::StatusOr<Endpoint> Replace(Endpoint endpoint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void CachePut(Endpoint endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes `id` from the thread index, dropping the thread when empty.
+  void UnindexThread(const std::string& thread_id, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  Store& store_;
+  const Clock& clock_;
+  const TargetPolicy policy_;
+
+  // Serialises read-modify-write of endpoints (rare) so updates do not race.
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, EndpointPtr> by_id_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::btree_set<std::string>> by_thread_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_DELIVERY_ENDPOINT_MANAGER_H_
