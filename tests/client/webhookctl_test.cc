@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "server/security/signature.h"
 #include "tests/client/subprocess.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/test_dir.h"
@@ -25,6 +26,7 @@ namespace {
 
 using ::nlohmann::json;
 using testing::CreateEndpoint;
+using testing::Eventually;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
@@ -38,16 +40,6 @@ using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
 using testing::WaitForDelivery;
-
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
 
 class WebhookctlTest : public ::testing::Test {
  protected:

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/test_dir.h"
@@ -23,6 +24,7 @@ namespace webhookd {
 namespace {
 
 using testing::CreateEndpoint;
+using testing::Eventually;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
@@ -36,17 +38,6 @@ using testing::TestServerOptions;
 using testing::WaitForDelivery;
 using webhook::v1::StreamDeliveriesRequest;
 using webhook::v1::StreamDeliveriesResponse;
-
-// Waits (bounded) until `condition` holds; returns whether it did.
-bool Eventually(const std::function<bool()>& condition,
-                absl::Duration timeout = absl::Seconds(10)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return true;
-}
 
 // One StreamDeliveries call read synchronously, bounded by a deadline.
 class Watch {

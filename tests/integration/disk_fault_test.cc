@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/eventually.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
@@ -27,6 +28,7 @@ namespace {
 
 using testing::Context;
 using testing::CreateEndpoint;
+using testing::Eventually;
 using testing::ExampleEvent;
 using testing::ExitedWith;
 using testing::FaultInjectionEnv;
@@ -174,11 +176,7 @@ TEST_F(DiskFaultTest, OutcomeThatCannotBeRecordedIsSentAgainAfterRecovery) {
   ASSERT_EQ(response.delivery_ids_size(), 1);
   ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(10)));
   // Let the recorder meet the fault, then heal the disk.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (env_.injected_failures() == 0 && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  ASSERT_GT(env_.injected_failures(), 0);
+  ASSERT_TRUE(Eventually([&] { return env_.injected_failures() > 0; }));
   env_.SetWriteFault(FaultInjectionEnv::Fault::kNone);
 
   webhook::v1::Delivery delivery =

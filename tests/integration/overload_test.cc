@@ -15,6 +15,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/misbehaving_server.h"
@@ -26,6 +27,7 @@ namespace {
 
 using testing::Context;
 using testing::CreateEndpoint;
+using testing::Eventually;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
@@ -102,13 +104,10 @@ TEST_F(OverloadTest, FloodOfStreamsIsHeldBackWhileHealthChecksAnswer) {
     streams.push_back(stub->StreamDeliveries(
         contexts.back().get(), webhook::v1::StreamDeliveriesRequest()));
   }
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (server_.server().delivery_hub().StreamCount() < kStreams &&
-         absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  ASSERT_EQ(server_.server().delivery_hub().StreamCount(),
-            static_cast<size_t>(kStreams));
+  ASSERT_TRUE(Eventually([&] {
+    return server_.server().delivery_hub().StreamCount() ==
+           static_cast<size_t>(kStreams);
+  }));
 
   // A fifth call on that connection is not served...
   grpc::ClientContext fifth;
@@ -247,11 +246,10 @@ TEST_F(OverloadTest, OldFinishedDeliveriesArePrunedButQueuedOnesStay) {
   get.set_id(done.delivery_ids(0));
   webhook::v1::GetDeliveryResponse got;
   grpc::Status status;
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  do {
-    absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_TRUE(Eventually([&] {
     status = server_.stub().GetDelivery(Context().get(), get, &got);
-  } while (status.ok() && absl::Now() < give_up);
+    return !status.ok();
+  }));
 
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   webhook::v1::ListDeliveriesResponse deliveries;

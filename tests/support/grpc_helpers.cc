@@ -1,11 +1,8 @@
 #include "tests/support/grpc_helpers.h"
 
-#include <chrono>
-#include <thread>
-
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/delivery/payload.h"
+#include "tests/support/eventually.h"
 #include "tests/support/test_server.h"
 
 namespace webhookd::testing {
@@ -73,19 +70,17 @@ webhook::v1::Delivery WaitForDelivery(
     webhook::v1::WebhookService::Stub& stub, const std::string& id,
     const std::function<bool(const webhook::v1::Delivery&)>& done,
     absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   webhook::v1::GetDeliveryRequest request;
   request.set_id(id);
   webhook::v1::GetDeliveryResponse response;
-  while (true) {
-    grpc::Status status = stub.GetDelivery(Context().get(), request, &response);
-    if (status.ok() && done(response.delivery())) break;
-    if (absl::Now() > deadline) {
-      ADD_FAILURE() << "delivery " << id << " did not reach the expected state "
-                    << "in time; last: " << response.delivery().DebugString();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!Eventually(
+          [&] {
+            return stub.GetDelivery(Context().get(), request, &response).ok() &&
+                   done(response.delivery());
+          },
+          timeout)) {
+    ADD_FAILURE() << "delivery " << id << " did not reach the expected state "
+                  << "in time; last: " << response.delivery().DebugString();
   }
   return response.delivery();
 }

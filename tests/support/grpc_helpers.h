@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "tests/support/eventually.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
 namespace webhookd::testing {
@@ -44,7 +45,7 @@ webhook::v1::SubmitEventResponse Submit(
 webhook::v1::Delivery WaitForDelivery(
     webhook::v1::WebhookService::Stub& stub, const std::string& id,
     const std::function<bool(const webhook::v1::Delivery&)>& done,
-    absl::Duration timeout = absl::Seconds(15));
+    absl::Duration timeout = kEventuallyTimeout);
 
 // Whether the delivery has ended (SUCCESS or FAILED).
 bool IsFinished(const webhook::v1::Delivery& delivery);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "tests/support/eventually.h"
 
 namespace webhookd::testing {
 namespace {
@@ -126,11 +127,9 @@ HttpReceiver::HttpReceiver(const Options& options)
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // httplib's stop() does nothing before the server thread has marked
   // itself running; wait for that so that Stop() cannot be lost.
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (!server_->is_running() && absl::Now() < give_up) {
-    absl::SleepFor(absl::Microseconds(100));
+  if (!Eventually([this] { return server_->is_running(); })) {
+    ADD_FAILURE() << "HttpReceiver did not start";
   }
-  if (!server_->is_running()) ADD_FAILURE() << "HttpReceiver did not start";
 }
 
 HttpReceiver::~HttpReceiver() { Stop(); }

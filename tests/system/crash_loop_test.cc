@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/test_dir.h"
@@ -40,6 +41,7 @@ namespace {
 
 using testing::Context;
 using testing::CreateEndpoint;
+using testing::Eventually;
 using testing::ExampleEvent;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
@@ -204,10 +206,10 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
   for (int k = 0; k < kills; ++k) {
     // Let load reach this process, then kill it at a random moment.
     const size_t before = load.AcknowledgedCount();
-    const absl::Time flowing = absl::Now() + absl::Seconds(10);
-    while (load.AcknowledgedCount() < before + 4 && absl::Now() < flowing) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    ASSERT_TRUE(Eventually([&] {
+      return load.AcknowledgedCount() >= before + 4;
+    })) << "no load reached process "
+        << k + 1;
     int wait_ms;
     {
       absl::MutexLock lock(&random_mu);
@@ -227,17 +229,16 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
   ASSERT_FALSE(acknowledged.empty());
 
   // Drain: every acknowledged delivery arrives, and nothing stays queued.
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (!ledger.HasAll(acknowledged) && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  while (
-      (CountWithStatus(server->stub(), webhook::v1::DELIVERY_STATUS_PENDING) +
-       CountWithStatus(server->stub(), webhook::v1::DELIVERY_STATUS_RETRYING)) >
-          0 &&
-      absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  Eventually([&] { return ledger.HasAll(acknowledged); }, absl::Seconds(60));
+  Eventually(
+      [&] {
+        return CountWithStatus(server->stub(),
+                               webhook::v1::DELIVERY_STATUS_PENDING) +
+                   CountWithStatus(server->stub(),
+                                   webhook::v1::DELIVERY_STATUS_RETRYING) ==
+               0;
+      },
+      absl::Seconds(60));
   EXPECT_EQ(
       CountWithStatus(server->stub(), webhook::v1::DELIVERY_STATUS_PENDING), 0);
   EXPECT_EQ(

@@ -4,14 +4,13 @@
 #include <sys/wait.h>
 
 #include <atomic>
-#include <chrono>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/test_dir.h"
@@ -21,6 +20,7 @@ namespace webhookd {
 namespace {
 
 using testing::CreateEndpoint;
+using testing::Eventually;
 using testing::ExampleEvent;
 using testing::ExitedWith;
 using ::testing::HasSubstr;
@@ -138,14 +138,10 @@ TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
 
   server = StartServer(flags);
   ASSERT_GT(server->port(), 0);
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    {
-      absl::MutexLock lock(&mu);
-      if (delivered.size() >= acknowledged.size()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  Eventually([&] {
+    absl::MutexLock lock(&mu);
+    return delivered.size() >= acknowledged.size();
+  });
   {
     absl::MutexLock lock(&mu);
     EXPECT_EQ(delivered, acknowledged) << server->Log();
