@@ -30,7 +30,6 @@ using testing::Eventually;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
-using testing::IsFinished;
 using testing::MakeEndpoint;
 using testing::RunResult;
 using ::testing::SizeIs;
@@ -39,6 +38,7 @@ using testing::Subprocess;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
+using testing::WaitFinished;
 using testing::WaitForDelivery;
 
 class WebhookctlTest : public ::testing::Test {
@@ -173,7 +173,7 @@ TEST_F(WebhookctlTest, EndpointsTestSendsOneSignedAttempt) {
 TEST_F(WebhookctlTest, EndpointsStatsCountsAttempts) {
   webhook::v1::Endpoint endpoint = NewEndpoint();
   std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
-  WaitForDelivery(stub(), id, IsFinished);
+  WaitFinished(stub(), id);
   json stats = Json({"endpoints", "stats", endpoint.id()});
   EXPECT_EQ(stats["endpointId"], endpoint.id());
   EXPECT_EQ(stats["totalDeliveries"], "1");
@@ -232,9 +232,9 @@ TEST_F(WebhookctlTest, DeliveriesListAndGet) {
   receiver_.PushResponse(200);
   receiver_.SetDefaultStatus(500);
   std::string ok = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
-  WaitForDelivery(stub(), ok, IsFinished);
+  WaitFinished(stub(), ok);
   std::string failed = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
-  WaitForDelivery(stub(), failed, IsFinished);
+  WaitFinished(stub(), failed);
 
   json all = Json({"deliveries", "list", "--endpoint", endpoint.id()});
   ASSERT_EQ(all["deliveries"].size(), 2u);
@@ -268,7 +268,7 @@ TEST_F(WebhookctlTest, DeliveriesRetryQueuesAManualAttempt) {
   json queued = Json({"deliveries", "retry", id});
   EXPECT_EQ(queued["id"], id);
   EXPECT_EQ(queued["status"], "DELIVERY_STATUS_RETRYING");
-  webhook::v1::Delivery done = WaitForDelivery(stub(), id, IsFinished);
+  webhook::v1::Delivery done = WaitFinished(stub(), id);
   EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_EQ(done.attempt_history_size(), 2);
   EXPECT_TRUE(done.attempt_history(1).manual());
@@ -310,7 +310,7 @@ TEST_F(WebhookctlTest, DeliveriesWatchPrintsUpdatesUntilInterrupted) {
 TEST_F(WebhookctlTest, DeliveriesWatchReplaysRecentDeliveries) {
   NewEndpoint();
   std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
-  WaitForDelivery(stub(), id, IsFinished);
+  WaitFinished(stub(), id);
   Subprocess watch(
       Argv({"deliveries", "watch", "--replay", "5", "-o", "json"}));
   std::optional<std::string> line = watch.ReadLine(absl::Seconds(10));
@@ -340,7 +340,7 @@ TEST_F(WebhookctlTest, ListenVerifiesSignaturesAndPrintsPayloads) {
   EXPECT_EQ(received["signature"], "valid");
   EXPECT_EQ(received["status"], 200);
   EXPECT_EQ(received["body"]["threadId"], "thread-1");
-  EXPECT_EQ(WaitForDelivery(stub(), id, IsFinished).status(),
+  EXPECT_EQ(WaitFinished(stub(), id).status(),
             webhook::v1::DELIVERY_STATUS_SUCCESS);
 
   // Forged and unsigned requests are refused.

@@ -395,20 +395,10 @@ class AuthTest : public ::testing::Test {
     return response;
   }
 
+  // WaitFinished, calling with `key`.
   Delivery WaitFinished(const std::string& key, const std::string& id) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(15);
-    webhook::v1::GetDeliveryRequest request;
-    request.set_id(id);
-    webhook::v1::GetDeliveryResponse response;
-    while (absl::Now() < deadline) {
-      if (stub().GetDelivery(Ctx(Bearer(key)).get(), request, &response).ok() &&
-          IsFinished(response.delivery())) {
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    EXPECT_TRUE(IsFinished(response.delivery()));
-    return response.delivery();
+    return testing::WaitFinished(stub(), id,
+                                 [key] { return Ctx(Bearer(key)); });
   }
 
   TestDir dir_;

@@ -27,7 +27,6 @@ using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using ::testing::IsEmpty;
-using testing::IsFinished;
 using testing::MakeEndpoint;
 using testing::ReceivedRequest;
 using ::testing::SizeIs;
@@ -35,6 +34,7 @@ using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
+using testing::WaitFinished;
 using testing::WaitForDelivery;
 
 constexpr char kExpectedBody[] =
@@ -74,10 +74,6 @@ class DeliveryServiceTest : public ::testing::Test {
                        const std::string& secret = "s3cret") {
     return CreateEndpoint(stub(),
                           MakeEndpoint(thread, receiver_.Url(), secret));
-  }
-
-  Delivery WaitFinished(const std::string& id) {
-    return WaitForDelivery(stub(), id, IsFinished);
   }
 
   webhook::v1::EndpointStats Stats(const std::string& endpoint_id) {
@@ -132,7 +128,7 @@ TEST_F(DeliveryServiceTest, SubmitDeliversExactDocumentedBody) {
   EXPECT_EQ(request.path, "/hook");
   EXPECT_EQ(request.body, kExpectedBody);
 
-  Delivery delivery = WaitFinished(submitted.delivery_ids(0));
+  Delivery delivery = WaitFinished(stub(), submitted.delivery_ids(0));
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(delivery.payload(), kExpectedBody)
       << "the log keeps the exact body";
@@ -194,7 +190,7 @@ TEST_F(DeliveryServiceTest, FansOutToEnabledEndpointsOfTheThreadOnly) {
   ASSERT_THAT(submitted.delivery_ids(), SizeIs(2));
   std::set<std::string> endpoints;
   for (const std::string& id : submitted.delivery_ids()) {
-    Delivery d = WaitFinished(id);
+    Delivery d = WaitFinished(stub(), id);
     EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
     endpoints.insert(d.endpoint_id());
   }
@@ -222,7 +218,7 @@ TEST_F(DeliveryServiceTest, FailingReceiverIsRetriedOnScheduleUntilFailed) {
   Endpoint endpoint = NewEndpoint();
   webhook::v1::SubmitEventResponse submitted =
       Submit(stub(), ExampleEvent("thread-1"));
-  Delivery d = WaitFinished(submitted.delivery_ids(0));
+  Delivery d = WaitFinished(stub(), submitted.delivery_ids(0));
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_FAILED);
   EXPECT_EQ(d.attempts(), 4);
   EXPECT_EQ(d.max_attempts(), 4);
@@ -256,7 +252,7 @@ TEST_F(DeliveryServiceTest, RecoversToSuccessWhenReceiverComesBack) {
   Endpoint endpoint = NewEndpoint();
   webhook::v1::SubmitEventResponse submitted =
       Submit(stub(), ExampleEvent("thread-1"));
-  Delivery d = WaitFinished(submitted.delivery_ids(0));
+  Delivery d = WaitFinished(stub(), submitted.delivery_ids(0));
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(d.attempts(), 3);
   EXPECT_EQ(d.response_code(), 200);
@@ -272,7 +268,7 @@ TEST_F(DeliveryServiceTest, ConnectionRefusedIsARetriedFailure) {
       stub(), MakeEndpoint("thread-1", "http://127.0.0.1:1/hook"));
   webhook::v1::SubmitEventResponse submitted =
       Submit(stub(), ExampleEvent("thread-1"));
-  Delivery d = WaitFinished(submitted.delivery_ids(0));
+  Delivery d = WaitFinished(stub(), submitted.delivery_ids(0));
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_FAILED);
   EXPECT_EQ(d.attempts(), 4);
   EXPECT_EQ(d.response_code(), 0);
@@ -285,7 +281,7 @@ TEST_F(DeliveryServiceTest, RedirectIsAFailureAndNotFollowed) {
   NewEndpoint();
   webhook::v1::SubmitEventResponse submitted =
       Submit(stub(), ExampleEvent("thread-1"));
-  Delivery d = WaitFinished(submitted.delivery_ids(0));
+  Delivery d = WaitFinished(stub(), submitted.delivery_ids(0));
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_FAILED);
   EXPECT_EQ(d.response_code(), 302);
   for (const ReceivedRequest& r : receiver_.Requests()) {
@@ -313,7 +309,7 @@ TEST_F(DeliveryServiceTest, ManualRetryRules) {
   ASSERT_TRUE(Retry(id, &queued).ok());
   EXPECT_EQ(queued.payload(), d.payload());
   EXPECT_EQ(queued.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
-  d = WaitFinished(id);
+  d = WaitFinished(stub(), id);
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_THAT(d.attempt_history(), SizeIs(2));
   EXPECT_FALSE(d.attempt_history(0).manual());
@@ -349,7 +345,7 @@ TEST_F(DeliveryServiceTest, DisabledEndpointHoldsQueuedDeliveriesUntilEnabled) {
   EXPECT_EQ(held.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
 
   SetEnabled(endpoint.id(), true);
-  Delivery d = WaitFinished(id);
+  Delivery d = WaitFinished(stub(), id);
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(d.attempts(), 2);
 }
@@ -462,10 +458,10 @@ TEST_F(DeliveryServiceTest, StatsCountAttempts) {
   Endpoint endpoint = NewEndpoint();
   webhook::v1::SubmitEventResponse first =
       Submit(stub(), ExampleEvent("thread-1"));
-  WaitFinished(first.delivery_ids(0));
+  WaitFinished(stub(), first.delivery_ids(0));
   webhook::v1::SubmitEventResponse second =
       Submit(stub(), ExampleEvent("thread-1"));
-  WaitFinished(second.delivery_ids(0));
+  WaitFinished(stub(), second.delivery_ids(0));
 
   // Three attempts: 500 then 200 for the first, 200 for the second.
   webhook::v1::EndpointStats stats = Stats(endpoint.id());
@@ -488,8 +484,10 @@ TEST_F(DeliveryServiceTest, StatsAverageResponseTime) {
   receiver_.PushResponse(200, "", {}, absl::Milliseconds(200));
   receiver_.PushResponse(200, "", {}, absl::Milliseconds(400));
   Endpoint endpoint = NewEndpoint();
-  WaitFinished(Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
-  WaitFinished(Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
+  WaitFinished(stub(),
+               Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
+  WaitFinished(stub(),
+               Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
   webhook::v1::EndpointStats stats = Stats(endpoint.id());
   EXPECT_EQ(stats.total_deliveries(), 2);
   EXPECT_DOUBLE_EQ(stats.success_rate(), 100.0);
@@ -505,14 +503,14 @@ TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
   webhook::v1::SubmitEventResponse again = Submit(stub(), request);
   EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString());
   // Let the attempt finish: one cut short by Stop() would be re-sent.
-  WaitFinished(first.delivery_ids(0));
+  WaitFinished(stub(), first.delivery_ids(0));
 
   server_.Stop();
   server_.Start();
   webhook::v1::SubmitEventResponse after_restart = Submit(stub(), request);
   EXPECT_EQ(after_restart.SerializeAsString(), first.SerializeAsString());
 
-  WaitFinished(first.delivery_ids(0));
+  WaitFinished(stub(), first.delivery_ids(0));
   EXPECT_FALSE(receiver_.WaitForRequests(2, absl::Milliseconds(500)));
   EXPECT_EQ(receiver_.RequestCount(), 1u);
 
@@ -530,7 +528,7 @@ TEST_F(DeliveryServiceTest, ListDeliveriesNewestFirstWithFilters) {
   std::vector<std::string> ids;
   for (const char* thread : {"thread-1", "thread-2", "thread-1"}) {
     std::string id = Submit(stub(), ExampleEvent(thread)).delivery_ids(0);
-    WaitFinished(id);
+    WaitFinished(stub(), id);
     ids.push_back(id);
   }
   webhook::v1::ListDeliveriesRequest request;
@@ -580,7 +578,7 @@ TEST_F(DeliveryServiceTest, QueuedDeliveriesResumeAfterRestart) {
   });
   server_.Stop();
   server_.Start();
-  Delivery d = WaitFinished(id);
+  Delivery d = WaitFinished(stub(), id);
   EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(d.attempts(), 2);
 }

@@ -35,7 +35,7 @@ using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
-using testing::WaitForDelivery;
+using testing::WaitFinished;
 using webhook::v1::StreamDeliveriesRequest;
 using webhook::v1::StreamDeliveriesResponse;
 
@@ -129,7 +129,7 @@ class DeliveryStreamTest : public ::testing::Test {
     std::vector<std::string> ids(submitted.delivery_ids().begin(),
                                  submitted.delivery_ids().end());
     for (const std::string& id : ids) {
-      EXPECT_TRUE(IsFinished(WaitForDelivery(stub(), id, IsFinished)));
+      EXPECT_TRUE(IsFinished(WaitFinished(stub(), id)));
     }
     return ids;
   }
@@ -279,7 +279,7 @@ TEST_F(DeliveryStreamTest, FiltersExcludeOtherEndpointsAndThreads) {
   // deliveries end, anything excluded would have come before.
   std::string last_of_a;
   for (const std::string& id : SubmitAndFinish("thread-1")) {
-    if (WaitForDelivery(stub(), id, IsFinished).endpoint_id() == a.id()) {
+    if (WaitFinished(stub(), id).endpoint_id() == a.id()) {
       last_of_a = id;
     }
   }
@@ -340,7 +340,7 @@ TEST_F(DeliveryStreamTest, SlowReaderIsCutOffWhileDeliveriesGoOn) {
 
   // Deliveries went on while the slow stream was stuck.
   for (const std::string& id : ids) {
-    EXPECT_EQ(WaitForDelivery(stub(), id, IsFinished).status(),
+    EXPECT_EQ(WaitFinished(stub(), id).status(),
               webhook::v1::DELIVERY_STATUS_SUCCESS);
   }
   EXPECT_EQ(receiver_.RequestCount(), ids.size());

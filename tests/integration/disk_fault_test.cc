@@ -42,7 +42,7 @@ using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
-using testing::WaitForDelivery;
+using testing::WaitFinished;
 using testing::WebhookdProcess;
 
 grpc::Status TrySubmit(webhook::v1::WebhookService::Stub& stub,
@@ -113,8 +113,7 @@ TEST_F(DiskFaultTest, SubmitsWaitingForASlowDiskShareOneSyncAndKeepKeys) {
   }
   EXPECT_EQ(event_ids.size(), kDistinct);
   for (int i = 0; i < kSubmits; ++i) {
-    EXPECT_TRUE(IsFinished(
-        WaitForDelivery(stub(), responses[i].delivery_ids(0), IsFinished)));
+    EXPECT_TRUE(IsFinished(WaitFinished(stub(), responses[i].delivery_ids(0))));
   }
   EXPECT_FALSE(receiver_.WaitForRequests(kDistinct + 1, absl::Seconds(1)));
   EXPECT_EQ(receiver_.RequestCount(), kDistinct);
@@ -151,7 +150,7 @@ TEST_F(DiskFaultTest, IoErrorFailsSubmitAndTheServerRecoversAfterwards) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(accepted.delivery_ids_size(), 1);
   webhook::v1::Delivery delivery =
-      WaitForDelivery(stub(), accepted.delivery_ids(0), IsFinished);
+      WaitFinished(stub(), accepted.delivery_ids(0));
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(receiver_.RequestCount(), 1u);
 }
@@ -180,7 +179,7 @@ TEST_F(DiskFaultTest, OutcomeThatCannotBeRecordedIsSentAgainAfterRecovery) {
   env_.SetWriteFault(FaultInjectionEnv::Fault::kNone);
 
   webhook::v1::Delivery delivery =
-      WaitForDelivery(stub(), response.delivery_ids(0), IsFinished);
+      WaitFinished(stub(), response.delivery_ids(0));
 
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(delivery.attempts(), 1) << "the unrecorded attempt is not counted";

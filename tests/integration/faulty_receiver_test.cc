@@ -33,7 +33,6 @@ using testing::CreateEndpoint;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
-using testing::IsFinished;
 using testing::MakeEndpoint;
 using testing::MisbehavingServer;
 using ::testing::SizeIs;
@@ -41,6 +40,7 @@ using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
+using testing::WaitFinished;
 using testing::WaitForDelivery;
 
 bool HasAttempts(const Delivery& delivery, int n) {
@@ -87,8 +87,7 @@ TEST_F(FaultyReceiverTest, ServerErrorIsRecordedAndRetriedUntilAttemptsRunOut) {
   receiver.SetDefaultResponse(500, "boom");
   StartServer();
 
-  Delivery delivery =
-      WaitForDelivery(stub(), SubmitTo(receiver.Url()), IsFinished);
+  Delivery delivery = WaitFinished(stub(), SubmitTo(receiver.Url()));
 
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
   ASSERT_THAT(delivery.attempt_history(), SizeIs(4));
@@ -105,8 +104,7 @@ TEST_F(FaultyReceiverTest, TooManyRequestsWaitsForRetryAfterSeconds) {
   receiver.PushResponse(429, "slow down", {{"Retry-After", "1"}});
   StartServer();
 
-  Delivery delivery =
-      WaitForDelivery(stub(), SubmitTo(receiver.Url()), IsFinished);
+  Delivery delivery = WaitFinished(stub(), SubmitTo(receiver.Url()));
 
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_THAT(delivery.attempt_history(), SizeIs(2));
@@ -133,7 +131,7 @@ TEST_F(FaultyReceiverTest, ServiceUnavailableWaitsForRetryAfterHttpDate) {
   const std::string id = SubmitTo(receiver.Url());
   Delivery retrying = WaitForDelivery(
       stub(), id, [](const Delivery& d) { return HasAttempts(d, 1); });
-  Delivery delivery = WaitForDelivery(stub(), id, IsFinished);
+  Delivery delivery = WaitFinished(stub(), id);
 
   EXPECT_EQ(retrying.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
   EXPECT_THAT(retrying.last_error(), HasSubstr("HTTP 503 (Retry-After"));
@@ -227,8 +225,7 @@ TEST_F(FaultyReceiverTest, HugeResponseBodyIsCutToFourKiB) {
   receiver.SetDefaultResponse(200, std::string(8 << 20, 'x'));
   StartServer();
 
-  Delivery delivery =
-      WaitForDelivery(stub(), SubmitTo(receiver.Url()), IsFinished);
+  Delivery delivery = WaitFinished(stub(), SubmitTo(receiver.Url()));
 
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_THAT(delivery.attempt_history(), SizeIs(1));
@@ -270,7 +267,7 @@ TEST_F(FaultyReceiverTest, HealthyEndpointDeliversWhileOthersMisbehave) {
   ASSERT_THAT(by_endpoint, SizeIs(6));
 
   for (const std::string& id : by_endpoint[healthy_id]) {
-    Delivery delivery = WaitForDelivery(stub(), id, IsFinished);
+    Delivery delivery = WaitFinished(stub(), id);
     EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   }
 
@@ -317,7 +314,7 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
   for (int i = 0; i < kHealthy; ++i) {
     const std::string id =
         Submit(stub(), ExampleEvent("thread-ok")).delivery_ids(0);
-    EXPECT_EQ(WaitForDelivery(stub(), id, IsFinished).status(),
+    EXPECT_EQ(WaitFinished(stub(), id).status(),
               webhook::v1::DELIVERY_STATUS_SUCCESS);
   }
   // All of that within the hanging attempts' 3 s: none has ended yet, and

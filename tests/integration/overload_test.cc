@@ -31,7 +31,6 @@ using testing::Eventually;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
-using testing::IsFinished;
 using testing::MakeEndpoint;
 using testing::MisbehavingServer;
 using testing::ReceivedRequest;
@@ -40,7 +39,7 @@ using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
-using testing::WaitForDelivery;
+using testing::WaitFinished;
 
 // A channel with a connection of its own (no subchannel sharing).
 std::shared_ptr<grpc::Channel> NewConnection(int port) {
@@ -215,7 +214,7 @@ TEST_F(OverloadTest, SubmitPastMaxQueuedDeliveriesIsRefusedAndStoresNothing) {
   // Once the queue drains, submits are accepted again.
   release.Notify();
   for (const std::string& id : accepted) {
-    WaitForDelivery(server_.stub(), id, IsFinished);
+    WaitFinished(server_.stub(), id);
   }
   Submit(server_.stub(), ExampleEvent("thread-1"));
 }
@@ -237,8 +236,7 @@ TEST_F(OverloadTest, OldFinishedDeliveriesArePrunedButQueuedOnesStay) {
       Submit(server_.stub(), ExampleEvent("thread-2"));
   ASSERT_EQ(done.delivery_ids_size(), 1);
   ASSERT_EQ(stuck.delivery_ids_size(), 1);
-  EXPECT_EQ(WaitForDelivery(server_.stub(), done.delivery_ids(0), IsFinished)
-                .status(),
+  EXPECT_EQ(WaitFinished(server_.stub(), done.delivery_ids(0)).status(),
             webhook::v1::DELIVERY_STATUS_SUCCESS);
 
   // Pruned in the background once older than a second.

@@ -23,7 +23,6 @@ using testing::Context;
 using testing::CreateEndpoint;
 using testing::ExampleEvent;
 using ::testing::HasSubstr;
-using testing::IsFinished;
 using testing::ListAllEndpoints;
 using testing::MakeEndpoint;
 using testing::RawServer;
@@ -34,7 +33,7 @@ using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
 using testing::TryCreateEndpoint;
-using testing::WaitForDelivery;
+using testing::WaitFinished;
 using webhook::v1::DELIVERY_STATUS_FAILED;
 using webhook::v1::DELIVERY_STATUS_SUCCESS;
 
@@ -116,7 +115,7 @@ class SsrfTest : public ::testing::Test {
         Submit(stub(), ExampleEvent(thread));
     EXPECT_THAT(submitted.delivery_ids(), SizeIs(1));
     if (submitted.delivery_ids().empty()) return Delivery();
-    return WaitForDelivery(stub(), submitted.delivery_ids(0), IsFinished);
+    return WaitFinished(stub(), submitted.delivery_ids(0));
   }
 
   TestDir dir_;

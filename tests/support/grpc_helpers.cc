@@ -69,13 +69,15 @@ webhook::v1::SubmitEventResponse Submit(
 webhook::v1::Delivery WaitForDelivery(
     webhook::v1::WebhookService::Stub& stub, const std::string& id,
     const std::function<bool(const webhook::v1::Delivery&)>& done,
-    absl::Duration timeout) {
+    absl::Duration timeout, const ContextFactory& context) {
   webhook::v1::GetDeliveryRequest request;
   request.set_id(id);
   webhook::v1::GetDeliveryResponse response;
   if (!Eventually(
           [&] {
-            return stub.GetDelivery(Context().get(), request, &response).ok() &&
+            const std::unique_ptr<grpc::ClientContext> call =
+                context ? context() : Context();
+            return stub.GetDelivery(call.get(), request, &response).ok() &&
                    done(response.delivery());
           },
           timeout)) {
@@ -88,6 +90,12 @@ webhook::v1::Delivery WaitForDelivery(
 bool IsFinished(const webhook::v1::Delivery& delivery) {
   return delivery.status() == webhook::v1::DELIVERY_STATUS_SUCCESS ||
          delivery.status() == webhook::v1::DELIVERY_STATUS_FAILED;
+}
+
+webhook::v1::Delivery WaitFinished(webhook::v1::WebhookService::Stub& stub,
+                                   const std::string& id,
+                                   const ContextFactory& context) {
+  return WaitForDelivery(stub, id, IsFinished, kEventuallyTimeout, context);
 }
 
 }  // namespace webhookd::testing

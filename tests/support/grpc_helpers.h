@@ -4,10 +4,12 @@
 #define WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
 #include "tests/support/eventually.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
@@ -40,15 +42,26 @@ webhook::v1::SubmitEventResponse Submit(
     webhook::v1::WebhookService::Stub& stub,
     const webhook::v1::SubmitEventRequest& request);
 
-// Polls GetDelivery until `done` holds for it (or `timeout` passes) and
-// returns the last state seen.
+// Makes the client context of each call; nullptr means Context() (a 10 s
+// deadline). Tests with API keys pass one that adds the key.
+using ContextFactory = std::function<std::unique_ptr<grpc::ClientContext>()>;
+
+// Polls GetDelivery until `done` holds for it and returns the last state
+// seen; fails the test if that takes longer than `timeout`.
 webhook::v1::Delivery WaitForDelivery(
     webhook::v1::WebhookService::Stub& stub, const std::string& id,
     const std::function<bool(const webhook::v1::Delivery&)>& done,
-    absl::Duration timeout = kEventuallyTimeout);
+    absl::Duration timeout = kEventuallyTimeout,
+    const ContextFactory& context = nullptr);
 
 // Whether the delivery has ended (SUCCESS or FAILED).
 bool IsFinished(const webhook::v1::Delivery& delivery);
+
+// WaitForDelivery until the delivery has ended: returns it SUCCESS or
+// FAILED, or fails the test.
+webhook::v1::Delivery WaitFinished(webhook::v1::WebhookService::Stub& stub,
+                                   const std::string& id,
+                                   const ContextFactory& context = nullptr);
 
 }  // namespace webhookd::testing
 

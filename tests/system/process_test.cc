@@ -30,6 +30,7 @@ using testing::ReceivedRequest;
 using testing::ReceiverResponse;
 using testing::Submit;
 using testing::TestDir;
+using testing::WaitFinished;
 using testing::WaitForDelivery;
 using testing::WebhookdProcess;
 
@@ -147,8 +148,7 @@ TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
     EXPECT_EQ(delivered, acknowledged) << server->Log();
   }
   for (const std::string& id : acknowledged) {
-    webhook::v1::Delivery d =
-        WaitForDelivery(server->stub(), id, testing::IsFinished);
+    webhook::v1::Delivery d = WaitFinished(server->stub(), id);
     EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS) << id;
   }
   receiver.Stop();

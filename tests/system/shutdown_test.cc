@@ -30,14 +30,13 @@ using testing::ExampleEvent;
 using testing::ExitedWith;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
-using testing::IsFinished;
 using testing::MakeEndpoint;
 using testing::ReceivedRequest;
 using testing::ReceiverResponse;
 using ::testing::SizeIs;
 using testing::Submit;
 using testing::TestDir;
-using testing::WaitForDelivery;
+using testing::WaitFinished;
 using testing::WebhookdProcess;
 
 class ShutdownTest : public ::testing::Test {
@@ -80,8 +79,7 @@ TEST_F(ShutdownTest, SigtermLetsAttemptInFlightFinishAndRestartSendsNothing) {
   receiver.SetDefaultResponse(200);
   server = StartServer(absl::Seconds(10));
   ASSERT_GT(server->port(), 0);
-  webhook::v1::Delivery delivery =
-      WaitForDelivery(server->stub(), id, IsFinished);
+  webhook::v1::Delivery delivery = WaitFinished(server->stub(), id);
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(delivery.attempts(), 1);
   EXPECT_EQ(delivery.attempt_history(0).response_body(), "ok");
@@ -89,7 +87,7 @@ TEST_F(ShutdownTest, SigtermLetsAttemptInFlightFinishAndRestartSendsNothing) {
   // A later delivery to the same receiver goes out; a resend of the first,
   // had there been one, would have gone out before it.
   const std::string sentinel = SubmitOne(*server);
-  EXPECT_EQ(WaitForDelivery(server->stub(), sentinel, IsFinished).status(),
+  EXPECT_EQ(WaitFinished(server->stub(), sentinel).status(),
             webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_EQ(receiver.RequestCount(), 2u) << "exactly one request each";
   EXPECT_EQ(receiver.Requests()[0].Header("X-Webhook-Id"), id);
@@ -121,8 +119,7 @@ TEST_F(ShutdownTest, AttemptOutlastingGraceIsAbortedAndSentAgainAfterRestart) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   server = StartServer(absl::Seconds(10));
   ASSERT_GT(server->port(), 0);
-  webhook::v1::Delivery delivery =
-      WaitForDelivery(server->stub(), id, IsFinished);
+  webhook::v1::Delivery delivery = WaitFinished(server->stub(), id);
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   // The aborted attempt is not recorded as a failed one.
   EXPECT_EQ(delivery.attempts(), 1);
