@@ -22,9 +22,9 @@ def webhookd_test(name, srcs, deps = [], size = "medium", **kwargs):
         copts = WEBHOOKD_COPTS,
         size = size,
         deps = deps + [
+            "//tests/support:test_main",
             "//tests/support:test_support",
             "@system_libs//:gmock",
-            "@system_libs//:gtest_main",
         ],
         **kwargs
     )

@@ -1,8 +1,5 @@
 #include "bench/calibration.h"
 
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -15,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "bench/proc_stats.h"
+#include "tests/support/subprocess.h"
 
 namespace webhookd::bench {
 namespace {
@@ -69,38 +66,14 @@ absl::StatusOr<Calibration> Calibrate(const CalibrationOptions& options) {
       options.url};
   Calibration result;
   result.command = absl::StrJoin(args, " ");
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return absl::UnavailableError("pipe failed");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(pipe_fds[1], STDOUT_FILENO);
-    dup2(pipe_fds[1], STDERR_FILENO);
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  close(pipe_fds[1]);
-  if (pid < 0) {
-    close(pipe_fds[0]);
-    return absl::UnavailableError("fork failed");
-  }
   // wrk ends by itself after the duration; the output is small.
-  char buffer[4096];
-  ssize_t got;
-  while ((got = read(pipe_fds[0], buffer, sizeof(buffer))) > 0) {
-    result.output.append(buffer, static_cast<size_t>(got));
-  }
-  close(pipe_fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  testing::Subprocess::Options run_options;
+  run_options.kill_with_parent = true;
+  const testing::RunResult run = testing::Subprocess::Run(
+      args, options.duration + absl::Seconds(60), run_options);
   unlink(script.c_str());
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  result.output = run.out + run.err;
+  if (run.exit_code != 0) {
     return absl::UnavailableError(absl::StrCat(
         "wrk failed (is the Debian package wrk installed?): ", result.output));
   }

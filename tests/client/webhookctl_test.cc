@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,10 +15,10 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "server/security/signature.h"
-#include "tests/client/subprocess.h"
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
+#include "tests/support/subprocess.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
 
@@ -280,8 +281,10 @@ TEST_F(WebhookctlTest, DeliveriesRetryQueuesAManualAttempt) {
 
 TEST_F(WebhookctlTest, DeliveriesWatchPrintsUpdatesUntilInterrupted) {
   NewEndpoint();
-  Subprocess watch(
+  absl::StatusOr<std::unique_ptr<Subprocess>> started = Subprocess::Start(
       Argv({"deliveries", "watch", "--thread", "thread-1", "-o", "json"}));
+  ASSERT_TRUE(started.ok()) << started.status();
+  Subprocess& watch = **started;
   DeliveryHub& hub = server_.server().delivery_hub();
   ASSERT_TRUE(Eventually([&hub] { return hub.StreamCount() == 1; }));
   std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
@@ -302,7 +305,7 @@ TEST_F(WebhookctlTest, DeliveriesWatchPrintsUpdatesUntilInterrupted) {
   EXPECT_EQ(updates.back()["delivery"]["status"], "DELIVERY_STATUS_SUCCESS");
 
   watch.Signal(SIGINT);
-  RunResult result = watch.Wait(absl::Seconds(10));
+  RunResult result = watch.Finish(absl::Seconds(10));
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_TRUE(Eventually([&hub] { return hub.StreamCount() == 0; }));
 }
@@ -311,20 +314,25 @@ TEST_F(WebhookctlTest, DeliveriesWatchReplaysRecentDeliveries) {
   NewEndpoint();
   std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
   WaitFinished(stub(), id);
-  Subprocess watch(
+  absl::StatusOr<std::unique_ptr<Subprocess>> started = Subprocess::Start(
       Argv({"deliveries", "watch", "--replay", "5", "-o", "json"}));
+  ASSERT_TRUE(started.ok()) << started.status();
+  Subprocess& watch = **started;
   std::optional<std::string> line = watch.ReadLine(absl::Seconds(10));
   ASSERT_TRUE(line.has_value());
   json update = json::parse(*line);
   EXPECT_EQ(update["delivery"]["id"], id);
   EXPECT_EQ(update["delivery"]["status"], "DELIVERY_STATUS_SUCCESS");
   watch.Signal(SIGINT);
-  EXPECT_EQ(watch.Wait(absl::Seconds(10)).exit_code, 0);
+  EXPECT_EQ(watch.Finish(absl::Seconds(10)).exit_code, 0);
 }
 
 TEST_F(WebhookctlTest, ListenVerifiesSignaturesAndPrintsPayloads) {
-  Subprocess listen({WEBHOOKCTL_BINARY, "listen", "--port", "0", "--secret",
-                     "s3cret", "--output", "json"});
+  absl::StatusOr<std::unique_ptr<Subprocess>> started =
+      Subprocess::Start({WEBHOOKCTL_BINARY, "listen", "--port", "0", "--secret",
+                         "s3cret", "--output", "json"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  Subprocess& listen = **started;
   std::optional<std::string> first = listen.ReadLine(absl::Seconds(10));
   ASSERT_TRUE(first.has_value());
   const std::string url = json::parse(*first)["listening"];
@@ -370,7 +378,7 @@ TEST_F(WebhookctlTest, ListenVerifiesSignaturesAndPrintsPayloads) {
   // Ctrl-C ends it at once, even with webhookd's keep-alive connection open.
   const absl::Time start = absl::Now();
   listen.Signal(SIGINT);
-  EXPECT_EQ(listen.Wait(absl::Seconds(10)).exit_code, 0);
+  EXPECT_EQ(listen.Finish(absl::Seconds(10)).exit_code, 0);
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
@@ -386,9 +394,11 @@ TEST_F(WebhookctlTest, TablesAreTheDefaultOutput) {
 
 TEST_F(WebhookctlTest, ServerComesFromTheEnvironment) {
   webhook::v1::Endpoint endpoint = NewEndpoint();
+  Subprocess::Options options;
+  options.env = {"WEBHOOKCTL_SERVER=" + Server()};
   RunResult result = Subprocess::Run(
       {WEBHOOKCTL_BINARY, "endpoints", "get", endpoint.id(), "-o", "json"},
-      absl::Seconds(30), {"WEBHOOKCTL_SERVER=" + Server()});
+      absl::Seconds(30), options);
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(json::parse(result.out)["id"], endpoint.id());
 }

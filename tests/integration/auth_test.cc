@@ -704,6 +704,7 @@ TEST(AuthProcessTest, WarnsWhenUnauthenticatedAndNotWithKeys) {
   {
     auto process =
         testing::WebhookdProcess::StartServer(dir.Sub("open"), dir.path());
+    ASSERT_TRUE(process->status().ok()) << process->status();
     EXPECT_THAT(process->Log(), HasSubstr("no --api_keys_file"));
     EXPECT_THAT(process->Log(), HasSubstr("unauthenticated"));
   }
@@ -712,6 +713,7 @@ TEST(AuthProcessTest, WarnsWhenUnauthenticatedAndNotWithKeys) {
   auto process = testing::WebhookdProcess::StartServer(
       dir2.Sub("data"), dir2.path(),
       {absl::StrCat("--api_keys_file=", dir.Sub("keys.txt"))});
+  ASSERT_TRUE(process->status().ok()) << process->status();
   EXPECT_THAT(process->Log(), Not(HasSubstr("no --api_keys_file")));
   EXPECT_THAT(process->Log(), HasSubstr("API keys required"));
   webhook::v1::ListEndpointsResponse list;

@@ -206,7 +206,7 @@ class CorruptionTest : public ::testing::Test {
   // log.
   void MakeCorruptedDatabase() {
     auto server = WebhookdProcess::StartServer(data_, dir_.path());
-    ASSERT_GT(server->port(), 0);
+    ASSERT_TRUE(server->status().ok()) << server->status();
     CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver_.Url()));
     for (int i = 0; i < 30; ++i)
       Submit(server->stub(), ExampleEvent("thread-1"));
@@ -262,7 +262,7 @@ TEST_F(CorruptionTest, RepairReportsLossesAndTheServerStartsAgain) {
   EXPECT_THAT(report, HasSubstr("repair done"));
 
   auto server = WebhookdProcess::StartServer(data_, dir_.path());
-  ASSERT_GT(server->port(), 0) << server->Log();
+  ASSERT_TRUE(server->status().ok()) << server->status();
   webhook::v1::ListEndpointsRequest request;
   request.set_thread_id("thread-1");
   webhook::v1::ListEndpointsResponse endpoints;

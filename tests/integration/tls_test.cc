@@ -151,7 +151,7 @@ TEST_F(TlsTest, FlagsServeMutualTlsWithApiKeys) {
        absl::StrCat("--tls_key=", pki_.server_key),
        absl::StrCat("--tls_client_ca=", pki_.ca_cert),
        absl::StrCat("--api_keys_file=", dir_.Sub("keys.txt"))});
-  ASSERT_GT(process->port(), 0);
+  ASSERT_TRUE(process->status().ok()) << process->status();
   EXPECT_THAT(process->Log(), HasSubstr("over mutual TLS"));
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ReadWholeFile(pki_.ca_cert);

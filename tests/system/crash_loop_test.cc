@@ -195,7 +195,7 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
       "--retry_schedule=100ms,200ms,400ms", "--attempt_timeout=10s"};
 
   auto server = WebhookdProcess::StartServer(data, dir.path(), flags);
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   CreateEndpoint(server->stub(), MakeEndpoint("load", receiver.Url("/a")));
   CreateEndpoint(server->stub(), MakeEndpoint("load", receiver.Url("/b")));
   Load load;
@@ -220,7 +220,8 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
     server->Signal(SIGKILL);
     ASSERT_NE(server->Wait(absl::Seconds(10)), -1);
     server = WebhookdProcess::StartServer(data, dir.path(), flags);
-    ASSERT_GT(server->port(), 0) << "restart " << k + 1;
+    ASSERT_TRUE(server->status().ok())
+        << "restart " << k + 1 << ": " << server->status();
     load.SetTarget(StubFor(server->port()));
   }
   absl::SleepFor(absl::Milliseconds(200));

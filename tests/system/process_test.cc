@@ -47,7 +47,7 @@ class ProcessTest : public ::testing::Test {
 
 TEST_F(ProcessTest, SigtermShutsDownGracefullyWithExitZero) {
   auto server = StartServer();
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   server->Signal(SIGTERM);
   const int status = server->Wait(absl::Seconds(20));
   EXPECT_TRUE(ExitedWith(status, 0)) << server->Log();
@@ -56,14 +56,14 @@ TEST_F(ProcessTest, SigtermShutsDownGracefullyWithExitZero) {
 
 TEST_F(ProcessTest, SigintShutsDownGracefullyWithExitZero) {
   auto server = StartServer();
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   server->Signal(SIGINT);
   EXPECT_TRUE(ExitedWith(server->Wait(absl::Seconds(20)), 0)) << server->Log();
 }
 
 TEST_F(ProcessTest, SecondProcessOnSameDataDirFailsClearly) {
   auto first = StartServer();
-  ASSERT_GT(first->port(), 0);
+  ASSERT_TRUE(first->status().ok()) << first->status();
   WebhookdProcess second(
       {"--listen=127.0.0.1:0", "--data_dir=" + dir_.Sub("data")},
       dir_.Sub("second.log"));
@@ -116,7 +116,7 @@ TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
                                           "--retry_schedule=200ms,200ms,200ms",
                                           "--attempt_timeout=20s"};
   auto server = StartServer(flags);
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url("/a")));
   CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url("/b")));
   std::set<std::string> acknowledged;
@@ -138,7 +138,7 @@ TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
   healthy = true;
 
   server = StartServer(flags);
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   Eventually([&] {
     absl::MutexLock lock(&mu);
     return delivered.size() >= acknowledged.size();

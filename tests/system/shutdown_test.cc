@@ -63,7 +63,7 @@ TEST_F(ShutdownTest, SigtermLetsAttemptInFlightFinishAndRestartSendsNothing) {
   HttpReceiver receiver;
   receiver.SetDefaultResponse(200, "ok", {}, absl::Milliseconds(500));
   auto server = StartServer(absl::Seconds(10));
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url()));
   const std::string id = SubmitOne(*server);
   ASSERT_TRUE(receiver.WaitForRequests(1, absl::Seconds(10)));
@@ -78,7 +78,7 @@ TEST_F(ShutdownTest, SigtermLetsAttemptInFlightFinishAndRestartSendsNothing) {
   EXPECT_GE(took, absl::Milliseconds(300)) << "waited for the attempt";
   receiver.SetDefaultResponse(200);
   server = StartServer(absl::Seconds(10));
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   webhook::v1::Delivery delivery = WaitFinished(server->stub(), id);
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   EXPECT_EQ(delivery.attempts(), 1);
@@ -106,7 +106,7 @@ TEST_F(ShutdownTest, AttemptOutlastingGraceIsAbortedAndSentAgainAfterRestart) {
     return response;
   });
   auto server = StartServer(absl::Milliseconds(300));
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url()));
   const std::string id = SubmitOne(*server);
   ASSERT_TRUE(receiver.WaitForRequests(1, absl::Seconds(10)));
@@ -118,7 +118,7 @@ TEST_F(ShutdownTest, AttemptOutlastingGraceIsAbortedAndSentAgainAfterRestart) {
   EXPECT_TRUE(ExitedWith(status, 0)) << server->Log();
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   server = StartServer(absl::Seconds(10));
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   webhook::v1::Delivery delivery = WaitFinished(server->stub(), id);
   EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   // The aborted attempt is not recorded as a failed one.
@@ -137,7 +137,7 @@ TEST_F(ShutdownTest, SigtermRefusesNewCallsAndEndsStreamsWhileAttemptsFinish) {
   HttpReceiver receiver;
   receiver.SetDefaultResponse(200, "", {}, absl::Milliseconds(1500));
   auto server = StartServer(absl::Seconds(10));
-  ASSERT_GT(server->port(), 0);
+  ASSERT_TRUE(server->status().ok()) << server->status();
   CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url()));
   // A live stream, read on its own thread until the server ends it.
   grpc::ClientContext stream_context;
