@@ -19,7 +19,7 @@
 #include "server/common/time_util.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
-#include "tests/support/misbehaving_server.h"
+#include "tests/support/raw_server.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
 
@@ -31,11 +31,14 @@ using testing::UnusedPort;
 using testing::Context;
 using testing::CreateEndpoint;
 using testing::ExampleEvent;
+using testing::Hang;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
-using testing::MisbehavingServer;
+using testing::RawServer;
+using testing::ResetMidResponse;
 using ::testing::SizeIs;
+using testing::SlowDrip;
 using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
@@ -164,7 +167,7 @@ TEST_F(FaultyReceiverTest, RetryAfterIsClampedToTenMinutes) {
 }
 
 TEST_F(FaultyReceiverTest, ConnectionResetMidResponseIsAFailedAttempt) {
-  MisbehavingServer receiver(MisbehavingServer::Behavior::kResetMidResponse);
+  RawServer receiver(ResetMidResponse());
   StartServer();
 
   Delivery delivery =
@@ -192,7 +195,7 @@ TEST_F(FaultyReceiverTest, NothingListeningIsConnectionRefused) {
 }
 
 TEST_F(FaultyReceiverTest, HangingReceiverTimesOut) {
-  MisbehavingServer receiver(MisbehavingServer::Behavior::kHang);
+  RawServer receiver(Hang());
   StartServer(absl::Milliseconds(500));
 
   Delivery delivery =
@@ -206,8 +209,7 @@ TEST_F(FaultyReceiverTest, HangingReceiverTimesOut) {
 }
 
 TEST_F(FaultyReceiverTest, SlowDripTimesOut) {
-  MisbehavingServer receiver(MisbehavingServer::Behavior::kSlowDrip,
-                             absl::Milliseconds(100));
+  RawServer receiver(SlowDrip(absl::Milliseconds(100)));
   StartServer(absl::Milliseconds(500));
 
   Delivery delivery =
@@ -239,10 +241,9 @@ TEST_F(FaultyReceiverTest, HealthyEndpointDeliversWhileOthersMisbehave) {
   HttpReceiver healthy;
   HttpReceiver failing;
   failing.SetDefaultResponse(500);
-  MisbehavingServer hanging(MisbehavingServer::Behavior::kHang);
-  MisbehavingServer dripping(MisbehavingServer::Behavior::kSlowDrip,
-                             absl::Milliseconds(200));
-  MisbehavingServer resetting(MisbehavingServer::Behavior::kResetMidResponse);
+  RawServer hanging(Hang());
+  RawServer dripping(SlowDrip(absl::Milliseconds(200)));
+  RawServer resetting(ResetMidResponse());
   StartServer(absl::Seconds(4));
   const std::string healthy_id =
       CreateEndpoint(stub(), MakeEndpoint("thread-1", healthy.Url())).id();
@@ -291,7 +292,7 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
   server_.options().engine.max_in_flight = 8;
   server_.options().engine.max_in_flight_per_endpoint = 2;
   HttpReceiver healthy;
-  MisbehavingServer hanging(MisbehavingServer::Behavior::kHang);
+  RawServer hanging(Hang());
   StartServer(absl::Seconds(3));
   std::vector<std::string> hanging_endpoints;
   for (int i = 0; i < 3; ++i) {
@@ -319,7 +320,7 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
   }
   // All of that within the hanging attempts' 3 s: none has ended yet, and
   // no endpoint got more than its 2 slots.
-  EXPECT_EQ(hanging.RequestCount(), 6u);
+  EXPECT_EQ(hanging.requests(), 6u);
   for (const std::string& id : hanging_ids) {
     EXPECT_EQ(Get(id).attempts(), 0) << id;
   }

@@ -34,6 +34,7 @@ using ::testing::Not;
 using testing::RawServer;
 using testing::RespondWith;
 using ::testing::SizeIs;
+using testing::SlowDrip;
 using testing::TestDir;
 using testing::TestServer;
 using testing::TestServerOptions;
@@ -307,16 +308,8 @@ TEST_F(HostileInputTest, LongEventFieldsAreRefused) {
 // --------------------------------------------------------
 
 TEST_F(HostileInputTest, SlowDripResponseEndsAtTheAttemptTimeout) {
-  RawServer drip([](RawServer::Connection& connection) {
-    std::string request;
-    if (!connection.ReadRequest(&request)) return;
-    if (!connection.Write("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"))
-      return;
-    // One byte every 20 ms, until the client hangs up (bounded to 60 s).
-    for (int i = 0; i < 3000 && connection.Write("x"); ++i) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-  });
+  // One byte every 20 ms, until the client hangs up.
+  RawServer drip(SlowDrip(absl::Milliseconds(20), 100000));
   const absl::Time start = absl::Now();
   const Delivery delivery = TestAttempt(drip.Url());
   const absl::Duration took = absl::Now() - start;

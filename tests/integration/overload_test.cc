@@ -18,7 +18,7 @@
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
-#include "tests/support/misbehaving_server.h"
+#include "tests/support/raw_server.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
 
@@ -29,10 +29,11 @@ using testing::Context;
 using testing::CreateEndpoint;
 using testing::Eventually;
 using testing::ExampleEvent;
+using testing::Hang;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
-using testing::MisbehavingServer;
+using testing::RawServer;
 using testing::ReceivedRequest;
 using testing::ReceiverResponse;
 using testing::Submit;
@@ -225,7 +226,7 @@ TEST_F(OverloadTest, OldFinishedDeliveriesArePrunedButQueuedOnesStay) {
   server_.options().engine.attempt_timeout = absl::Seconds(30);
   server_.Start();
   HttpReceiver healthy;
-  MisbehavingServer hanging(MisbehavingServer::Behavior::kHang);
+  RawServer hanging(Hang());
   const std::string healthy_endpoint =
       CreateEndpoint(server_.stub(), MakeEndpoint("thread-1", healthy.Url()))
           .id();

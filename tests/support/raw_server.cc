@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <thread>
 #include <utility>
 
@@ -82,13 +81,30 @@ std::string RawServer::Url(absl::string_view host,
                       port_, path);
 }
 
-bool RawServer::WaitForConnections(size_t n, absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (connections() < n) {
-    if (absl::Now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
+size_t RawServer::connections() const {
+  absl::MutexLock lock(&mu_);
+  return connections_;
+}
+
+size_t RawServer::requests() const {
+  absl::MutexLock lock(&mu_);
+  return requests_;
+}
+
+bool RawServer::WaitForConnections(size_t n, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return connections_ >= n;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+}
+
+bool RawServer::WaitForRequests(size_t n, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return requests_ >= n;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
 }
 
 void RawServer::Stop() {
@@ -115,10 +131,10 @@ void RawServer::AcceptLoop() {
     if (poll(&waiting, 1, kPollMs) <= 0) continue;
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    ++connections_;
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     absl::MutexLock lock(&mu_);
+    ++connections_;
     if (stopped_) {
       close(fd);
       return;
@@ -196,6 +212,7 @@ bool RawServer::Connection::ReadRequest(std::string* request) {
   }
   *request = buffered_.substr(0, total);
   buffered_.erase(0, total);
+  absl::MutexLock lock(&server_.mu_);
   ++server_.requests_;
   return true;
 }
@@ -224,6 +241,37 @@ bool RawServer::Connection::Write(absl::string_view data) {
   return true;
 }
 
+bool RawServer::Connection::PeerClosed(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!stopping()) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+      pollfd waiting{fd_, POLLIN, 0};
+      const int ready = poll(&waiting, 1,
+                             static_cast<int>(std::min<int64_t>(
+                                 absl::ToInt64Milliseconds(
+                                     absl::Ceil(left, absl::Milliseconds(1))),
+                                 kPollMs)));
+      if (ready == 0) continue;
+      if (ready < 0) return true;
+    }
+    char dropped[4096];
+    const int n =
+        ssl_ != nullptr
+            ? SSL_read(ssl_, dropped, sizeof(dropped))
+            : static_cast<int>(recv(fd_, dropped, sizeof(dropped), 0));
+    if (n <= 0) return true;
+  }
+  return true;
+}
+
+void RawServer::Connection::ResetOnClose() {
+  // Lingering with a zero timeout makes close() send RST, not FIN.
+  linger reset{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 RawServer::Handler RespondWith(int status, std::string body,
                                std::string extra_headers) {
   return [status, body = std::move(body),
@@ -237,6 +285,43 @@ RawServer::Handler RespondWith(int status, std::string body,
                        extra_headers, "\r\n", body);
       if (!connection.Write(response)) return;
     }
+  };
+}
+
+RawServer::Handler ResetMidResponse() {
+  return [](RawServer::Connection& connection) {
+    std::string request;
+    if (!connection.ReadRequest(&request)) return;
+    connection.Write(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 1000\r\n\r\n0123456789");
+    connection.ResetOnClose();
+  };
+}
+
+RawServer::Handler SlowDrip(absl::Duration interval, size_t content_length) {
+  return [interval, content_length](RawServer::Connection& connection) {
+    std::string request;
+    if (!connection.ReadRequest(&request)) return;
+    if (!connection.Write(
+            absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: ",
+                         content_length, "\r\n\r\n"))) {
+      return;
+    }
+    // The pace of the drip is the behaviour under test: the wait ends
+    // early when the client hangs up.
+    for (size_t sent = 0; sent < content_length; ++sent) {
+      if (connection.PeerClosed(interval) || !connection.Write("x")) return;
+    }
+  };
+}
+
+RawServer::Handler Hang() {
+  return [](RawServer::Connection& connection) {
+    std::string request;
+    if (!connection.ReadRequest(&request)) return;
+    connection.PeerClosed(absl::InfiniteDuration());
   };
 }
 
