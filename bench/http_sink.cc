@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "bench/proc_stats.h"
+#include "tests/support/delivery_ledger.h"
 
 namespace webhookd::bench {
 namespace {
@@ -24,47 +25,11 @@ char kStarted;
 
 std::atomic<uint64_t> next_instance{1};
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool StartsWith(const char* text, const char* prefix) {
   return std::strncmp(text, prefix, std::strlen(prefix)) == 0;
 }
 
 }  // namespace
-
-bool ParseDeliveryId(const char* text, size_t length, absl::uint128* id) {
-  constexpr size_t kPrefix = 4;
-  if (length != kPrefix + 32 || std::strncmp(text, "dlv_", kPrefix) != 0) {
-    return false;
-  }
-  uint64_t high = 0;
-  uint64_t low = 0;
-  for (size_t i = 0; i < 32; ++i) {
-    const int value = HexValue(text[kPrefix + i]);
-    if (value < 0) return false;
-    uint64_t& half = i < 16 ? high : low;
-    half = (half << 4) | static_cast<uint64_t>(value);
-  }
-  *id = absl::MakeUint128(high, low);
-  return true;
-}
-
-std::string FormatDeliveryId(absl::uint128 id) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string text = "dlv_";
-  const uint64_t halves[2] = {absl::Uint128High64(id), absl::Uint128Low64(id)};
-  for (uint64_t half : halves) {
-    for (int shift = 60; shift >= 0; shift -= 4) {
-      text.push_back(kDigits[(half >> shift) & 0xf]);
-    }
-  }
-  return text;
-}
 
 // A held request, owned through *request_state; on a held list until it is
 // released, then freed when answered or when its connection ends.
@@ -113,7 +78,7 @@ struct HttpSink::Callbacks {
     }
     if (const char* id = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, "X-Webhook-Id")) {
-      receipt.id_ok = ParseDeliveryId(id, std::strlen(id), &receipt.id);
+      receipt.id_ok = testing::ParseDeliveryId(id, &receipt.id);
     }
     if (const char* length = MHD_lookup_connection_value(
             connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {

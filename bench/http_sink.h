@@ -38,18 +38,14 @@ enum class ReceiptKind : uint8_t { kDelivery, kCalibration };
 struct Receipt {
   // NowNanos() when the answer was queued.
   int64_t answer_ns = 0;
-  // "dlv_" + 32 hex digits, parsed; valid only if id_ok.
+  // "dlv_" + 32 hex digits, parsed (testing::ParseDeliveryId); valid only
+  // if id_ok.
   absl::uint128 id = 0;
   uint32_t body_bytes = 0;
   uint16_t status = 0;
   ReceiptKind kind = ReceiptKind::kDelivery;
   bool id_ok = false;
 };
-
-// Parses "dlv_" followed by 32 hex digits.
-bool ParseDeliveryId(const char* text, size_t length, absl::uint128* id);
-// The inverse of ParseDeliveryId.
-std::string FormatDeliveryId(absl::uint128 id);
 
 // HttpSink is safe for concurrent use.
 class HttpSink {

@@ -44,7 +44,7 @@ absl::StatusOr<bool> ListStatus(webhook::v1::WebhookService::Stub& stub,
     }
     for (const webhook::v1::Delivery& delivery : response.deliveries()) {
       absl::uint128 id;
-      if (ParseDeliveryId(delivery.id().data(), delivery.id().size(), &id)) {
+      if (testing::ParseDeliveryId(delivery.id(), &id)) {
         ids->insert(id);
       }
     }
@@ -57,7 +57,7 @@ absl::StatusOr<bool> ListStatus(webhook::v1::WebhookService::Stub& stub,
 absl::StatusOr<webhook::v1::DeliveryStatus> GetStatus(
     webhook::v1::WebhookService::Stub& stub, absl::uint128 id) {
   webhook::v1::GetDeliveryRequest request;
-  request.set_id(FormatDeliveryId(id));
+  request.set_id(testing::FormatDeliveryId(id));
   grpc::ClientContext context;
   context.set_deadline(Deadline(absl::Seconds(30)));
   webhook::v1::GetDeliveryResponse response;
@@ -89,18 +89,8 @@ void ReceiptIndex::Add(const std::vector<Receipt>& receipts) {
       ++malformed_;
       continue;
     }
-    ++answers_;
-    Entry& entry = entries_[receipt.id];
-    if (entry.count == 0 || receipt.answer_ns < entry.first_ns) {
-      entry.first_ns = receipt.answer_ns;
-    }
-    ++entry.count;
+    Record(receipt.id, receipt.answer_ns);
   }
-}
-
-const ReceiptIndex::Entry* ReceiptIndex::Find(absl::uint128 id) const {
-  auto it = entries_.find(id);
-  return it == entries_.end() ? nullptr : &it->second;
 }
 
 AckIndex IndexAcknowledged(const std::vector<EventOutcome>& events) {
@@ -108,7 +98,7 @@ AckIndex IndexAcknowledged(const std::vector<EventOutcome>& events) {
   for (size_t i = 0; i < events.size(); ++i) {
     for (const std::string& text : events[i].delivery_ids) {
       absl::uint128 id;
-      if (ParseDeliveryId(text.data(), text.size(), &id)) {
+      if (testing::ParseDeliveryId(text, &id)) {
         index.event_of[id] = static_cast<int32_t>(i);
       } else {
         ++index.unparsable;
@@ -230,7 +220,7 @@ absl::StatusOr<Ledger> CloseLedger(webhook::v1::WebhookService::Stub& stub,
     ledger.queued -= not_queued;
   }
   ledger.unaccounted += acked.unparsable;
-  ledger.duplicates = receipts.answers() - receipts.unique();
+  ledger.duplicates = receipts.duplicates();
   for (const auto& [id, entry] : receipts.entries()) {
     if (!acked.event_of.contains(id)) ++ledger.unexpected;
   }

@@ -14,29 +14,19 @@
 #include "absl/status/statusor.h"
 #include "bench/http_sink.h"
 #include "bench/load_generator.h"
+#include "tests/support/delivery_ledger.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
 namespace webhookd::bench {
 
-// Deliveries answered 2xx by the sink, by id.
-class ReceiptIndex {
+// Deliveries answered 2xx by the sink, by id (the DeliveryLedger), and what
+// else the sink answered.
+class ReceiptIndex : public testing::DeliveryLedger {
  public:
-  struct Entry {
-    int64_t first_ns = 0;  // The first 2xx answer.
-    int32_t count = 0;     // 2xx answers (more than 1: duplicates).
-  };
-
   // Takes new receipts from `sink`.
   void CollectFrom(HttpSink& sink);
   void Add(const std::vector<Receipt>& receipts);
 
-  const Entry* Find(absl::uint128 id) const;
-  const absl::flat_hash_map<absl::uint128, Entry>& entries() const {
-    return entries_;
-  }
-  int64_t unique() const { return static_cast<int64_t>(entries_.size()); }
-  // 2xx delivery answers, duplicates included.
-  int64_t answers() const { return answers_; }
   // Delivery requests answered otherwise (held and released with 503).
   int64_t non_2xx() const { return non_2xx_; }
   // Delivery requests without a well-formed X-Webhook-Id.
@@ -44,8 +34,6 @@ class ReceiptIndex {
   int64_t body_bytes() const { return body_bytes_; }
 
  private:
-  absl::flat_hash_map<absl::uint128, Entry> entries_;
-  int64_t answers_ = 0;
   int64_t non_2xx_ = 0;
   int64_t malformed_ = 0;
   int64_t body_bytes_ = 0;

@@ -691,8 +691,7 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
     for (const std::string& text : event.delivery_ids) {
       absl::uint128 id;
       const ReceiptIndex::Entry* entry =
-          ParseDeliveryId(text.data(), text.size(), &id) ? receipts.Find(id)
-                                                         : nullptr;
+          testing::ParseDeliveryId(text, &id) ? receipts.Find(id) : nullptr;
       if (entry == nullptr) {
         ++undelivered;
       } else {
@@ -744,10 +743,10 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
       "s");
   Add(f, "setup_endpoints_per_s", "endpoint creation (setup)",
       workload->endpoints / workload->setup_seconds, "endpoints/s");
-  if (receipts.answers() > 0) {
+  if (receipts.total() > 0) {
     Add(f, "payload_bytes", "mean delivery body",
         static_cast<double>(receipts.body_bytes()) /
-            (receipts.answers() + receipts.non_2xx()),
+            (receipts.total() + receipts.non_2xx()),
         "B");
   }
   if (const int64_t not_sent = ledger->not_sent; not_sent > 0) {
@@ -820,8 +819,7 @@ absl::StatusOr<PhaseResult> RunFanoutBig(const Settings& settings,
     for (const std::string& text : event.delivery_ids) {
       absl::uint128 id;
       const ReceiptIndex::Entry* entry =
-          ParseDeliveryId(text.data(), text.size(), &id) ? receipts.Find(id)
-                                                         : nullptr;
+          testing::ParseDeliveryId(text, &id) ? receipts.Find(id) : nullptr;
       if (entry == nullptr) {
         all = false;
       } else {

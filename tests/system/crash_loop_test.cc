@@ -21,7 +21,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -29,6 +28,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/delivery_ledger.h"
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
@@ -41,10 +41,13 @@ namespace {
 
 using testing::Context;
 using testing::CreateEndpoint;
+using testing::DeliveryLedger;
 using testing::Eventually;
 using testing::ExampleEvent;
+using testing::FormatDeliveryId;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
+using testing::ParseDeliveryId;
 using testing::ReceivedRequest;
 using testing::ReceiverResponse;
 using testing::TestDir;
@@ -66,31 +69,7 @@ int EnvInt(const char* name, int fallback) {
   return fallback;
 }
 
-// What the receiver got: every arrival of every X-Webhook-Id.
-class Ledger {
- public:
-  void Record(const std::string& id) {
-    absl::MutexLock lock(&mu_);
-    arrivals_[id].push_back(absl::Now());
-  }
-
-  std::map<std::string, std::vector<absl::Time>> Arrivals() const {
-    absl::MutexLock lock(&mu_);
-    return arrivals_;
-  }
-
-  bool HasAll(const std::set<std::string>& ids) const {
-    absl::MutexLock lock(&mu_);
-    for (const std::string& id : ids) {
-      if (!arrivals_.contains(id)) return false;
-    }
-    return true;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::map<std::string, std::vector<absl::Time>> arrivals_ ABSL_GUARDED_BY(mu_);
-};
+int64_t NowNanos() { return absl::ToUnixNanos(absl::Now()); }
 
 // Submits events to whichever webhookd currently runs, until stopped.
 class Load {
@@ -179,13 +158,21 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
 
   TestDir dir;
   const std::string data = dir.Sub("data");
-  Ledger ledger;
+  // What the receiver got, and X-Webhook-Ids that are no delivery id; with
+  // `random`, guarded by `mu`.
+  absl::Mutex mu;
+  DeliveryLedger ledger;
+  std::vector<std::string> malformed;
   HttpReceiver receiver;
-  absl::Mutex random_mu;
   receiver.SetHandler([&](const ReceivedRequest& request) {
-    ledger.Record(request.Header("X-Webhook-Id"));
     ReceiverResponse response;
-    absl::MutexLock lock(&random_mu);
+    absl::MutexLock lock(&mu);
+    absl::uint128 id;
+    if (ParseDeliveryId(request.Header("X-Webhook-Id"), &id)) {
+      ledger.Record(id, NowNanos());
+    } else {
+      malformed.push_back(request.Header("X-Webhook-Id"));
+    }
     // Answers take a moment, so that some attempts are in flight at a kill.
     response.delay = absl::Milliseconds(answer_ms(random));
     return response;
@@ -202,7 +189,7 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
   load.SetTarget(StubFor(server->port()));
   load.Start();
 
-  std::vector<absl::Time> kill_times;
+  std::vector<int64_t> kill_times;
   for (int k = 0; k < kills; ++k) {
     // Let load reach this process, then kill it at a random moment.
     const size_t before = load.AcknowledgedCount();
@@ -212,11 +199,11 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
         << k + 1;
     int wait_ms;
     {
-      absl::MutexLock lock(&random_mu);
+      absl::MutexLock lock(&mu);
       wait_ms = kill_after_ms(random);
     }
     absl::SleepFor(absl::Milliseconds(wait_ms));
-    kill_times.push_back(absl::Now());
+    kill_times.push_back(NowNanos());
     server->Signal(SIGKILL);
     ASSERT_NE(server->Wait(absl::Seconds(10)), -1);
     server = WebhookdProcess::StartServer(data, dir.path(), flags);
@@ -226,11 +213,23 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
   }
   absl::SleepFor(absl::Milliseconds(200));
   load.Stop();
-  const std::set<std::string> acknowledged = load.Acknowledged();
+  std::set<absl::uint128> acknowledged;
+  for (const std::string& text : load.Acknowledged()) {
+    absl::uint128 id;
+    ASSERT_TRUE(ParseDeliveryId(text, &id)) << text;
+    acknowledged.insert(id);
+  }
   ASSERT_FALSE(acknowledged.empty());
 
   // Drain: every acknowledged delivery arrives, and nothing stays queued.
-  Eventually([&] { return ledger.HasAll(acknowledged); }, absl::Seconds(60));
+  Eventually(
+      [&] {
+        absl::MutexLock lock(&mu);
+        return std::all_of(
+            acknowledged.begin(), acknowledged.end(),
+            [&](absl::uint128 id) { return ledger.Find(id) != nullptr; });
+      },
+      absl::Seconds(60));
   Eventually(
       [&] {
         return CountWithStatus(server->stub(),
@@ -247,47 +246,48 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
       0);
 
   // The ledger.
-  const std::map<std::string, std::vector<absl::Time>> arrivals =
-      ledger.Arrivals();
-  std::vector<std::string> missing;
-  for (const std::string& id : acknowledged) {
-    if (!arrivals.contains(id)) missing.push_back(id);
+  DeliveryLedger received;
+  std::vector<std::string> unknown;
+  {
+    absl::MutexLock lock(&mu);
+    received = ledger;
+    unknown = malformed;
   }
-  int duplicates = 0;
+  std::vector<std::string> missing;
+  for (absl::uint128 id : acknowledged) {
+    if (received.Find(id) == nullptr) missing.push_back(FormatDeliveryId(id));
+  }
   int unacknowledged_but_stored = 0;
   std::vector<std::string> unexplained_duplicates;
-  std::vector<std::string> unknown;
-  for (const auto& [id, times] : arrivals) {
-    duplicates += static_cast<int>(times.size()) - 1;
+  for (const auto& [id, entry] : received.entries()) {
     // A resend follows a kill: the earlier attempt was in flight then (its
     // request may even reach the receiver just after the kill).
+    const std::vector<int64_t> times = received.Times(id);
     for (size_t i = 1; i < times.size(); ++i) {
-      const bool after_kill = std::any_of(
-          kill_times.begin(), kill_times.end(), [&](absl::Time kill) {
-            return kill >= times[i - 1] - absl::Milliseconds(500) &&
-                   kill <= times[i];
+      const bool after_kill =
+          std::any_of(kill_times.begin(), kill_times.end(), [&](int64_t kill) {
+            return kill >= times[i - 1] - 500'000'000 && kill <= times[i];
           });
-      if (!after_kill) unexplained_duplicates.push_back(id);
+      if (!after_kill) unexplained_duplicates.push_back(FormatDeliveryId(id));
     }
     if (acknowledged.contains(id)) continue;
     // Its SubmitEvent failed (killed) after the event was stored: fine, if
     // the server really created it.
     webhook::v1::GetDeliveryRequest request;
-    request.set_id(id);
+    request.set_id(FormatDeliveryId(id));
     webhook::v1::GetDeliveryResponse response;
     grpc::Status status =
         server->stub().GetDelivery(Context().get(), request, &response);
-    if (absl::StartsWith(id, "dlv_") && status.ok() &&
-        !response.delivery().payload().empty()) {
+    if (status.ok() && !response.delivery().payload().empty()) {
       ++unacknowledged_but_stored;
     } else {
-      unknown.push_back(id);
+      unknown.push_back(FormatDeliveryId(id));
     }
   }
   int succeeded = 0;
-  for (const std::string& id : acknowledged) {
+  for (absl::uint128 id : acknowledged) {
     webhook::v1::GetDeliveryRequest request;
-    request.set_id(id);
+    request.set_id(FormatDeliveryId(id));
     webhook::v1::GetDeliveryResponse response;
     if (server->stub().GetDelivery(Context().get(), request, &response).ok() &&
         response.delivery().status() == webhook::v1::DELIVERY_STATUS_SUCCESS) {
@@ -298,15 +298,16 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
       "crash loop ledger: %d kills, %zu deliveries acknowledged (%d submits "
       "failed by a kill), %zu received, %zu missing, %d duplicates, %d "
       "unacknowledged but stored, %zu unknown, %d SUCCESS\n",
-      kills, acknowledged.size(), load.failed(), arrivals.size(),
-      missing.size(), duplicates, unacknowledged_but_stored, unknown.size(),
-      succeeded);
+      kills, acknowledged.size(), load.failed(),
+      static_cast<size_t>(received.unique()), missing.size(),
+      static_cast<int>(received.duplicates()), unacknowledged_but_stored,
+      unknown.size(), succeeded);
 
   EXPECT_THAT(missing, ::testing::IsEmpty()) << "acknowledged, never received";
   EXPECT_THAT(unknown, ::testing::IsEmpty()) << "received, never created";
   EXPECT_THAT(unexplained_duplicates, ::testing::IsEmpty())
       << "received twice without a kill between";
-  EXPECT_LE(duplicates, kills * kMaxInFlight)
+  EXPECT_LE(received.duplicates(), kills * kMaxInFlight)
       << "only attempts in flight at a kill are sent again";
   EXPECT_EQ(succeeded, static_cast<int>(acknowledged.size()));
   receiver.Stop();
