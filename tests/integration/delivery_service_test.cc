@@ -453,24 +453,43 @@ TEST_F(DeliveryServiceTest, DeleteEndsQueuedDeliveriesAndKeepsLogs) {
   EXPECT_EQ(Retry(id).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// The mean response time of every attempt in `deliveries`, as recorded.
+double MeanResponseTimeMs(const std::vector<Delivery>& deliveries) {
+  int64_t total_ms = 0;
+  int attempts = 0;
+  for (const Delivery& delivery : deliveries) {
+    for (const webhook::v1::DeliveryAttempt& attempt :
+         delivery.attempt_history()) {
+      total_ms += attempt.response_time_ms();
+      ++attempts;
+    }
+  }
+  return attempts == 0 ? 0.0 : static_cast<double>(total_ms) / attempts;
+}
+
 TEST_F(DeliveryServiceTest, StatsCountAttempts) {
-  receiver_.PushResponse(500);
+  // The 500 takes a while, so that the mean depends on counting it.
+  receiver_.PushResponse(500, "", {}, absl::Milliseconds(60));
   Endpoint endpoint = NewEndpoint();
   webhook::v1::SubmitEventResponse first =
       Submit(stub(), ExampleEvent("thread-1"));
-  WaitFinished(stub(), first.delivery_ids(0));
+  const Delivery retried = WaitFinished(stub(), first.delivery_ids(0));
   webhook::v1::SubmitEventResponse second =
       Submit(stub(), ExampleEvent("thread-1"));
-  WaitFinished(stub(), second.delivery_ids(0));
+  const Delivery once = WaitFinished(stub(), second.delivery_ids(0));
 
   // Three attempts: 500 then 200 for the first, 200 for the second.
+  ASSERT_EQ(retried.attempt_history_size() + once.attempt_history_size(), 3);
   webhook::v1::EndpointStats stats = Stats(endpoint.id());
   EXPECT_EQ(stats.endpoint_id(), endpoint.id());
   EXPECT_EQ(stats.total_deliveries(), 3);
   EXPECT_EQ(stats.successful_deliveries(), 2);
   EXPECT_EQ(stats.failed_deliveries(), 1);
   EXPECT_NEAR(stats.success_rate(), 200.0 / 3.0, 1e-9);
-  EXPECT_GE(stats.avg_response_time_ms(), 0.0);
+  // The mean of the three attempts' recorded times, the slow 500 included.
+  EXPECT_GE(retried.attempt_history(0).response_time_ms(), 60);
+  EXPECT_DOUBLE_EQ(stats.avg_response_time_ms(),
+                   MeanResponseTimeMs({retried, once}));
 
   webhook::v1::GetEndpointStatsRequest missing;
   missing.set_endpoint_id("ep_missing");
@@ -484,15 +503,17 @@ TEST_F(DeliveryServiceTest, StatsAverageResponseTime) {
   receiver_.PushResponse(200, "", {}, absl::Milliseconds(200));
   receiver_.PushResponse(200, "", {}, absl::Milliseconds(400));
   Endpoint endpoint = NewEndpoint();
-  WaitFinished(stub(),
-               Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
-  WaitFinished(stub(),
-               Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
+  const Delivery first = WaitFinished(
+      stub(), Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
+  const Delivery second = WaitFinished(
+      stub(), Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0));
   webhook::v1::EndpointStats stats = Stats(endpoint.id());
   EXPECT_EQ(stats.total_deliveries(), 2);
   EXPECT_DOUBLE_EQ(stats.success_rate(), 100.0);
+  // No less than the receiver took, and exactly what was recorded.
   EXPECT_GE(stats.avg_response_time_ms(), 300.0);
-  EXPECT_LT(stats.avg_response_time_ms(), 2000.0);
+  EXPECT_DOUBLE_EQ(stats.avg_response_time_ms(),
+                   MeanResponseTimeMs({first, second}));
 }
 
 TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
