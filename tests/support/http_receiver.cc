@@ -146,15 +146,25 @@ void HttpReceiver::SetDefaultResponse(ReceiverResponse response) {
 void HttpReceiver::SetDefaultResponse(int status, std::string body,
                                       HeaderList headers,
                                       absl::Duration delay) {
-  SetDefaultResponse(
-      ReceiverResponse{status, std::move(body), std::move(headers), delay});
+  SetDefaultResponse(ReceiverResponse{status, std::move(body),
+                                      std::move(headers), delay,
+                                      /*held=*/false});
+}
+
+void HttpReceiver::PushResponse(ReceiverResponse response) {
+  absl::MutexLock lock(&mu_);
+  pushed_.push_back(std::move(response));
 }
 
 void HttpReceiver::PushResponse(int status, std::string body,
                                 HeaderList headers, absl::Duration delay) {
+  PushResponse(ReceiverResponse{status, std::move(body), std::move(headers),
+                                delay, /*held=*/false});
+}
+
+void HttpReceiver::Release() {
   absl::MutexLock lock(&mu_);
-  pushed_.push_back(
-      ReceiverResponse{status, std::move(body), std::move(headers), delay});
+  released_ = true;
 }
 
 void HttpReceiver::SetHandler(Handler handler) {
@@ -195,9 +205,15 @@ void HttpReceiver::Handle(ReceivedRequest request, ReceiverResponse& response) {
     }
   }
   if (handler) response = handler(request);
+  absl::MutexLock lock(&mu_);
   if (response.delay > absl::ZeroDuration()) {
-    absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&stopping_), response.delay);
+  }
+  if (response.held) {
+    auto answer = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return released_ || stopping_;
+    };
+    mu_.Await(absl::Condition(&answer));
   }
 }
 

@@ -47,6 +47,9 @@ struct ReceiverResponse {
   // Waited before answering; Stop() cuts it short. absl::InfiniteDuration()
   // hangs until Stop().
   absl::Duration delay = absl::ZeroDuration();
+  // Answered only once Release() (or Stop()) is called: the test decides
+  // when an attempt in flight ends.
+  bool held = false;
 };
 
 // Thread-safe. Serves any method on any path.
@@ -82,8 +85,12 @@ class HttpReceiver {
                           absl::Duration delay = absl::ZeroDuration());
   void SetDefaultStatus(int status) { SetDefaultResponse(status); }
   // Queues an answer for one request, in order, ahead of the default.
+  void PushResponse(ReceiverResponse response);
   void PushResponse(int status, std::string body = "", HeaderList headers = {},
                     absl::Duration delay = absl::ZeroDuration());
+  // Answers the held responses (ReceiverResponse::held), those waiting and
+  // those to come. Idempotent.
+  void Release();
   // Answers every later request; called on server threads, concurrently.
   // Takes precedence over pushed and default responses. `delay` applies.
   void SetHandler(Handler handler);
@@ -112,6 +119,7 @@ class HttpReceiver {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<ReceivedRequest> requests_ ABSL_GUARDED_BY(mu_);
   std::deque<ReceiverResponse> pushed_ ABSL_GUARDED_BY(mu_);
   ReceiverResponse default_response_ ABSL_GUARDED_BY(mu_);
