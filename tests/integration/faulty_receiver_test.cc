@@ -14,11 +14,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/time_util.h"
+#include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/raw_server.h"
@@ -36,6 +38,7 @@ using testing::ExampleEvent;
 using testing::Hang;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
+using testing::kEventuallyTimeout;
 using testing::MakeEndpoint;
 using testing::RawServer;
 using testing::ReceivedRequest;
@@ -52,6 +55,23 @@ using testing::WaitForDelivery;
 
 bool HasAttempts(const Delivery& delivery, int n) {
   return delivery.attempts() >= n;
+}
+
+// Expects the next attempt of `delivery`, which the test read at `read`,
+// due `wait` after its first attempt ended. The server counts from when it
+// recorded the attempt: no earlier than the attempt's start plus its
+// response time, no later than `read`.
+void ExpectRetryDueAfter(const Delivery& delivery, absl::Time read,
+                         absl::Duration wait) {
+  ASSERT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+  ASSERT_THAT(delivery.attempt_history(), SizeIs(1));
+  const DeliveryAttempt& attempt = delivery.attempt_history(0);
+  const absl::Time ended_no_earlier =
+      FromProtoTime(attempt.start_time()) +
+      absl::Milliseconds(attempt.response_time_ms());
+  const absl::Time due = FromProtoTime(delivery.next_attempt_time());
+  EXPECT_GE(due, ended_no_earlier + wait);
+  EXPECT_LE(due, read + wait);
 }
 
 class FaultyReceiverTest : public ::testing::Test {
@@ -108,22 +128,22 @@ TEST_F(FaultyReceiverTest, ServerErrorIsRecordedAndRetriedUntilAttemptsRunOut) {
 
 TEST_F(FaultyReceiverTest, TooManyRequestsWaitsForRetryAfterSeconds) {
   HttpReceiver receiver;
-  receiver.PushResponse(429, "slow down", {{"Retry-After", "1"}});
+  // Long enough that the retry is still ahead when the test reads it.
+  receiver.PushResponse(429, "slow down", {{"Retry-After", "300"}});
   StartServer();
 
-  Delivery delivery = WaitFinished(stub(), SubmitTo(receiver.Url()));
+  const Delivery delivery =
+      WaitForDelivery(stub(), SubmitTo(receiver.Url()),
+                      [](const Delivery& d) { return HasAttempts(d, 1); });
+  const absl::Time read = absl::Now();
 
-  EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
-  ASSERT_THAT(delivery.attempt_history(), SizeIs(2));
+  ASSERT_THAT(delivery.attempt_history(), SizeIs(1));
   const DeliveryAttempt& first = delivery.attempt_history(0);
   EXPECT_EQ(first.response_code(), 429);
-  EXPECT_EQ(first.error(), "HTTP 429 (Retry-After 1s)");
-  // The schedule says 50 ms; the receiver asked for a second.
-  const absl::Duration gap =
-      FromProtoTime(delivery.attempt_history(1).start_time()) -
-      FromProtoTime(first.start_time());
-  EXPECT_GE(gap, absl::Seconds(1));
-  EXPECT_LT(gap, absl::Seconds(5));
+  EXPECT_EQ(first.error(), "HTTP 429 (Retry-After 5m)");
+  // The schedule says 50 ms; the receiver asked for five minutes.
+  ExpectRetryDueAfter(delivery, read, absl::Minutes(5));
+  EXPECT_EQ(receiver.RequestCount(), 1u);
 }
 
 TEST_F(FaultyReceiverTest, ServiceUnavailableWaitsForRetryAfterHttpDate) {
@@ -167,21 +187,10 @@ TEST_F(FaultyReceiverTest, RetryAfterIsClampedToTenMinutes) {
   const Delivery delivery =
       WaitForDelivery(stub(), SubmitTo(receiver.Url()),
                       [](const Delivery& d) { return HasAttempts(d, 1); });
-  // The attempt was recorded, and its retry scheduled, before this.
   const absl::Time read = absl::Now();
 
-  EXPECT_EQ(delivery.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
-  ASSERT_THAT(delivery.attempt_history(), SizeIs(1));
-  const DeliveryAttempt& attempt = delivery.attempt_history(0);
-  // The retry is due 10 minutes (not a day) after the attempt ended, which
-  // was no earlier than its start plus its response time, and no later
-  // than the moment the record was read.
-  const absl::Time ended_no_earlier =
-      FromProtoTime(attempt.start_time()) +
-      absl::Milliseconds(attempt.response_time_ms());
-  const absl::Time due = FromProtoTime(delivery.next_attempt_time());
-  EXPECT_GE(due, ended_no_earlier + absl::Minutes(10));
-  EXPECT_LE(due, read + absl::Minutes(10));
+  // Ten minutes, not a day.
+  ExpectRetryDueAfter(delivery, read, absl::Minutes(10));
   EXPECT_EQ(receiver.RequestCount(), 1u);
 }
 
@@ -263,7 +272,8 @@ TEST_F(FaultyReceiverTest, HealthyEndpointDeliversWhileOthersMisbehave) {
   RawServer hanging(Hang());
   RawServer dripping(SlowDrip(absl::Milliseconds(200)));
   RawServer resetting(ResetMidResponse());
-  StartServer(absl::Seconds(4));
+  // The hanging and dripping attempts last until the test ends.
+  StartServer(absl::Minutes(10));
   const std::string healthy_id =
       CreateEndpoint(stub(), MakeEndpoint("thread-1", healthy.Url())).id();
   const std::string hanging_id =
@@ -292,7 +302,7 @@ TEST_F(FaultyReceiverTest, HealthyEndpointDeliversWhileOthersMisbehave) {
   }
 
   // Every healthy delivery is done while the hanging and dripping
-  // receivers still hold their first attempts (4 s timeout).
+  // receivers still hold their first attempts.
   EXPECT_EQ(healthy.RequestCount(), static_cast<size_t>(kEvents));
   for (const std::string& endpoint : {hanging_id, dripping_id}) {
     for (const std::string& id : by_endpoint[endpoint]) {
@@ -301,7 +311,7 @@ TEST_F(FaultyReceiverTest, HealthyEndpointDeliversWhileOthersMisbehave) {
       EXPECT_EQ(delivery.attempts(), 0);
     }
   }
-  EXPECT_TRUE(hanging.WaitForRequests(kEvents, absl::Seconds(5)));
+  EXPECT_TRUE(hanging.WaitForRequests(kEvents, kEventuallyTimeout));
 }
 
 TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
@@ -311,8 +321,10 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
   server_.options().engine.max_in_flight = 8;
   server_.options().engine.max_in_flight_per_endpoint = 2;
   HttpReceiver healthy;
-  RawServer hanging(Hang());
-  StartServer(absl::Seconds(3));
+  // The hanging attempts end (503) only when the test releases them.
+  absl::Notification release;
+  RawServer hanging(Hang(&release));
+  StartServer(absl::Minutes(10));
   std::vector<std::string> hanging_endpoints;
   for (int i = 0; i < 3; ++i) {
     hanging_endpoints.push_back(
@@ -328,7 +340,7 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
                        response.delivery_ids().end());
   }
   ASSERT_THAT(hanging_ids, SizeIs(15));
-  ASSERT_TRUE(hanging.WaitForRequests(6, absl::Seconds(2)));
+  ASSERT_TRUE(hanging.WaitForRequests(6, kEventuallyTimeout));
 
   constexpr int kHealthy = 10;
   for (int i = 0; i < kHealthy; ++i) {
@@ -337,14 +349,15 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
     EXPECT_EQ(WaitFinished(stub(), id).status(),
               webhook::v1::DELIVERY_STATUS_SUCCESS);
   }
-  // All of that within the hanging attempts' 3 s: none has ended yet, and
-  // no endpoint got more than its 2 slots.
+  // Meanwhile no hanging attempt has ended, and no endpoint got more than
+  // its 2 slots.
   EXPECT_EQ(hanging.requests(), 6u);
   for (const std::string& id : hanging_ids) {
     EXPECT_EQ(Get(id).attempts(), 0) << id;
   }
-  // When the first attempts time out, parked deliveries get their slots.
-  EXPECT_TRUE(hanging.WaitForRequests(7, absl::Seconds(6)));
+  // When the first attempts end, parked deliveries get their slots.
+  release.Notify();
+  EXPECT_TRUE(hanging.WaitForRequests(7, kEventuallyTimeout));
 }
 
 }  // namespace

@@ -317,11 +317,20 @@ RawServer::Handler SlowDrip(absl::Duration interval, size_t content_length) {
   };
 }
 
-RawServer::Handler Hang() {
-  return [](RawServer::Connection& connection) {
+RawServer::Handler Hang(const absl::Notification* release) {
+  return [release](RawServer::Connection& connection) {
     std::string request;
     if (!connection.ReadRequest(&request)) return;
-    connection.PeerClosed(absl::InfiniteDuration());
+    if (release == nullptr) {
+      connection.PeerClosed(absl::InfiniteDuration());
+      return;
+    }
+    // Looks at `release` between short waits on the connection.
+    while (!release->HasBeenNotified()) {
+      if (connection.PeerClosed(absl::Milliseconds(kPollMs))) return;
+    }
+    connection.Write(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
   };
 }
 

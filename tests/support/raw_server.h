@@ -21,6 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
 namespace webhookd::testing {
@@ -129,8 +130,10 @@ RawServer::Handler ResetMidResponse();
 RawServer::Handler SlowDrip(absl::Duration interval,
                             size_t content_length = 1000);
 
-// Reads a request and never answers; returns when the peer closes.
-RawServer::Handler Hang();
+// Reads a request and answers nothing until the peer closes; or, once
+// `release` (if given, it must outlive the server) is notified, answers
+// 503.
+RawServer::Handler Hang(const absl::Notification* release = nullptr);
 
 }  // namespace webhookd::testing
 
