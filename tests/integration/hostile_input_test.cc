@@ -310,15 +310,14 @@ TEST_F(HostileInputTest, LongEventFieldsAreRefused) {
 TEST_F(HostileInputTest, SlowDripResponseEndsAtTheAttemptTimeout) {
   // One byte every 20 ms, until the client hangs up.
   RawServer drip(SlowDrip(absl::Milliseconds(20), 100000));
-  const absl::Time start = absl::Now();
+  // Were the timeout not enforced, the call would run into its own 10 s
+  // deadline (TestAttempt expects OK) long before the drip ends.
   const Delivery delivery = TestAttempt(drip.Url());
-  const absl::Duration took = absl::Now() - start;
   EXPECT_EQ(delivery.status(), DELIVERY_STATUS_FAILED);
   ASSERT_THAT(delivery.attempt_history(), SizeIs(1));
   const webhook::v1::DeliveryAttempt& attempt = delivery.attempt_history(0);
   EXPECT_THAT(attempt.error(), HasSubstr("timed out after 1000 ms"));
   EXPECT_GE(attempt.response_time_ms(), 900);
-  EXPECT_LT(took, absl::Seconds(5));
   EXPECT_THAT(attempt.response_body().size(), Le(4096u));
 }
 

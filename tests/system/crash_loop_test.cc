@@ -5,7 +5,8 @@
 // that the server did not create.
 //
 // CI runs 5 kills. The long run (tests/crash_loop.sh) sets CRASH_LOOP_KILLS
-// (e.g. 25); CRASH_LOOP_SEED replays the random moments of an earlier run.
+// (e.g. 25); CRASH_LOOP_SEED replays the random moments (counted in
+// acknowledged deliveries) of an earlier run.
 
 #include <signal.h>
 
@@ -58,6 +59,8 @@ constexpr int kDefaultKills = 5;
 constexpr int kMaxInFlight = 8;
 // Bounds on the load, whatever the number of kills.
 constexpr int kMaxSubmits = 50000;
+// The load's pace (a rate, not a wait for anything): at most 200 submits a
+// second, so that a process being restarted meets few failing calls.
 constexpr absl::Duration kSubmitPause = absl::Milliseconds(5);
 
 int EnvInt(const char* name, int fallback) {
@@ -153,7 +156,7 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
       EnvInt("CRASH_LOOP_SEED", static_cast<int>(std::random_device()() >> 1)));
   std::printf("crash loop: %d kills, CRASH_LOOP_SEED=%u\n", kills, seed);
   std::mt19937 random(seed);
-  std::uniform_int_distribution<int> kill_after_ms(20, 600);
+  std::uniform_int_distribution<int> kill_after_acks(4, 100);
   std::uniform_int_distribution<int> answer_ms(0, 30);
 
   TestDir dir;
@@ -190,19 +193,21 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
   load.Start();
 
   std::vector<int64_t> kill_times;
-  for (int k = 0; k < kills; ++k) {
-    // Let load reach this process, then kill it at a random moment.
+  // Lets load reach the current process: `n` more deliveries acknowledged.
+  const auto acknowledge = [&load](size_t n) {
     const size_t before = load.AcknowledgedCount();
-    ASSERT_TRUE(Eventually([&] {
-      return load.AcknowledgedCount() >= before + 4;
-    })) << "no load reached process "
-        << k + 1;
-    int wait_ms;
+    return Eventually(
+        [&load, before, n] { return load.AcknowledgedCount() >= before + n; });
+  };
+  for (int k = 0; k < kills; ++k) {
+    // Kill this process at a random moment of its load: after 4 to 100
+    // more acknowledged deliveries (two a submit).
+    size_t kill_after;
     {
       absl::MutexLock lock(&mu);
-      wait_ms = kill_after_ms(random);
+      kill_after = static_cast<size_t>(kill_after_acks(random));
     }
-    absl::SleepFor(absl::Milliseconds(wait_ms));
+    ASSERT_TRUE(acknowledge(kill_after)) << "no load reached process " << k + 1;
     kill_times.push_back(NowNanos());
     server->Signal(SIGKILL);
     ASSERT_NE(server->Wait(absl::Seconds(10)), -1);
@@ -211,7 +216,7 @@ TEST(CrashLoopTest, LedgerBalancesAfterRepeatedKillNineUnderLoad) {
         << "restart " << k + 1 << ": " << server->status();
     load.SetTarget(StubFor(server->port()));
   }
-  absl::SleepFor(absl::Milliseconds(200));
+  ASSERT_TRUE(acknowledge(4)) << "no load reached the last process";
   load.Stop();
   std::set<absl::uint128> acknowledged;
   for (const std::string& text : load.Acknowledged()) {
