@@ -82,6 +82,7 @@ absl::Status DeliveryEngine::Start() {
     Log(LogLevel::kInfo,
         absl::StrCat("resuming ", resumed, " queued deliveries"));
   }
+  if (!options_.run_threads) return absl::OkStatus();
   committer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "engine-commit");
     CommitLoop();
@@ -105,6 +106,7 @@ void DeliveryEngine::Stop(absl::Duration grace) {
     stopped_ = true;
     started = started_;
   }
+  const bool threads = started && options_.run_threads;
   // Submits already taken are written and answered; later ones refused.
   std::vector<PendingSubmit> unstarted;
   {
@@ -113,7 +115,11 @@ void DeliveryEngine::Stop(absl::Duration grace) {
     commit_cv_.SignalAll();
     if (!started) unstarted.swap(commit_queue_);
   }
-  if (started) committer_.join();
+  if (threads) {
+    committer_.join();
+  } else if (started) {
+    CommitPending();
+  }
   for (PendingSubmit& submit : unstarted) {
     submit.done(absl::UnavailableError("the server is shutting down"));
   }
@@ -123,14 +129,18 @@ void DeliveryEngine::Stop(absl::Duration grace) {
     dispatch_cv_.SignalAll();
     if (!started) return;
   }
-  dispatcher_.join();
+  if (threads) dispatcher_.join();
   // Every callback of the sender has run once Shutdown returns.
   sender_.Shutdown(grace);
-  {
-    absl::MutexLock lock(&mu_);
-    record_cv_.SignalAll();
+  if (threads) {
+    {
+      absl::MutexLock lock(&mu_);
+      record_cv_.SignalAll();
+    }
+    recorder_.join();
+  } else {
+    RecordCompleted(clock_.Now());
   }
-  recorder_.join();
   absl::flat_hash_map<std::string, DeliveryCallback> waiters;
   {
     absl::MutexLock lock(&mu_);
@@ -253,16 +263,24 @@ void DeliveryEngine::SubmitAsync(const Caller& caller,
 
 void DeliveryEngine::CommitLoop() {
   while (true) {
-    std::vector<PendingSubmit> batch;
     {
       absl::MutexLock lock(&commit_mu_);
       while (commit_queue_.empty() && !commit_closed_)
         commit_cv_.Wait(&commit_mu_);
       if (commit_queue_.empty()) return;  // Closed and drained.
-      batch.swap(commit_queue_);
     }
-    CommitBatch(batch);
+    CommitPending();
   }
+}
+
+size_t DeliveryEngine::CommitPending() {
+  std::vector<PendingSubmit> batch;
+  {
+    absl::MutexLock lock(&commit_mu_);
+    batch.swap(commit_queue_);
+  }
+  if (!batch.empty()) CommitBatch(batch);
+  return batch.size();
 }
 
 void DeliveryEngine::CommitBatch(std::vector<PendingSubmit>& batch) {
@@ -529,22 +547,20 @@ void DeliveryEngine::Publish(const Delivery& delivery) {
   }
 }
 
+bool DeliveryEngine::HasDueLocked(absl::Time now) const {
+  if (sending_ >= options_.max_in_flight) return false;
+  std::optional<absl::Time> next = queue_.NextDue();
+  return next.has_value() && *next <= now;
+}
+
 void DeliveryEngine::DispatchLoop() {
-  auto is_held = [this](const std::string& endpoint_id) {
-    EndpointManager::EndpointPtr endpoint = endpoints_.Find(endpoint_id);
-    return endpoint != nullptr && !endpoint->enabled();
-  };
   while (true) {
-    std::vector<QueuedDelivery> due;
     {
       absl::MutexLock lock(&mu_);
       while (true) {
         if (stopping_) return;
         const absl::Time now = clock_.Now();
-        if (sending_ < options_.max_in_flight) {
-          due = queue_.TakeDue(now, options_.max_in_flight - sending_, is_held);
-          if (!due.empty()) break;
-        }
+        if (HasDueLocked(now)) break;
         absl::Duration wait = kMaxDispatchWait;
         std::optional<absl::Time> next = queue_.NextDue();
         if (next.has_value() && sending_ < options_.max_in_flight) {
@@ -553,13 +569,28 @@ void DeliveryEngine::DispatchLoop() {
         }
         dispatch_cv_.WaitWithTimeout(&mu_, wait);
       }
-      sending_ += due.size();
     }
-    for (const QueuedDelivery& entry : due) Dispatch(entry);
+    DispatchDue(clock_.Now());
   }
 }
 
-void DeliveryEngine::Dispatch(const QueuedDelivery& entry) {
+size_t DeliveryEngine::DispatchDue(absl::Time now) {
+  auto is_held = [this](const std::string& endpoint_id) {
+    EndpointManager::EndpointPtr endpoint = endpoints_.Find(endpoint_id);
+    return endpoint != nullptr && !endpoint->enabled();
+  };
+  std::vector<QueuedDelivery> due;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || sending_ >= options_.max_in_flight) return 0;
+    due = queue_.TakeDue(now, options_.max_in_flight - sending_, is_held);
+    sending_ += due.size();
+  }
+  for (const QueuedDelivery& entry : due) Dispatch(entry, now);
+  return due.size();
+}
+
+void DeliveryEngine::Dispatch(const QueuedDelivery& entry, absl::Time now) {
   absl::StatusOr<Delivery> delivery = store_.GetDelivery(entry.delivery_id);
   if (!delivery.ok() || IsFinal(delivery->status())) {
     absl::MutexLock lock(&mu_);
@@ -570,7 +601,7 @@ void DeliveryEngine::Dispatch(const QueuedDelivery& entry) {
                                          ": ", delivery.status().ToString()));
       queue_.Remove(entry.delivery_id);
       QueuedDelivery later = entry;
-      later.due = clock_.Now() + absl::Seconds(1);
+      later.due = now + absl::Seconds(1);
       queue_.Schedule(later);
     } else {
       queue_.Remove(entry.delivery_id);
@@ -584,7 +615,7 @@ void DeliveryEngine::Dispatch(const QueuedDelivery& entry) {
     return;
   }
   HttpRequest request = BuildRequest(*delivery, *endpoint);
-  InFlight attempt{*std::move(delivery), clock_.Now(), entry.manual};
+  InFlight attempt{*std::move(delivery), now, entry.manual};
   if (!attempt.delivery.test()) attempt.delivery.clear_payload();
   sender_.Send(std::move(request), [this, attempt = std::move(attempt)](
                                        HttpResult result) mutable {
@@ -636,21 +667,30 @@ HttpRequest DeliveryEngine::BuildRequest(const Delivery& delivery,
 
 void DeliveryEngine::RecordLoop() {
   while (true) {
-    std::vector<Completion> batch;
     {
       absl::MutexLock lock(&mu_);
       while (completions_.empty()) {
         if (stopping_ && sending_ == 0) return;
         record_cv_.WaitWithTimeout(&mu_, kMaxDispatchWait);
       }
-      batch.swap(completions_);
     }
-    RecordCompletions(std::move(batch));
+    RecordCompleted(clock_.Now());
   }
 }
 
-void DeliveryEngine::RecordCompletions(std::vector<Completion> completions) {
-  const absl::Time now = clock_.Now();
+size_t DeliveryEngine::RecordCompleted(absl::Time now) {
+  std::vector<Completion> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(completions_);
+  }
+  const size_t recorded = batch.size();
+  if (recorded > 0) RecordCompletions(std::move(batch), now);
+  return recorded;
+}
+
+void DeliveryEngine::RecordCompletions(std::vector<Completion> completions,
+                                       absl::Time now) {
   std::vector<DeliveryChange> changes;
   std::vector<const Completion*> recorded;
   std::vector<QueuedDelivery> aborted;
@@ -686,7 +726,7 @@ void DeliveryEngine::RecordCompletions(std::vector<Completion> completions) {
       const InFlight& attempt = recorded[i]->attempt;
       if (attempt.delivery.test()) continue;
       QueuedDelivery again = QueueEntryOf(attempt.delivery, attempt.manual);
-      again.due = clock_.Now() + kMaxDispatchWait;
+      again.due = now + kMaxDispatchWait;
       aborted.push_back(again);
     }
   }

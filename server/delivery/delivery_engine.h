@@ -46,6 +46,11 @@ struct DeliveryEngineOptions {
   size_t max_queued_deliveries = 10'000'000;
   // Sent as User-Agent.
   std::string user_agent = kUserAgent;
+  // Whether Start() runs the engine's three threads (commit, dispatch,
+  // record), which call the step functions below in loops. Without them
+  // nothing moves until a caller steps the engine: for deterministic tests
+  // driven by a fake clock and a fake sender.
+  bool run_threads = true;
 };
 
 // Told about every delivery that is created or changes.
@@ -129,6 +134,24 @@ class DeliveryEngine {
   // Deliveries queued, held or in flight.
   size_t QueuedCount() const;
 
+  // Step functions: the engine's threads call these in loops; with
+  // run_threads false, the caller does. Each is safe to call concurrently
+  // with the engine's other methods, but each must have one caller at a
+  // time.
+  //
+  // Writes the submits waiting since the last call in one synced write and
+  // answers each. Returns how many submits were answered.
+  size_t CommitPending();
+  // Starts the attempts due at `now`, within max_in_flight and the
+  // per-endpoint cap (or ends deliveries whose endpoint is gone). Returns
+  // how many deliveries were taken from the queue.
+  size_t DispatchDue(absl::Time now);
+  // Records the attempts that finished since the last call, learnt at
+  // `now`: each outcome is stored (one buffered write), retries are
+  // scheduled from `now`, test deliveries answered and listeners told.
+  // Returns how many attempts were recorded.
+  size_t RecordCompleted(absl::Time now);
+
  private:
   // An attempt being made.
   struct InFlight {
@@ -152,18 +175,21 @@ class DeliveryEngine {
   // max_queued_deliveries.
   absl::StatusOr<PendingSubmit> PrepareSubmit(
       const Caller& caller, const webhook::v1::SubmitEventRequest& request);
+  // The loops of the engine's threads: each waits for work, then steps.
   void CommitLoop();
+  void DispatchLoop();
+  void RecordLoop();
+  // Whether DispatchDue(now) has anything to take.
+  bool HasDueLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes a batch of submits in one synced write, queues their deliveries
   // and answers each.
   void CommitBatch(std::vector<PendingSubmit>& batch);
-  void DispatchLoop();
-  void RecordLoop();
-  // Starts an attempt of a delivery taken from the queue.
-  void Dispatch(const QueuedDelivery& entry);
+  // Starts an attempt of a delivery taken from the queue at `now`.
+  void Dispatch(const QueuedDelivery& entry, absl::Time now);
   // Ends a queued delivery without an attempt (deleted endpoint, missing
   // record) and records why.
   void EndWithoutAttempt(Delivery delivery, const std::string& why);
-  void RecordCompletions(std::vector<Completion> completions);
+  void RecordCompletions(std::vector<Completion> completions, absl::Time now);
   void Publish(const Delivery& delivery);
   // Builds the signed HTTP request of an attempt.
   HttpRequest BuildRequest(const Delivery& delivery,
