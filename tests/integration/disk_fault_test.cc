@@ -51,7 +51,7 @@ grpc::Status TrySubmit(webhook::v1::WebhookService::Stub& stub,
 class DiskFaultTest : public ::testing::Test {
  protected:
   DiskFaultTest() {
-    server_.options().storage_env = &env_;
+    server_.set_storage_env(&env_);
     server_.Start();
   }
   ~DiskFaultTest() override { server_.Stop(); }  // Before env_ goes.
