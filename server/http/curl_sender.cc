@@ -19,10 +19,10 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/http/curl_error.h"
 #include "server/http/retry_after.h"
 
 namespace webhookd {
@@ -602,82 +602,15 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
   // A transport error after the status line: the response was not received
   // whole, so it must not count as one (a reset after "200 OK" is no
   // success).
-  const int partial_status = result.status_code;
+  CurlFailure failure;
+  failure.code = code;
+  curl_easy_getinfo(t.easy, CURLINFO_OS_ERRNO, &failure.os_errno);
+  failure.detail = t.error;
+  failure.partial_status = result.status_code;
+  failure.blocked = t.blocked;
+  failure.timeout = t.request.timeout;
   result.status_code = 0;
-  auto note_partial = [&result, partial_status] {
-    if (partial_status != 0) {
-      absl::StrAppend(&result.error, " (after a partial HTTP ", partial_status,
-                      " response)");
-    }
-  };
-
-  std::string detail = t.error;
-  while (!detail.empty() && absl::ascii_isspace(detail.back())) {
-    detail.pop_back();
-  }
-  if (detail.empty()) detail = curl_easy_strerror(code);
-
-  if (!t.blocked.empty() && code == CURLE_COULDNT_CONNECT) {
-    result.error = t.blocked;
-    return result;
-  }
-  const char* what = nullptr;
-  switch (code) {
-    case CURLE_COULDNT_CONNECT: {
-      long os_errno = 0;
-      curl_easy_getinfo(t.easy, CURLINFO_OS_ERRNO, &os_errno);
-      if (os_errno == ECONNREFUSED) {
-        what = "connection refused";
-      } else if (os_errno == ENETUNREACH || os_errno == EHOSTUNREACH) {
-        what = "host unreachable";
-      } else {
-        what = "could not connect";
-      }
-      break;
-    }
-    case CURLE_OPERATION_TIMEDOUT:
-      result.error = absl::StrCat("timed out after ",
-                                  absl::ToInt64Milliseconds(t.request.timeout),
-                                  " ms: ", detail);
-      note_partial();
-      return result;
-    case CURLE_COULDNT_RESOLVE_HOST:
-      what = "could not resolve host";
-      break;
-    case CURLE_SSL_CONNECT_ERROR:
-      what = "TLS handshake failed";
-      break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-      what = "TLS certificate verification failed";
-      break;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      what = "unsupported protocol";
-      break;
-    case CURLE_URL_MALFORMAT:
-      what = "malformed URL";
-      break;
-    case CURLE_GOT_NOTHING:
-      what = "empty reply from server";
-      break;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      what = "invalid HTTP response";
-      break;
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-      what = "connection broken";
-      break;
-    default:
-      what = curl_easy_strerror(code);
-      break;
-  }
-  result.error = absl::StrCat(what, ": ", detail);
-  note_partial();
+  result.error = DescribeCurlFailure(failure);
   return result;
 }
 
