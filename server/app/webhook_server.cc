@@ -180,7 +180,8 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
       return policy.AllowsConnection(addr, len, why);
     };
   }
-  server->sender_ = CurlSender::Create(sender_options);
+  WEBHOOKD_ASSIGN_OR_RETURN(server->sender_,
+                            CurlSender::Create(sender_options));
   server->engine_ = std::make_unique<DeliveryEngine>(
       *server->store_, *server->endpoints_, *server->sender_, server->clock_,
       options.engine);

@@ -19,9 +19,11 @@
 #include <thread>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/common/status_macros.h"
 #include "server/http/curl_error.h"
 #include "server/http/retry_after.h"
 
@@ -108,27 +110,8 @@ class CurlSender::Worker {
   Worker(const CurlSenderOptions& options, int index)
       : options_(options),
         index_(index),
-        max_transfers_(
-            static_cast<size_t>(std::max(1, options.max_transfers_per_worker))),
-        multi_(curl_multi_init()),
-        wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-        epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
-    if (wake_fd_ >= 0 && epoll_fd_ >= 0) {
-      epoll_event wake{};
-      wake.events = EPOLLIN;
-      wake.data.fd = wake_fd_;
-      wake_registered_ =
-          epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) == 0;
-    }
-    for (const std::string& entry : options.resolve_overrides) {
-      curl_slist* next = curl_slist_append(resolve_, entry.c_str());
-      if (next == nullptr) {
-        resolve_failed_ = true;
-        break;
-      }
-      resolve_ = next;
-    }
-  }
+        max_transfers_(static_cast<size_t>(
+            std::max(1, options.max_transfers_per_worker))) {}
 
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -140,8 +123,33 @@ class CurlSender::Worker {
     if (epoll_fd_ >= 0) close(epoll_fd_);
   }
 
-  bool ok() const {
-    return multi_ != nullptr && wake_registered_ && !resolve_failed_;
+  // Creates the multi handle and the descriptors; once, before Start().
+  absl::Status Init() {
+    multi_ = curl_multi_init();
+    if (multi_ == nullptr) {
+      return absl::InternalError("CurlSender: curl_multi_init failed");
+    }
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return absl::ErrnoToStatus(errno, "CurlSender: eventfd");
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) {
+      return absl::ErrnoToStatus(errno, "CurlSender: epoll_create1");
+    }
+    epoll_event wake{};
+    wake.events = EPOLLIN;
+    wake.data.fd = wake_fd_;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
+      return absl::ErrnoToStatus(errno, "CurlSender: epoll_ctl");
+    }
+    for (const std::string& entry : options_.resolve_overrides) {
+      curl_slist* next = curl_slist_append(resolve_, entry.c_str());
+      if (next == nullptr) {
+        return absl::ResourceExhaustedError(
+            "CurlSender: out of memory copying resolve_overrides");
+      }
+      resolve_ = next;
+    }
+    return absl::OkStatus();
   }
 
   void Start() {
@@ -264,13 +272,12 @@ class CurlSender::Worker {
   const CurlSenderOptions& options_;
   const int index_;
   const size_t max_transfers_;
-  CURLM* multi_;
-  const int wake_fd_;   // An eventfd.
-  const int epoll_fd_;  // The wake-up eventfd and libcurl's sockets.
-  bool wake_registered_ = false;
+  // Set by Init(), before the thread starts.
+  CURLM* multi_ = nullptr;
+  int wake_fd_ = -1;   // An eventfd.
+  int epoll_fd_ = -1;  // The wake-up eventfd and libcurl's sockets.
   // options_.resolve_overrides for CURLOPT_RESOLVE; outlives the handles.
   curl_slist* resolve_ = nullptr;
-  bool resolve_failed_ = false;
   std::thread thread_;
   std::atomic<size_t> in_flight_{0};
 
@@ -662,12 +669,14 @@ void CurlSender::Worker::AbortEverything() {
   }
 }
 
-std::unique_ptr<CurlSender> CurlSender::Create(
+absl::StatusOr<std::unique_ptr<CurlSender>> CurlSender::Create(
     const CurlSenderOptions& options) {
-  if (!GlobalInit()) return nullptr;
+  if (!GlobalInit()) {
+    return absl::InternalError("CurlSender: curl_global_init failed");
+  }
   std::unique_ptr<CurlSender> sender(new CurlSender(options));
   for (const auto& worker : sender->workers_) {
-    if (!worker->ok()) return nullptr;
+    WEBHOOKD_RETURN_IF_ERROR(worker->Init());
   }
   for (const auto& worker : sender->workers_) worker->Start();
   return sender;

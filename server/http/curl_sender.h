@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/http/http_sender.h"
@@ -71,8 +72,10 @@ struct CurlSenderOptions {
 // Shutdown() or destroy the sender.
 class CurlSender final : public HttpSender {
  public:
-  // Returns nullptr if libcurl cannot be initialised.
-  static std::unique_ptr<CurlSender> Create(const CurlSenderOptions& options);
+  // Starts the workers. Fails if libcurl cannot be initialised (Internal)
+  // or the process has no file descriptor to spare (ResourceExhausted).
+  static absl::StatusOr<std::unique_ptr<CurlSender>> Create(
+      const CurlSenderOptions& options);
 
   CurlSender(const CurlSender&) = delete;
   CurlSender& operator=(const CurlSender&) = delete;

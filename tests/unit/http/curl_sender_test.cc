@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -173,13 +176,31 @@ class RawCapture {
   std::string raw_;
 };
 
+TEST(CurlSenderCreateTest, NoFileDescriptorLeftIsAnErrorStatus) {
+  // libcurl's one-time global set-up happens here, with descriptors to spare.
+  ASSERT_TRUE(CurlSender::Create(TestOptions()).ok());
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit none = saved;
+  none.rlim_cur = 0;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+
+  absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+      CurlSender::Create(TestOptions());
+
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(sender.status().code(), absl::StatusCode::kResourceExhausted)
+      << sender.status();
+}
+
 class CurlSenderTest : public ::testing::Test {
  protected:
   static std::unique_ptr<CurlSender> MakeSender(
       const CurlSenderOptions& options = TestOptions()) {
-    std::unique_ptr<CurlSender> sender = CurlSender::Create(options);
-    EXPECT_NE(sender, nullptr);
-    return sender;
+    absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+        CurlSender::Create(options);
+    EXPECT_TRUE(sender.ok()) << sender.status();
+    return sender.ok() ? *std::move(sender) : nullptr;
   }
 
   HttpReceiver receiver_;
