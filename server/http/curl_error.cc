@@ -53,6 +53,9 @@ std::string WhatFailed(const CurlFailure& failure) {
 }  // namespace
 
 std::string DescribeCurlFailure(const CurlFailure& failure) {
+  // libcurl's detail would be "operation aborted by pre-request callback":
+  // say instead what happened to the request.
+  if (failure.resend_refused) return std::string(kResendRefused);
   // The filter refused every address it was shown: nothing was sent, and
   // libcurl's "could not connect" would hide why.
   if (!failure.blocked.empty() && failure.code == CURLE_COULDNT_CONNECT) {

@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace webhookd {
@@ -32,7 +33,15 @@ struct CurlFailure {
   std::string blocked;
   // The request's timeout, named when the transfer timed out.
   absl::Duration timeout;
+  // The connection died before any response and the sender stopped libcurl
+  // from sending the request again (CurlSender: one attempt, one request).
+  bool resend_refused = false;
 };
+
+// The whole error when CurlFailure::resend_refused is set.
+inline constexpr absl::string_view kResendRefused =
+    "connection closed before a response; not re-sent (the next attempt "
+    "follows the retry schedule)";
 
 // The HttpResult::error for `failure`, never empty.
 std::string DescribeCurlFailure(const CurlFailure& failure);

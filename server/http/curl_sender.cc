@@ -223,8 +223,9 @@ class CurlSender::Worker {
     Callback done;
     std::string body;
     size_t discarded = 0;
-    bool cut_off = false;  // We ended the body early, on purpose.
-    std::string blocked;   // Why address_filter refused an address.
+    bool cut_off = false;   // We ended the body early, on purpose.
+    int requests_sent = 0;  // Calls of OnRequest.
+    std::string blocked;    // Why address_filter refused an address.
     absl::Time start;
     size_t slot = 0;  // Index in running_.
     char error[CURL_ERROR_SIZE];
@@ -266,6 +267,10 @@ class CurlSender::Worker {
   void RunTimerIfDue();
 
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  // libcurl's pre-request callback: lets the first request of the transfer
+  // go out and refuses any repeat.
+  static int OnRequest(void* user, char* remote_ip, char* local_ip,
+                       int remote_port, int local_port);
   static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose,
                                     struct curl_sockaddr* address);
 
@@ -481,6 +486,8 @@ bool CurlSender::Worker::SetUp(Transfer& t) {
   set(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
                        &Worker::OnOpenSocket));
   set(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t));
+  set(curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &Worker::OnRequest));
+  set(curl_easy_setopt(easy, CURLOPT_PREREQDATA, &t));
   set(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error));
   set(curl_easy_setopt(easy, CURLOPT_PRIVATE, &t));
   return ok;
@@ -553,6 +560,22 @@ size_t CurlSender::Worker::OnBody(char* data, size_t size, size_t count,
   return n;
 }
 
+int CurlSender::Worker::OnRequest(void* user, char*, char*, int, int) {
+  // One attempt is one request on the wire. libcurl sends a request again,
+  // on a fresh connection, when a reused keep-alive connection dies before
+  // any byte of a response (Curl_retry_request: "Connection died, retrying
+  // a fresh connect"). The receiver may well have read the first one (a
+  // receiver that resets connections saw 7 requests for 4 recorded
+  // attempts), so the repeat is refused here, just before it would be
+  // sent: the transfer fails, and the next attempt is the retry policy's,
+  // recorded like any other. libcurl's check before reusing a connection
+  // (one the peer has closed is not reused) still applies, so this costs an
+  // attempt only when the peer drops the connection as the request goes
+  // out or after reading it.
+  auto* t = static_cast<Transfer*>(user);
+  return ++t->requests_sent == 1 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
 curl_socket_t CurlSender::Worker::OnOpenSocket(void* user, curlsocktype purpose,
                                                struct curl_sockaddr* address) {
   auto* t = static_cast<Transfer*>(user);
@@ -616,6 +639,8 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
   failure.partial_status = result.status_code;
   failure.blocked = t.blocked;
   failure.timeout = t.request.timeout;
+  failure.resend_refused =
+      code == CURLE_ABORTED_BY_CALLBACK && t.requests_sent > 1;
   result.status_code = 0;
   result.error = DescribeCurlFailure(failure);
   return result;
@@ -642,6 +667,7 @@ void CurlSender::Worker::Finish(Transfer* transfer, HttpResult result) {
   transfer->body.clear();
   transfer->discarded = 0;
   transfer->cut_off = false;
+  transfer->requests_sent = 0;
   transfer->blocked.clear();
   free_.emplace_back(transfer);
 

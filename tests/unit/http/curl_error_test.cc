@@ -123,6 +123,16 @@ TEST(DescribeCurlFailureTest, SendAndReceiveErrorsAreConnectionBroken) {
   }
 }
 
+TEST(DescribeCurlFailureTest, RefusedResendSaysTheRequestWasNotSentAgain) {
+  CurlFailure failure = Failure(CURLE_ABORTED_BY_CALLBACK,
+                                "operation aborted by pre-request callback");
+  failure.resend_refused = true;
+
+  EXPECT_EQ(DescribeCurlFailure(failure),
+            "connection closed before a response; not re-sent (the next "
+            "attempt follows the retry schedule)");
+}
+
 TEST(DescribeCurlFailureTest, OtherCodesUseLibcurlsName) {
   EXPECT_EQ(DescribeCurlFailure(Failure(CURLE_OUT_OF_MEMORY)),
             absl::StrCat(curl_easy_strerror(CURLE_OUT_OF_MEMORY),

@@ -25,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/http_receiver.h"
+#include "tests/unit/http/drop_second_request_server.h"
 
 namespace webhookd {
 namespace {
@@ -33,6 +34,7 @@ using testing::UnusedPort;
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::webhookd::testing::DropSecondRequestServer;
 using ::webhookd::testing::HttpReceiver;
 using ::webhookd::testing::ReceivedRequest;
 
@@ -492,6 +494,44 @@ TEST_F(CurlSenderTest, SequentialRequestsReuseTheConnection) {
   EXPECT_EQ(receiver_.RequestCount(), 30u);
   EXPECT_EQ(ports.size(), 1u);
 }
+
+// libcurl sends a request again, on a fresh connection, when a reused
+// keep-alive connection dies before any response (Curl_retry_request): the
+// receiver then sees one request more than the results report.
+class CurlSenderDroppedConnectionTest
+    : public ::testing::TestWithParam<DropSecondRequestServer::Drop> {};
+
+TEST_P(CurlSenderDroppedConnectionTest, ReusedConnectionDroppedIsOneAttempt) {
+  DropSecondRequestServer server(GetParam());
+  CurlSenderOptions options = TestOptions();
+  options.workers = 1;  // One connection cache.
+  absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+      CurlSender::Create(options);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+
+  // The first request opens the connection, the second reuses it.
+  HttpResult answered = SendAndWait(**sender, Post(server.Url()));
+  HttpResult dropped = SendAndWait(**sender, Post(server.Url()));
+  (*sender)->Shutdown(absl::ZeroDuration());
+  server.Stop();
+
+  EXPECT_EQ(answered.status_code, 200);
+  EXPECT_EQ(dropped.status_code, 0);
+  EXPECT_EQ(dropped.error,
+            "connection closed before a response; not re-sent (the next "
+            "attempt follows the retry schedule)");
+  // Two results, so two requests on the wire.
+  EXPECT_EQ(server.requests(), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ResetOrClose, CurlSenderDroppedConnectionTest,
+    ::testing::Values(DropSecondRequestServer::Drop::kReset,
+                      DropSecondRequestServer::Drop::kClose),
+    [](const ::testing::TestParamInfo<DropSecondRequestServer::Drop>& info) {
+      return info.param == DropSecondRequestServer::Drop::kReset ? "Reset"
+                                                                 : "Close";
+    });
 
 TEST_F(CurlSenderTest, AddressFilterRefusalBlocksTheConnection) {
   CurlSenderOptions options = TestOptions();
