@@ -156,10 +156,8 @@ absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
       return policy.AllowsConnection(addr, len, why);
     };
   }
-  std::unique_ptr<CurlSender> sender = CurlSender::Create(sender_options);
-  if (sender == nullptr) {
-    return absl::InternalError("cannot initialise libcurl");
-  }
+  WEBHOOKD_ASSIGN_OR_RETURN(std::unique_ptr<CurlSender> sender,
+                            CurlSender::Create(sender_options));
   return sender;
 }
 

@@ -1,5 +1,6 @@
 // The retry policy: when a failed delivery is attempted again, including a
-// receiver's Retry-After, and how it is parsed.
+// receiver's Retry-After (parsed in server/http, tested in
+// tests/unit/http/retry_after_test.cc).
 
 #include "server/delivery/retry_policy.h"
 
@@ -7,13 +8,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/time_util.h"
-#include "server/http/curl_sender.h"
 
 namespace webhookd {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::Optional;
 
 const absl::Time kNow = absl::FromUnixSeconds(1'774'774'800);  // 2026-03-29.
 
@@ -31,34 +30,6 @@ Delivery Pending() {
   delivery.set_status(webhook::v1::DELIVERY_STATUS_PENDING);
   delivery.set_max_attempts(4);
   return delivery;
-}
-
-TEST(ParseRetryAfterTest, ReadsDelaySeconds) {
-  EXPECT_THAT(ParseRetryAfter("120", kNow), Optional(absl::Seconds(120)));
-  EXPECT_THAT(ParseRetryAfter(" 0 ", kNow), Optional(absl::ZeroDuration()));
-}
-
-TEST(ParseRetryAfterTest, ReadsHttpDateRelativeToNow) {
-  // kNow is Sun, 29 Mar 2026 09:00:00 GMT.
-  EXPECT_THAT(ParseRetryAfter("Sun, 29 Mar 2026 09:00:30 GMT", kNow),
-              Optional(absl::Seconds(30)));
-}
-
-TEST(ParseRetryAfterTest, HttpDateInThePastIsZero) {
-  EXPECT_THAT(ParseRetryAfter("Sat, 28 Mar 2026 09:00:00 GMT", kNow),
-              Optional(absl::ZeroDuration()));
-}
-
-TEST(ParseRetryAfterTest, HugeNumberIsForever) {
-  EXPECT_THAT(ParseRetryAfter("99999999999999999999999", kNow),
-              Optional(absl::InfiniteDuration()));
-}
-
-TEST(ParseRetryAfterTest, GarbageIsIgnored) {
-  EXPECT_EQ(ParseRetryAfter("", kNow), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("soon", kNow), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("-5", kNow), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("12abc", kNow), std::nullopt);
 }
 
 TEST(RetryDelayTest, RetryAfterOf429IsHonoured) {
