@@ -214,12 +214,16 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   if (dependencies.clock != nullptr) server->clock_ = dependencies.clock;
   server->store_ = std::move(dependencies.store);
   server->sender_ = std::move(dependencies.sender);
+  server->scheduler_ =
+      std::make_unique<Scheduler>(SchedulerOptionsOf(options.engine));
+  server->bus_ = std::make_unique<ChangeBus>();
   server->endpoints_ = std::make_unique<EndpointManager>(
-      *server->store_, *server->clock_, options.target_policy);
+      *server->store_, *server->clock_, options.target_policy,
+      *server->scheduler_, *server->bus_);
   WEBHOOKD_RETURN_IF_ERROR(server->endpoints_->Load());
   server->engine_ = std::make_unique<DeliveryEngine>(
-      *server->store_, *server->endpoints_, *server->sender_, *server->clock_,
-      options.engine);
+      *server->store_, *server->endpoints_, *server->scheduler_, *server->bus_,
+      *server->sender_, *server->clock_, options.engine);
   server->log_ =
       std::make_unique<DeliveryLog>(*server->store_, *server->endpoints_);
   server->blocking_ = std::make_unique<ThreadPool>(options.rpc_threads);
@@ -227,7 +231,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   stream_options.buffer = options.stream_buffer;
   server->hub_ = std::make_unique<DeliveryHub>(
       *server->log_, *server->blocking_, stream_options);
-  server->engine_->AddListener(server->hub_.get());
+  server->bus_->AddListener(server->hub_.get());
   server->service_ = std::make_unique<WebhookServiceImpl>(
       *server->endpoints_, *server->engine_, *server->log_, *server->blocking_,
       *server->hub_, *server->auth_);
@@ -285,8 +289,8 @@ void WebhookServer::Shutdown(absl::Duration grace) {
     engine_->Stop(grace);
   }
   if (sender_ != nullptr) sender_->Shutdown(absl::ZeroDuration());
-  if (engine_ != nullptr && hub_ != nullptr) {
-    engine_->RemoveListener(hub_.get());
+  if (bus_ != nullptr && hub_ != nullptr) {
+    bus_->RemoveListener(hub_.get());
   }
 }
 

@@ -132,6 +132,8 @@ class WebhookServer {
   SystemClock system_clock_;
   const Clock* clock_ = &system_clock_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ChangeBus> bus_;
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<HttpSender> sender_;
   std::unique_ptr<DeliveryEngine> engine_;

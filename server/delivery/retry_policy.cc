@@ -101,4 +101,14 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   return change;
 }
 
+DeliveryChange EndChange(Delivery delivery, const std::string& why) {
+  delivery.clear_payload();
+  delivery.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
+  delivery.set_last_error(why);
+  delivery.clear_next_attempt_time();
+  DeliveryChange change;
+  change.delivery = std::move(delivery);
+  return change;
+}
+
 }  // namespace webhookd

@@ -63,6 +63,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const RetryPolicy& policy,
                             size_t max_response_body_bytes = 4096);
 
+// `delivery` ended as FAILED without a further attempt, because of `why`
+// (e.g. its endpoint was deleted).
+DeliveryChange EndChange(Delivery delivery, const std::string& why);
+
 // Whether an HTTP status counts as a successful delivery.
 inline bool IsSuccessStatus(int code) { return code >= 200 && code < 300; }
 

@@ -53,12 +53,14 @@ class DeliveryEngineTest : public ::testing::Test {
     StopEngine();
     TargetPolicy policy;
     policy.allow_insecure_targets = true;
-    endpoints_ = std::make_unique<EndpointManager>(*store_, clock_, policy);
+    options.run_threads = false;
+    scheduler_ = std::make_unique<Scheduler>(SchedulerOptionsOf(options));
+    endpoints_ = std::make_unique<EndpointManager>(*store_, clock_, policy,
+                                                   *scheduler_, bus_);
     ASSERT_TRUE(endpoints_->Load().ok());
     sender_ = std::make_unique<FakeHttpSender>();
-    options.run_threads = false;
-    engine_ = std::make_unique<DeliveryEngine>(*store_, *endpoints_, *sender_,
-                                               clock_, options);
+    engine_ = std::make_unique<DeliveryEngine>(
+        *store_, *endpoints_, *scheduler_, bus_, *sender_, clock_, options);
     ASSERT_TRUE(engine_->Start().ok());
   }
 
@@ -68,6 +70,7 @@ class DeliveryEngineTest : public ::testing::Test {
     if (engine_ != nullptr) engine_->Stop(absl::ZeroDuration());
     engine_.reset();
     endpoints_.reset();
+    scheduler_.reset();
     sender_.reset();
   }
 
@@ -126,6 +129,8 @@ class DeliveryEngineTest : public ::testing::Test {
   TestDir dir_;
   FakeClock clock_;
   std::unique_ptr<LevelDbStore> store_;
+  ChangeBus bus_;
+  std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<FakeHttpSender> sender_;
   std::unique_ptr<DeliveryEngine> engine_;
@@ -269,18 +274,18 @@ TEST_F(DeliveryEngineTest, DisabledEndpointHoldsItsRetriesUntilEnabled) {
   ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
   Answer(Response(500));
 
-  ASSERT_TRUE(engine_
-                  ->SetEndpointEnabled(Caller::Unrestricted(), endpoint,
-                                       /*enabled=*/false)
+  ASSERT_TRUE(endpoints_
+                  ->SetEnabled(Caller::Unrestricted(), endpoint,
+                               /*enabled=*/false)
                   .ok());
   clock_.Advance(absl::Minutes(5));
   EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
   EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_RETRYING);
   EXPECT_EQ(engine_->QueuedCount(), 1u);
 
-  ASSERT_TRUE(engine_
-                  ->SetEndpointEnabled(Caller::Unrestricted(), endpoint,
-                                       /*enabled=*/true)
+  ASSERT_TRUE(endpoints_
+                  ->SetEnabled(Caller::Unrestricted(), endpoint,
+                               /*enabled=*/true)
                   .ok());
   ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
   EXPECT_EQ(sender_->Header(1, "X-Webhook-Attempt"), "2");
@@ -289,9 +294,9 @@ TEST_F(DeliveryEngineTest, DisabledEndpointHoldsItsRetriesUntilEnabled) {
 TEST_F(DeliveryEngineTest, DisabledEndpointGetsNoDeliveryOfNewEvents) {
   StartEngine();
   const std::string endpoint = AddEndpoint();
-  ASSERT_TRUE(engine_
-                  ->SetEndpointEnabled(Caller::Unrestricted(), endpoint,
-                                       /*enabled=*/false)
+  ASSERT_TRUE(endpoints_
+                  ->SetEnabled(Caller::Unrestricted(), endpoint,
+                               /*enabled=*/false)
                   .ok());
   absl::StatusOr<SubmitEventResponse> response = Submit();
   ASSERT_TRUE(response.ok()) << response.status();
@@ -306,7 +311,7 @@ TEST_F(DeliveryEngineTest, DeleteDuringAnAttemptRecordsItAndRetriesNoMore) {
   ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
   const std::string queued = SubmitOne();  // Not dispatched yet.
 
-  ASSERT_TRUE(engine_->DeleteEndpoint(Caller::Unrestricted(), endpoint).ok());
+  ASSERT_TRUE(endpoints_->Delete(Caller::Unrestricted(), endpoint).ok());
   const Delivery ended = Get(queued);
   EXPECT_EQ(ended.status(), webhook::v1::DELIVERY_STATUS_FAILED);
   EXPECT_EQ(ended.attempts(), 0);
