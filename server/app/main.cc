@@ -24,7 +24,7 @@
 #include "server/common/logging.h"
 #include "server/delivery/retry_policy.h"
 #include "server/security/address_policy.h"
-#include "storage/leveldb/leveldb_store.h"
+#include "storage/leveldb/repair.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port (port 0 picks a free one).");

@@ -23,6 +23,7 @@
 #include "leveldb/db.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
+#include "storage/leveldb/repair.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_dir.h"
 
