@@ -1,6 +1,11 @@
 // The persistence interface of webhookd, in domain terms. Nothing here names
 // a storage engine, so another backend (a shared SQL database for several
 // nodes, say) can be added without touching the server.
+//
+// A store records what the domain (server/delivery) decides about a
+// delivery: whether it awaits an attempt, and when, comes with each write
+// (NewEvent, DeliveryChange), and the store keeps its queue in step with
+// that alone, never with the delivery's status.
 
 #ifndef WEBHOOKD_STORAGE_STORE_H_
 #define WEBHOOKD_STORAGE_STORE_H_
@@ -61,17 +66,22 @@ struct QueuedDelivery {
   bool test = false;    // A test delivery: sent even to a disabled endpoint.
 };
 
-// An event and its new deliveries, as InsertEvents writes them.
+// An event and its new deliveries, as InsertEvents writes them. Every new
+// delivery awaits its first attempt: it is queued, due at its
+// next_attempt_time (at its create_time if that is unset).
 struct NewEvent {
   const EventRecord* event;
   absl::Span<const Delivery> deliveries;
 };
 
-// A new state of a delivery. The store keeps the queue in step with it: a
-// PENDING or RETRYING delivery is queued for its next_attempt_time, any other
-// status removes it from the queue.
+// A new state of a delivery, and whether it awaits another attempt.
 struct DeliveryChange {
   Delivery delivery;  // The whole new state; its payload is not stored.
+  // Set while the delivery awaits an attempt: when it is due. The store
+  // queues the delivery exactly while this is set; unset removes it from
+  // the queue.
+  std::optional<absl::Time> next_due;
+  // The queued attempt was asked for by RetryDelivery (QueuedDelivery::manual).
   bool next_attempt_manual = false;
   // Set when the change records a finished attempt; it then counts in the
   // endpoint's stats unless the delivery is a test.
@@ -80,7 +90,7 @@ struct DeliveryChange {
 
 // What one PruneBefore call removed.
 struct PruneResult {
-  size_t deliveries = 0;  // Finished deliveries, with their list entries.
+  size_t deliveries = 0;  // Unqueued deliveries, with their list entries.
   size_t events = 0;      // Events none of whose deliveries remain.
   size_t idempotency_records = 0;
   // The call stopped at max_records deliveries: more may be due.
@@ -169,8 +179,8 @@ class Store {
 
   // Retention.
 
-  // Removes up to max_records finished (SUCCESS or FAILED) deliveries
-  // created before `cutoff`, oldest first, with their list index entries and
+  // Removes up to max_records deliveries that are not queued, created
+  // before `cutoff`, oldest first, with their list index entries and
   // the events none of whose deliveries remain; also part of the old events
   // that never had a delivery and of the idempotency records created before
   // `idempotency_cutoff` (each call sweeps on from where the last stopped).

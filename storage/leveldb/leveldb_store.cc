@@ -63,6 +63,13 @@ bool CountsInStats(const DeliveryChange& change) {
   return change.finished_attempt.has_value() && !change.delivery.test();
 }
 
+// When a new delivery is due (see NewEvent).
+absl::Time FirstDue(const Delivery& delivery) {
+  return FromProtoTime(delivery.has_next_attempt_time()
+                           ? delivery.next_attempt_time()
+                           : delivery.create_time());
+}
+
 int ClampPageSize(int page_size) {
   if (page_size <= 0) return kDefaultPageSize;
   return page_size > kMaxPageSize ? kMaxPageSize : page_size;
@@ -389,8 +396,8 @@ absl::Status LevelDbStore::DeleteEndpoint(
     std::string_view id, absl::Span<const DeliveryChange> changes) {
   leveldb::WriteBatch batch;
   for (const DeliveryChange& change : changes) {
-    WEBHOOKD_RETURN_IF_ERROR(
-        AddDeliveryState(change.delivery, change.next_attempt_manual, &batch));
+    WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(
+        change.delivery, change.next_due, change.next_attempt_manual, &batch));
   }
   const std::string key = keys::EndpointKey(id);
   STORE_USE_DB();
@@ -414,8 +421,8 @@ absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
     }
     batch.Put(keys::EventKey(event.id()), event.SerializeAsString());
     for (const Delivery& delivery : insert.deliveries) {
-      WEBHOOKD_RETURN_IF_ERROR(
-          AddDeliveryState(delivery, /*manual=*/false, &batch));
+      WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(delivery, FirstDue(delivery),
+                                                /*manual=*/false, &batch));
       const int64_t created =
           absl::ToUnixMicros(FromProtoTime(delivery.create_time()));
       batch.Put(keys::DeliveryIndexKey(std::string(keys::kDeliveryListPrefix),
@@ -580,8 +587,8 @@ absl::Status LevelDbStore::UpdateDeliveries(
   leveldb::WriteBatch batch;
   bool touches_stats = false;
   for (const DeliveryChange& change : changes) {
-    WEBHOOKD_RETURN_IF_ERROR(
-        AddDeliveryState(change.delivery, change.next_attempt_manual, &batch));
+    WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(
+        change.delivery, change.next_due, change.next_attempt_manual, &batch));
     touches_stats = touches_stats || CountsInStats(change);
   }
   STORE_USE_DB();

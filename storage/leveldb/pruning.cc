@@ -105,7 +105,9 @@ absl::StatusOr<PruneResult> AddPruneDeletes(
       // A queued delivery is still to be attempted, however old. (Not
       // atomic with a concurrent RetryDelivery of a delivery this old: the
       // retry could be lost, never an acknowledged first delivery.)
-      if (IsQueued(delivery.status())) continue;
+      absl::StatusOr<bool> queued = Exists(db, read, keys::QueueKey(id));
+      if (!queued.ok()) return queued.status();
+      if (*queued) continue;
       if (result.deliveries == max_records) {
         result.more = true;
         break;

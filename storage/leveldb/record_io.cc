@@ -1,11 +1,11 @@
 #include "storage/leveldb/record_io.h"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/common/time_util.h"
 #include "storage/leveldb/keys.h"
 
 namespace webhookd::leveldb_internal {
@@ -57,12 +57,8 @@ absl::StatusOr<bool> Exists(leveldb::DB& db,
   return true;
 }
 
-bool IsQueued(DeliveryStatus status) {
-  return status == webhook::v1::DELIVERY_STATUS_PENDING ||
-         status == webhook::v1::DELIVERY_STATUS_RETRYING;
-}
-
-absl::Status AddDeliveryState(const Delivery& delivery, bool manual,
+absl::Status AddDeliveryState(const Delivery& delivery,
+                              std::optional<absl::Time> due, bool manual,
                               leveldb::WriteBatch* batch) {
   if (delivery.id().empty()) {
     return absl::InvalidArgumentError("delivery without an id");
@@ -78,7 +74,7 @@ absl::Status AddDeliveryState(const Delivery& delivery, bool manual,
   batch->Put(leveldb_keys::DeliveryKey(delivery.id()), value);
 
   const std::string queue_key = leveldb_keys::QueueKey(delivery.id());
-  if (!IsQueued(delivery.status())) {
+  if (!due.has_value()) {
     batch->Delete(queue_key);
     return absl::OkStatus();
   }
@@ -88,14 +84,7 @@ absl::Status AddDeliveryState(const Delivery& delivery, bool manual,
   }
   QueueEntryRecord entry;
   entry.set_endpoint_id(delivery.endpoint_id());
-  // A queued delivery without a due time is due at once.
-  if (delivery.has_next_attempt_time()) {
-    entry.set_due_unix_micros(
-        absl::ToUnixMicros(FromProtoTime(delivery.next_attempt_time())));
-  } else if (delivery.has_create_time()) {
-    entry.set_due_unix_micros(
-        absl::ToUnixMicros(FromProtoTime(delivery.create_time())));
-  }
+  entry.set_due_unix_micros(absl::ToUnixMicros(*due));
   entry.set_manual(manual);
   entry.set_test(delivery.test());
   batch->Put(queue_key, entry.SerializeAsString());

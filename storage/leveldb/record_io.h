@@ -9,12 +9,14 @@
 #include <climits>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "leveldb/db.h"
 #include "leveldb/iterator.h"
 #include "leveldb/options.h"
@@ -127,12 +129,12 @@ absl::Status ScanAll(leveldb::DB& db, const leveldb::ReadOptions& options,
   return FromLevelDb(it->status(), "scan");
 }
 
-// Whether a delivery in this status is kept in the queue (has a q/ entry).
-bool IsQueued(DeliveryStatus status);
-
 // Adds to batch the writes of a delivery's new state: the delivery (without
-// payload) and its q/ entry in step with its status.
-absl::Status AddDeliveryState(const Delivery& delivery, bool manual,
+// payload), and its q/ entry when `due` is set (the delivery is queued) or
+// the removal of that entry when it is not. `manual` marks the queued
+// attempt as asked for by RetryDelivery.
+absl::Status AddDeliveryState(const Delivery& delivery,
+                              std::optional<absl::Time> due, bool manual,
                               leveldb::WriteBatch* batch);
 
 }  // namespace webhookd::leveldb_internal

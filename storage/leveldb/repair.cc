@@ -29,7 +29,6 @@ using leveldb_internal::AddDeliveryState;
 using leveldb_internal::Cat;
 using leveldb_internal::Exists;
 using leveldb_internal::FromLevelDb;
-using leveldb_internal::IsQueued;
 using leveldb_internal::OpenError;
 using leveldb_internal::ParseValue;
 using leveldb_internal::ReadView;
@@ -142,7 +141,8 @@ absl::Status DropDamagedRecords(leveldb::DB& db, RepairReport* report) {
 }
 
 // Makes the records consistent after LevelDB's repair dropped some of them.
-absl::Status FixDanglingRecords(leveldb::DB& db, RepairReport* report) {
+absl::Status FixDanglingRecords(leveldb::DB& db, const RepairRules& rules,
+                                RepairReport* report) {
   leveldb::ReadOptions read;
   read.verify_checksums = true;
   ReadView view(db, read);
@@ -196,31 +196,32 @@ absl::Status FixDanglingRecords(leveldb::DB& db, RepairReport* report) {
       },
       &report->dangling_endpoint_entries));
 
-  // Queued deliveries: without their event there is nothing to send; without
-  // their queue entry they would never be attempted.
+  // Deliveries awaiting an attempt (as the domain's rules tell from their
+  // state): without their event there is nothing to send; without their
+  // queue entry they would never be attempted.
   WEBHOOKD_RETURN_IF_ERROR(ScanAll(
       db, view.options(), keys::kDeliveryPrefix,
       [&](std::string_view key, std::string_view value) -> absl::Status {
         Delivery delivery;
         WEBHOOKD_RETURN_IF_ERROR(ParseValue(key, value, &delivery));
-        if (!IsQueued(delivery.status())) return absl::OkStatus();
+        const std::optional<absl::Time> due = rules.next_due(delivery);
+        if (!due.has_value()) return absl::OkStatus();
         absl::StatusOr<bool> has_event =
             Exists(db, view.options(), keys::EventKey(delivery.event_id()));
         if (!has_event.ok()) return has_event.status();
         if (!*has_event) {
-          delivery.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
-          delivery.set_last_error(
-              "its event (the payload) was lost in a database repair");
-          delivery.clear_next_attempt_time();
           ++report->deliveries_without_event;
-          return AddDeliveryState(delivery, false, &batch);
+          const Delivery ended = rules.end(
+              std::move(delivery),
+              "its event (the payload) was lost in a database repair");
+          return AddDeliveryState(ended, std::nullopt, false, &batch);
         }
         absl::StatusOr<bool> has_entry =
             Exists(db, view.options(), keys::QueueKey(delivery.id()));
         if (!has_entry.ok()) return has_entry.status();
         if (!*has_entry) {
           ++report->requeued_deliveries;
-          return AddDeliveryState(delivery, false, &batch);
+          return AddDeliveryState(delivery, due, false, &batch);
         }
         return absl::OkStatus();
       }));
@@ -276,7 +277,7 @@ std::string RepairReport::ToString() const {
   lost(dangling_endpoint_entries,
        "thread index entries of lost endpoints (removed)");
   lost(deliveries_without_event,
-       "queued deliveries whose event was lost (ended as FAILED)");
+       "queued deliveries whose event was lost (ended, not attempted again)");
   if (!lost_any) {
     out += readable_before
                ? "  nothing that webhookd can tell\n"
@@ -291,7 +292,11 @@ std::string RepairReport::ToString() const {
 }
 
 absl::StatusOr<RepairReport> RepairLevelDbStore(
-    const std::string& dir, const LevelDbStoreOptions& options) {
+    const std::string& dir, const RepairRules& rules,
+    const LevelDbStoreOptions& options) {
+  if (!rules.next_due || !rules.end) {
+    return absl::InvalidArgumentError("repair: the delivery rules are unset");
+  }
   std::error_code error;
   if (!std::filesystem::is_directory(dir, error)) {
     return absl::NotFoundError(
@@ -334,7 +339,7 @@ absl::StatusOr<RepairReport> RepairLevelDbStore(
       OpenForRepair(dir, db_options);
   if (!db.ok()) return db.status();
   WEBHOOKD_RETURN_IF_ERROR(DropDamagedRecords(**db, &report));
-  WEBHOOKD_RETURN_IF_ERROR(FixDanglingRecords(**db, &report));
+  WEBHOOKD_RETURN_IF_ERROR(FixDanglingRecords(**db, rules, &report));
   absl::StatusOr<RecordCounts> counts = CountRecords(**db);
   if (!counts.ok()) return counts.status();
   report.endpoints_after = counts->endpoints;

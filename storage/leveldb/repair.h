@@ -4,11 +4,15 @@
 #define WEBHOOKD_STORAGE_LEVELDB_REPAIR_H_
 
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "storage/leveldb/leveldb_store.h"
+#include "storage/store.h"
 
 namespace webhookd {
 
@@ -36,25 +40,39 @@ struct RepairReport {
   // Records left pointing at lost ones, fixed after LevelDB's repair:
   // list index entries and queue entries of lost deliveries (removed),
   // endpoint index entries of lost endpoints (removed), and queued
-  // deliveries whose event (payload) was lost (ended as FAILED).
+  // deliveries whose event (payload) was lost (ended by RepairRules::end).
   size_t dangling_index_entries = 0;
   size_t dangling_queue_entries = 0;
   size_t dangling_endpoint_entries = 0;
   size_t deliveries_without_event = 0;
-  // Queued deliveries (PENDING or RETRYING) whose queue entry was lost,
-  // queued again.
+  // Deliveries awaiting an attempt (RepairRules::next_due) whose queue
+  // entry was lost, queued again.
   size_t requeued_deliveries = 0;
 
   // A human-readable account of all of the above, one item a line.
   std::string ToString() const;
 };
 
+// The domain's rules the repair applies to deliveries. The store keeps
+// whether a delivery is queued only in its queue entry, so when LevelDB's
+// repair lost that entry only the domain can tell from the delivery's state.
+struct RepairRules {
+  // When a delivery in this state is due for an attempt, or nullopt if it
+  // awaits none.
+  std::function<std::optional<absl::Time>(const Delivery&)> next_due;
+  // The state of a delivery ended for good, without another attempt,
+  // because of `why`.
+  std::function<Delivery(Delivery delivery, const std::string& why)> end;
+};
+
 // Runs LevelDB's repair (leveldb::RepairDB) on the database in dir, then
-// makes the webhookd records consistent again (see RepairReport). The
-// directory must not be in use (FailedPrecondition otherwise). Unavailable
-// or DataLoss if the repaired database still cannot be opened.
+// makes the webhookd records consistent again (see RepairReport), applying
+// `rules` to deliveries. The directory must not be in use
+// (FailedPrecondition otherwise). Unavailable or DataLoss if the repaired
+// database still cannot be opened; InvalidArgument if a rule is unset.
 absl::StatusOr<RepairReport> RepairLevelDbStore(
-    const std::string& dir, const LevelDbStoreOptions& options = {});
+    const std::string& dir, const RepairRules& rules,
+    const LevelDbStoreOptions& options = {});
 
 }  // namespace webhookd
 

@@ -124,5 +124,100 @@ TEST(ApplyAttemptTest, ServerErrorUsesTheSchedule) {
   EXPECT_EQ(change.delivery.last_error(), "HTTP 500");
 }
 
+TEST(ApplyAttemptTest, SuccessLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(204, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, RetryStaysQueuedUntilItsNextAttemptTime) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+  EXPECT_THAT(
+      change.next_due,
+      ::testing::Optional(kNow + absl::Milliseconds(20) + absl::Seconds(5)));
+}
+
+TEST(ApplyAttemptTest, LastFailedAttemptLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  Delivery delivery = Pending();
+  delivery.set_max_attempts(1);
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(delivery, outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, FailureAfterEndpointDeletionLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+  outcome.endpoint_deleted = true;
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(NextAttemptDueTest, PendingAndRetryingAreDueAtTheirNextAttemptTime) {
+  for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_PENDING,
+                                webhook::v1::DELIVERY_STATUS_RETRYING}) {
+    Delivery delivery = Pending();
+    delivery.set_status(status);
+    *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+    EXPECT_THAT(NextAttemptDue(delivery), ::testing::Optional(kNow)) << status;
+  }
+}
+
+TEST(NextAttemptDueTest, WithoutNextAttemptTimeIsDueAtCreation) {
+  Delivery delivery = Pending();
+  *delivery.mutable_create_time() = ToProtoTime(kNow - absl::Seconds(3));
+  EXPECT_THAT(NextAttemptDue(delivery),
+              ::testing::Optional(kNow - absl::Seconds(3)));
+}
+
+TEST(NextAttemptDueTest, FinishedDeliveriesAwaitNoAttempt) {
+  for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_SUCCESS,
+                                webhook::v1::DELIVERY_STATUS_FAILED,
+                                webhook::v1::DELIVERY_STATUS_UNSPECIFIED}) {
+    Delivery delivery = Pending();
+    delivery.set_status(status);
+    *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+    EXPECT_EQ(NextAttemptDue(delivery), std::nullopt) << status;
+  }
+}
+
+TEST(EndedDeliveryTest, FailsForGoodWithTheReason) {
+  Delivery delivery = Pending();
+  delivery.set_payload("{}");
+  *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+
+  Delivery ended = EndedDelivery(delivery, "endpoint was deleted");
+
+  EXPECT_EQ(ended.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(ended.last_error(), "endpoint was deleted");
+  EXPECT_FALSE(ended.has_next_attempt_time());
+  EXPECT_EQ(ended.payload(), "");
+  EXPECT_EQ(NextAttemptDue(ended), std::nullopt);
+}
+
 }  // namespace
 }  // namespace webhookd

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -23,6 +24,7 @@
 #include "leveldb/db.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
+#include "server/common/time_util.h"
 #include "storage/leveldb/repair.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_dir.h"
@@ -149,9 +151,17 @@ DeliveryFilter ForUser(int64_t user_id) {
   return filter;
 }
 
-// A new state without a finished attempt.
+// A new state without a finished attempt, out of the queue.
 DeliveryChange Change(Delivery delivery) {
   DeliveryChange change;
+  change.delivery = std::move(delivery);
+  return change;
+}
+
+// A new state without a finished attempt, queued for its next_attempt_time.
+DeliveryChange Queued(Delivery delivery) {
+  DeliveryChange change;
+  change.next_due = FromProtoTime(delivery.next_attempt_time());
   change.delivery = std::move(delivery);
   return change;
 }
@@ -167,14 +177,15 @@ DeliveryChange Finished(Delivery delivery, int response_code,
   delivery.set_response_code(response_code);
   delivery.set_response_time_ms(response_time_ms);
   *delivery.add_attempt_history() = attempt;
-  if (response_code >= 200 && response_code < 300) {
+  const bool success = response_code >= 200 && response_code < 300;
+  if (success) {
     delivery.set_status(DELIVERY_STATUS_SUCCESS);
     delivery.clear_next_attempt_time();
   } else {
     delivery.set_status(DELIVERY_STATUS_RETRYING);
   }
-  DeliveryChange change;
-  change.delivery = std::move(delivery);
+  DeliveryChange change =
+      success ? Change(std::move(delivery)) : Queued(std::move(delivery));
   change.finished_attempt = attempt;
   return change;
 }
@@ -511,6 +522,7 @@ TEST_F(LevelDbStoreTest, RetryingDeliveryIsQueuedForItsNextAttemptTime) {
   DeliveryChange change = Finished(deliveries[0], 500, 40);
   const int64_t due = kBaseMicros + 5'000'000;
   *change.delivery.mutable_next_attempt_time() = ProtoTime(due);
+  change.next_due = absl::FromUnixMicros(due);
   change.next_attempt_manual = true;
   ASSERT_OK(store_->UpdateDeliveries({change}, Durability::kSynced));
 
@@ -521,6 +533,43 @@ TEST_F(LevelDbStoreTest, RetryingDeliveryIsQueuedForItsNextAttemptTime) {
   EXPECT_EQ((*queue)[0].endpoint_id, "ep_1");
   EXPECT_EQ((*queue)[0].due, absl::FromUnixMicros(due));
   EXPECT_TRUE((*queue)[0].manual);
+}
+
+TEST_F(LevelDbStoreTest, QueueFollowsTheChangeNotTheStatus) {
+  std::vector<Delivery> deliveries =
+      Submit("evt_1", "thread-a", {"ep_1", "ep_2"}, kBaseMicros);
+  // The store decides nothing from a status: a RETRYING delivery the change
+  // does not queue leaves the queue, a SUCCESS one it queues is queued.
+  Delivery retrying = deliveries[0];
+  retrying.set_status(DELIVERY_STATUS_RETRYING);
+  Delivery succeeded = deliveries[1];
+  succeeded.set_status(DELIVERY_STATUS_SUCCESS);
+  DeliveryChange queued = Change(succeeded);
+  const int64_t due = kBaseMicros + 7'000'000;
+  queued.next_due = absl::FromUnixMicros(due);
+
+  ASSERT_OK(store_->UpdateDeliveries({Change(retrying), queued},
+                                     Durability::kSynced));
+
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].delivery_id, succeeded.id());
+  EXPECT_EQ((*queue)[0].due, absl::FromUnixMicros(due));
+}
+
+TEST_F(LevelDbStoreTest, InsertEventQueuesEveryNewDeliveryWhateverItsStatus) {
+  Delivery delivery =
+      MakeDelivery("dlv_1", "evt_1", "ep_1", "thread-a", kBaseMicros);
+  delivery.set_status(DELIVERY_STATUS_FAILED);
+  *delivery.mutable_next_attempt_time() = ProtoTime(kBaseMicros + 3);
+  ASSERT_OK(store_->InsertEvent(MakeEvent("evt_1", "thread-a", {delivery}),
+                                {delivery}));
+
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].due, absl::FromUnixMicros(kBaseMicros + 3));
 }
 
 TEST_F(LevelDbStoreTest, UpdateDeliveriesDoesNotStorePayload) {
@@ -590,7 +639,7 @@ TEST_F(LevelDbStoreTest, StatsAccumulateFinishedAttemptsExceptTests) {
       Durability::kSynced));
   // A change without a finished attempt (a manual retry queued) counts
   // nothing.
-  ASSERT_OK(store_->UpdateDeliveries({Change(test)}, Durability::kBuffered));
+  ASSERT_OK(store_->UpdateDeliveries({Queued(test)}, Durability::kBuffered));
 
   absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
   ASSERT_OK(stats);
@@ -1064,7 +1113,7 @@ TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
   std::vector<Delivery> queued = Submit("ev_1", "thread-a", {"ep_1"}, old);
   Delivery retrying = queued[0];
   retrying.set_status(DELIVERY_STATUS_RETRYING);
-  ASSERT_OK(store_->UpdateDeliveries({Change(retrying)}, Durability::kSynced));
+  ASSERT_OK(store_->UpdateDeliveries({Queued(retrying)}, Durability::kSynced));
 
   absl::StatusOr<PruneResult> result =
       store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
@@ -1076,6 +1125,29 @@ TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_THAT(*queue, SizeIs(1));
+}
+
+TEST_F(LevelDbStoreTest, PruneKeepsExactlyTheQueuedDeliveries) {
+  const int64_t old = kBaseMicros - 48 * kHourMicros;
+  std::vector<Delivery> deliveries =
+      Submit("ev_1", "thread-a", {"ep_1", "ep_2"}, old);
+  // Whatever their status says: the queue is what the domain last stored.
+  Delivery queued = deliveries[0];
+  queued.set_status(DELIVERY_STATUS_SUCCESS);
+  DeliveryChange still_queued = Change(queued);
+  still_queued.next_due = absl::FromUnixMicros(kBaseMicros);
+  ASSERT_OK(store_->UpdateDeliveries({still_queued, Change(deliveries[1])},
+                                     Durability::kSynced));
+
+  absl::StatusOr<PruneResult> result =
+      store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
+                          absl::FromUnixMicros(kBaseMicros), 100);
+
+  ASSERT_OK(result);
+  EXPECT_EQ(result->deliveries, 1u);
+  ASSERT_OK(store_->GetDelivery(deliveries[0].id()));
+  EXPECT_EQ(store_->GetDelivery(deliveries[1].id()).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(LevelDbStoreTest, PruneKeepsEventUntilItsLastDeliveryGoes) {
@@ -1233,6 +1305,26 @@ TEST_F(LevelDbStoreFaultTest, FailedBufferedWriteIsRetriableAfterRecovery) {
 // --- Repair
 // ---------------------------------------------------------------------
 
+// Rules like the domain's (server/delivery/retry_policy.h), which the
+// storage tests do not link.
+RepairRules DomainRules() {
+  RepairRules rules;
+  rules.next_due = [](const Delivery& delivery) -> std::optional<absl::Time> {
+    if (delivery.status() != DELIVERY_STATUS_PENDING &&
+        delivery.status() != DELIVERY_STATUS_RETRYING) {
+      return std::nullopt;
+    }
+    return FromProtoTime(delivery.next_attempt_time());
+  };
+  rules.end = [](Delivery delivery, const std::string& why) {
+    delivery.set_status(DELIVERY_STATUS_FAILED);
+    delivery.set_last_error(why);
+    delivery.clear_next_attempt_time();
+    return delivery;
+  };
+  return rules;
+}
+
 TEST_F(LevelDbStoreTest, RepairSalvagesCorruptedLogAndReportsLosses) {
   ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_1", "thread-a")));
   for (int i = 0; i < 20; ++i) {
@@ -1251,7 +1343,8 @@ TEST_F(LevelDbStoreTest, RepairSalvagesCorruptedLogAndReportsLosses) {
   ASSERT_EQ(LevelDbStore::Open(path_).status().code(),
             absl::StatusCode::kDataLoss);
 
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
 
   ASSERT_OK(report);
   EXPECT_FALSE(report->readable_before);
@@ -1289,7 +1382,8 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
     ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "d/" + lost[0].id()).ok());
   }
 
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
 
   ASSERT_OK(report);
   EXPECT_EQ(report->deliveries_without_event, 1u);
@@ -1304,6 +1398,8 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
   ASSERT_THAT(page->deliveries, SizeIs(1));
   EXPECT_EQ(page->deliveries[0].id(), no_event[0].id());
   EXPECT_EQ(page->deliveries[0].status(), DELIVERY_STATUS_FAILED);
+  EXPECT_THAT(page->deliveries[0].last_error(),
+              HasSubstr("lost in a database repair"));
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_THAT(*queue, IsEmpty());
@@ -1314,7 +1410,8 @@ TEST_F(LevelDbStoreTest, RepairOfHealthyDatabaseLosesNothing) {
   Submit("ev_1", "thread-a", {"ep_1"}, kBaseMicros);
   store_.reset();
 
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
 
   ASSERT_OK(report);
   EXPECT_TRUE(report->readable_before);
@@ -1326,8 +1423,50 @@ TEST_F(LevelDbStoreTest, RepairOfHealthyDatabaseLosesNothing) {
   EXPECT_THAT(report->ToString(), HasSubstr("nothing that webhookd can tell"));
 }
 
+TEST_F(LevelDbStoreTest, RepairRequeuesWhatTheRulesSayAwaitsAnAttempt) {
+  std::vector<Delivery> deliveries =
+      Submit("ev_1", "thread-a", {"ep_1", "ep_2"}, kBaseMicros);
+  store_.reset();
+  {
+    // As if LevelDB's repair had dropped both queue entries.
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    for (const Delivery& delivery : deliveries) {
+      ASSERT_TRUE(
+          db->Delete(leveldb::WriteOptions(), "q/" + delivery.id()).ok());
+    }
+  }
+  // Both are PENDING; the rules say only the first awaits an attempt.
+  const std::string first = deliveries[0].id();
+  const absl::Time due = absl::FromUnixMicros(kBaseMicros + 42);
+  RepairRules rules = DomainRules();
+  rules.next_due = [&](const Delivery& delivery) -> std::optional<absl::Time> {
+    if (delivery.id() == first) return due;
+    return std::nullopt;
+  };
+
+  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_, rules);
+
+  ASSERT_OK(report);
+  EXPECT_EQ(report->requeued_deliveries, 1u);
+  Reopen();
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].delivery_id, first);
+  EXPECT_EQ((*queue)[0].due, due);
+}
+
+TEST_F(LevelDbStoreTest, RepairWithoutRulesIsInvalidArgument) {
+  store_.reset();
+  EXPECT_EQ(RepairLevelDbStore(path_, RepairRules()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(LevelDbStoreTest, RepairRefusesADatabaseInUse) {
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kFailedPrecondition)
       << report.status();
 }
