@@ -2,10 +2,13 @@
 // a storage engine, so another backend (a shared SQL database for several
 // nodes, say) can be added without touching the server.
 //
-// A store records what the domain (server/delivery) decides about a
-// delivery: whether it awaits an attempt, and when, comes with each write
-// (NewEvent, DeliveryChange), and the store keeps its queue in step with
-// that alone, never with the delivery's status.
+// A store records what the domain (server/delivery) decides and decides
+// nothing itself: it never reads a delivery's status or an attempt's
+// response. Whether a delivery awaits an attempt, and when, comes with each
+// write (NewEvent, DeliveryChange), and the store keeps its queue in step
+// with that alone. Whether an attempt counts in its endpoint's stats, and
+// as a success or not, comes with its DeliveryChange, and the store keeps
+// raw totals of them (AttemptCounts); rates and means are the domain's.
 
 #ifndef WEBHOOKD_STORAGE_STORE_H_
 #define WEBHOOKD_STORAGE_STORE_H_
@@ -31,7 +34,6 @@ using webhook::v1::Delivery;
 using webhook::v1::DeliveryAttempt;
 using webhook::v1::DeliveryStatus;
 using webhook::v1::Endpoint;
-using webhook::v1::EndpointStats;
 using webhook::v1::SubmitEventResponse;
 using webhookd::storage::EventRecord;
 
@@ -74,7 +76,21 @@ struct NewEvent {
   absl::Span<const Delivery> deliveries;
 };
 
-// A new state of a delivery, and whether it awaits another attempt.
+// One finished attempt, as it counts in its endpoint's stats.
+struct CountedAttempt {
+  bool success = false;
+  int64_t response_time_ms = 0;
+};
+
+// The running totals of an endpoint's counted attempts.
+struct AttemptCounts {
+  int64_t attempts = 0;
+  int64_t successes = 0;  // The others failed.
+  int64_t response_time_ms_sum = 0;
+};
+
+// A new state of a delivery, whether it awaits another attempt and whether
+// an attempt counts in its endpoint's stats.
 struct DeliveryChange {
   Delivery delivery;  // The whole new state; its payload is not stored.
   // Set while the delivery awaits an attempt: when it is due. The store
@@ -83,9 +99,9 @@ struct DeliveryChange {
   std::optional<absl::Time> next_due;
   // The queued attempt was asked for by RetryDelivery (QueuedDelivery::manual).
   bool next_attempt_manual = false;
-  // Set when the change records a finished attempt; it then counts in the
-  // endpoint's stats unless the delivery is a test.
-  std::optional<DeliveryAttempt> finished_attempt;
+  // Set when the change records a finished attempt that counts in the
+  // stats of the delivery's endpoint.
+  std::optional<CountedAttempt> counted_attempt;
 };
 
 // What one PruneBefore call removed.
@@ -172,9 +188,9 @@ class Store {
     return queue;
   }
 
-  // Returns the stats of an endpoint, zero if it never had an attempt
-  // (including unknown ids: callers check existence).
-  virtual absl::StatusOr<EndpointStats> GetEndpointStats(
+  // Returns the totals of an endpoint's counted attempts, zero if it never
+  // had one (including unknown ids: callers check existence).
+  virtual absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) = 0;
 
   // Retention.

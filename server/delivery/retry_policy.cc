@@ -93,7 +93,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   attempt.set_response_body(result.body.substr(
       0, std::min(result.body.size(), max_response_body_bytes)));
   attempt.set_manual(outcome.manual);
-  change.finished_attempt = attempt;
+  if (!delivery.test()) {
+    change.counted_attempt = CountedAttempt{
+        .success = success, .response_time_ms = attempt.response_time_ms()};
+  }
 
   next.set_attempts(attempt_number);
   next.set_response_code(result.status_code);

@@ -70,7 +70,9 @@ Delivery EndedDelivery(Delivery delivery, const std::string& why);
 // returns the change to store: the attempt appended to the history, the
 // latest response figures, and the status: SUCCESS on a 2xx; RETRYING with
 // next_attempt_time (see RetryDelay) when attempts remain; FAILED otherwise.
-// The change's next_due follows the new status (NextAttemptDue).
+// The change's next_due follows the new status (NextAttemptDue); the attempt
+// counts in the endpoint's stats, as a success exactly when it made the
+// delivery SUCCESS, unless the delivery is a test.
 DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const AttemptOutcome& outcome,
                             const RetryPolicy& policy,

@@ -59,10 +59,6 @@ namespace keys = ::webhookd::leveldb_keys;
   absl::ReaderMutexLock db_lock_(&db_mu_); \
   if (db_ == nullptr) return ClosedError()
 
-bool CountsInStats(const DeliveryChange& change) {
-  return change.finished_attempt.has_value() && !change.delivery.test();
-}
-
 // When a new delivery is due (see NewEvent).
 absl::Time FirstDue(const Delivery& delivery) {
   return FromProtoTime(delivery.has_next_attempt_time()
@@ -266,7 +262,7 @@ absl::Status LevelDbStore::AddStats(absl::Span<const DeliveryChange> changes,
   // batch holds.
   std::map<std::string, StatsRecord, std::less<>> totals;
   for (const DeliveryChange& change : changes) {
-    if (!CountsInStats(change)) continue;
+    if (!change.counted_attempt.has_value()) continue;
     const std::string& endpoint_id = change.delivery.endpoint_id();
     auto [it, inserted] = totals.try_emplace(endpoint_id);
     StatsRecord& record = it->second;
@@ -280,15 +276,17 @@ absl::Status LevelDbStore::AddStats(absl::Span<const DeliveryChange> changes,
         return status;
       }
     }
-    const DeliveryAttempt& attempt = *change.finished_attempt;
+    const CountedAttempt& attempt = *change.counted_attempt;
     record.set_total(record.total() + 1);
-    if (attempt.response_code() >= 200 && attempt.response_code() < 300) {
+    // failed is total - successful; kept for the readers of earlier
+    // releases.
+    if (attempt.success) {
       record.set_successful(record.successful() + 1);
     } else {
       record.set_failed(record.failed() + 1);
     }
     record.set_response_time_ms_sum(record.response_time_ms_sum() +
-                                    attempt.response_time_ms());
+                                    attempt.response_time_ms);
   }
   for (const auto& [endpoint_id, record] : totals) {
     batch->Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
@@ -589,7 +587,7 @@ absl::Status LevelDbStore::UpdateDeliveries(
   for (const DeliveryChange& change : changes) {
     WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(
         change.delivery, change.next_due, change.next_attempt_manual, &batch));
-    touches_stats = touches_stats || CountsInStats(change);
+    touches_stats = touches_stats || change.counted_attempt.has_value();
   }
   STORE_USE_DB();
   if (!touches_stats) return Write(&batch, sync);
@@ -617,26 +615,18 @@ absl::Status LevelDbStore::ScanQueue(
       });
 }
 
-absl::StatusOr<EndpointStats> LevelDbStore::GetEndpointStats(
+absl::StatusOr<AttemptCounts> LevelDbStore::GetAttemptCounts(
     std::string_view endpoint_id) {
   STORE_USE_DB();
   StatsRecord record;
   absl::Status status = GetMessage(*db_, DefaultReadOptions(),
                                    keys::StatsKey(endpoint_id), "", &record);
   if (!status.ok() && !absl::IsNotFound(status)) return status;
-  EndpointStats stats;
-  stats.set_endpoint_id(std::string(endpoint_id));
-  stats.set_total_deliveries(record.total());
-  stats.set_successful_deliveries(record.successful());
-  stats.set_failed_deliveries(record.failed());
-  if (record.total() > 0) {
-    const double total = static_cast<double>(record.total());
-    stats.set_success_rate(100.0 * static_cast<double>(record.successful()) /
-                           total);
-    stats.set_avg_response_time_ms(
-        static_cast<double>(record.response_time_ms_sum()) / total);
-  }
-  return stats;
+  AttemptCounts counts;
+  counts.attempts = record.total();
+  counts.successes = record.successful();
+  counts.response_time_ms_sum = record.response_time_ms_sum();
+  return counts;
 }
 
 absl::StatusOr<PruneResult> LevelDbStore::PruneBefore(

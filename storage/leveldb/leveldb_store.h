@@ -99,7 +99,7 @@ class LevelDbStore final : public Store {
                                 Durability durability) override;
   absl::Status ScanQueue(
       const std::function<void(const QueuedDelivery&)>& visit) override;
-  absl::StatusOr<EndpointStats> GetEndpointStats(
+  absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) override;
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
@@ -129,7 +129,7 @@ class LevelDbStore final : public Store {
   // Reads the value of key into *value. NotFound if absent.
   absl::Status Get(std::string_view key, std::string* value)
       ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
-  // Adds the st/ writes for the finished attempts among changes to batch,
+  // Adds the st/ writes for the counted attempts among changes to batch,
   // reading the current totals. The batch must be written before mu_ is
   // released, or concurrent callers would lose each other's counts.
   absl::Status AddStats(absl::Span<const DeliveryChange> changes,
@@ -167,7 +167,7 @@ class LevelDbStore final : public Store {
   // Serialises the read-modify-write mutations: those touching st/ records
   // and PutEndpoint/DeleteEndpoint (which read the old ept/ key). It is held
   // from the read until the batch is written. Writes that read nothing
-  // (InsertEvent, UpdateDeliveries without finished attempts) do not take
+  // (InsertEvents, UpdateDeliveries without counted attempts) do not take
   // it, so LevelDB can group-commit them. It guards LevelDB keys rather
   // than members, hence no ABSL_GUARDED_BY here.
   absl::Mutex mu_;

@@ -177,6 +177,63 @@ TEST(ApplyAttemptTest, FailureAfterEndpointDeletionLeavesTheQueue) {
   EXPECT_EQ(change.next_due, std::nullopt);
 }
 
+TEST(ApplyAttemptTest, TwoHundredsCountAsSuccess) {
+  RetryPolicy policy({absl::Seconds(5)});
+  for (int code : {200, 204, 299}) {
+    AttemptOutcome outcome;
+    outcome.start_time = kNow;
+    outcome.result = Response(code, std::nullopt);
+
+    DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+    ASSERT_TRUE(change.counted_attempt.has_value()) << code;
+    EXPECT_TRUE(change.counted_attempt->success) << code;
+    EXPECT_EQ(change.counted_attempt->response_time_ms, 20);
+  }
+}
+
+TEST(ApplyAttemptTest, OtherResponsesCountAsFailures) {
+  RetryPolicy policy({absl::Seconds(5)});
+  for (int code : {199, 301, 404, 429, 500}) {
+    AttemptOutcome outcome;
+    outcome.start_time = kNow;
+    outcome.result = Response(code, std::nullopt);
+
+    DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+    ASSERT_TRUE(change.counted_attempt.has_value()) << code;
+    EXPECT_FALSE(change.counted_attempt->success) << code;
+  }
+}
+
+TEST(ApplyAttemptTest, NoResponseCountsAsFailure) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result.error = "connection refused";
+  outcome.result.elapsed = absl::Milliseconds(3);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  ASSERT_TRUE(change.counted_attempt.has_value());
+  EXPECT_FALSE(change.counted_attempt->success);
+  EXPECT_EQ(change.counted_attempt->response_time_ms, 3);
+}
+
+TEST(ApplyAttemptTest, TestDeliveriesDoNotCount) {
+  RetryPolicy policy({absl::Seconds(5)});
+  Delivery delivery = Pending();
+  delivery.set_test(true);
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(200, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(delivery, outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_FALSE(change.counted_attempt.has_value());
+}
+
 TEST(NextAttemptDueTest, PendingAndRetryingAreDueAtTheirNextAttemptTime) {
   for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_PENDING,
                                 webhook::v1::DELIVERY_STATUS_RETRYING}) {

@@ -166,7 +166,8 @@ DeliveryChange Queued(Delivery delivery) {
   return change;
 }
 
-// A finished attempt, as the delivery engine reports it.
+// A finished attempt, as the delivery engine reports it: counted as a
+// success on a 2xx.
 DeliveryChange Finished(Delivery delivery, int response_code,
                         int64_t response_time_ms) {
   DeliveryAttempt attempt;
@@ -186,7 +187,8 @@ DeliveryChange Finished(Delivery delivery, int response_code,
   }
   DeliveryChange change =
       success ? Change(std::move(delivery)) : Queued(std::move(delivery));
-  change.finished_attempt = attempt;
+  change.counted_attempt =
+      CountedAttempt{.success = success, .response_time_ms = response_time_ms};
   return change;
 }
 
@@ -453,9 +455,9 @@ TEST_F(LevelDbStoreTest, DeleteEndpointKeepsItsStats) {
                                      Durability::kSynced));
   ASSERT_OK(store_->DeleteEndpoint("ep_1", {}));
 
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->total_deliveries(), 1);
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1);
 }
 
 // --- Events and deliveries
@@ -625,7 +627,7 @@ TEST_F(LevelDbStoreTest, IdempotencyRecordIsFoundAfterReopen) {
 // --- Stats
 // ----------------------------------------------------------------------
 
-TEST_F(LevelDbStoreTest, StatsAccumulateFinishedAttemptsExceptTests) {
+TEST_F(LevelDbStoreTest, CountsAccumulateCountedAttemptsOnly) {
   std::vector<Delivery> deliveries =
       Submit("evt_1", "thread-a", {"ep_1"}, kBaseMicros);
   Delivery test = MakeDelivery("dlv_test", "evt_test", "ep_1", "", kBaseMicros);
@@ -634,33 +636,94 @@ TEST_F(LevelDbStoreTest, StatsAccumulateFinishedAttemptsExceptTests) {
 
   DeliveryChange failed = Finished(deliveries[0], 500, 100);
   ASSERT_OK(store_->UpdateDeliveries({failed}, Durability::kBuffered));
+  // The domain counts no attempt of a test delivery.
+  DeliveryChange uncounted = Finished(test, 500, 1000);
+  uncounted.counted_attempt.reset();
   ASSERT_OK(store_->UpdateDeliveries(
-      {Finished(failed.delivery, 200, 50), Finished(test, 500, 1000)},
-      Durability::kSynced));
-  // A change without a finished attempt (a manual retry queued) counts
-  // nothing.
+      {Finished(failed.delivery, 200, 50), uncounted}, Durability::kSynced));
+  // Nor a change without a finished attempt (a manual retry queued).
   ASSERT_OK(store_->UpdateDeliveries({Queued(test)}, Durability::kBuffered));
 
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->endpoint_id(), "ep_1");
-  EXPECT_EQ(stats->total_deliveries(), 2);
-  EXPECT_EQ(stats->successful_deliveries(), 1);
-  EXPECT_EQ(stats->failed_deliveries(), 1);
-  EXPECT_DOUBLE_EQ(stats->success_rate(), 50.0);
-  EXPECT_DOUBLE_EQ(stats->avg_response_time_ms(), 75.0);
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 2);
+  EXPECT_EQ(counts->successes, 1);
+  EXPECT_EQ(counts->response_time_ms_sum, 150);
 }
 
-TEST_F(LevelDbStoreTest, StatsOfEndpointWithoutAttemptsAreZero) {
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_none");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->endpoint_id(), "ep_none");
-  EXPECT_EQ(stats->total_deliveries(), 0);
-  EXPECT_EQ(stats->success_rate(), 0.0);
-  EXPECT_EQ(stats->avg_response_time_ms(), 0.0);
+TEST_F(LevelDbStoreTest, CountsFollowTheChangeNotTheResponseCode) {
+  std::vector<Delivery> deliveries =
+      Submit("evt_1", "thread-a", {"ep_1"}, kBaseMicros);
+  // The store judges no response: what the domain counts is what it keeps.
+  DeliveryChange server_error = Finished(deliveries[0], 500, 7);
+  server_error.counted_attempt->success = true;
+  DeliveryChange not_found = Finished(deliveries[0], 404, 9);
+  not_found.counted_attempt->success = true;
+  DeliveryChange no_content = Finished(deliveries[0], 204, 11);
+  no_content.counted_attempt->success = false;
+
+  ASSERT_OK(store_->UpdateDeliveries({server_error, not_found, no_content},
+                                     Durability::kSynced));
+
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 3);
+  EXPECT_EQ(counts->successes, 2);
+  EXPECT_EQ(counts->response_time_ms_sum, 27);
 }
 
-TEST_F(LevelDbStoreTest, ConcurrentUpdatesGiveExactStats) {
+TEST_F(LevelDbStoreTest, CountsOfEndpointWithoutAttemptsAreZero) {
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_none");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 0);
+  EXPECT_EQ(counts->successes, 0);
+  EXPECT_EQ(counts->response_time_ms_sum, 0);
+}
+
+TEST_F(LevelDbStoreTest, StatsRecordsOfEarlierReleasesReadAndStayReadable) {
+  store_.reset();
+  const auto open_raw = [this] {
+    leveldb::DB* raw = nullptr;
+    EXPECT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    return std::unique_ptr<leveldb::DB>(raw);
+  };
+  {
+    // As the release that computed rates in the store wrote it.
+    storage::StatsRecord old;
+    old.set_total(4);
+    old.set_successful(3);
+    old.set_failed(1);
+    old.set_response_time_ms_sum(100);
+    ASSERT_TRUE(
+        open_raw()
+            ->Put(leveldb::WriteOptions(), "st/ep_1", old.SerializeAsString())
+            .ok());
+  }
+  Reopen();
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 4);
+  EXPECT_EQ(counts->successes, 3);
+  EXPECT_EQ(counts->response_time_ms_sum, 100);
+
+  std::vector<Delivery> deliveries =
+      Submit("evt_1", "thread-a", {"ep_1"}, kBaseMicros);
+  ASSERT_OK(store_->UpdateDeliveries({Finished(deliveries[0], 500, 20)},
+                                     Durability::kSynced));
+  store_.reset();
+
+  // An earlier release reading it back finds every field it read.
+  std::string value;
+  ASSERT_TRUE(open_raw()->Get(leveldb::ReadOptions(), "st/ep_1", &value).ok());
+  storage::StatsRecord now;
+  ASSERT_TRUE(now.ParseFromString(value));
+  EXPECT_EQ(now.total(), 5);
+  EXPECT_EQ(now.successful(), 3);
+  EXPECT_EQ(now.failed(), 2);
+  EXPECT_EQ(now.response_time_ms_sum(), 120);
+}
+
+TEST_F(LevelDbStoreTest, ConcurrentUpdatesGiveExactCounts) {
   constexpr int kThreads = 4;
   constexpr int kUpdatesPerThread = 250;
   std::vector<Delivery> deliveries =
@@ -684,17 +747,17 @@ TEST_F(LevelDbStoreTest, ConcurrentUpdatesGiveExactStats) {
   for (std::thread& thread : threads) thread.join();
 
   EXPECT_EQ(errors.load(), 0);
-  absl::StatusOr<EndpointStats> one = store_->GetEndpointStats("ep_1");
+  absl::StatusOr<AttemptCounts> one = store_->GetAttemptCounts("ep_1");
   ASSERT_OK(one);
-  EXPECT_EQ(one->total_deliveries(), kThreads * kUpdatesPerThread);
-  EXPECT_EQ(one->successful_deliveries(), kThreads * kUpdatesPerThread / 2);
-  EXPECT_EQ(one->failed_deliveries(), kThreads * kUpdatesPerThread / 2);
-  EXPECT_DOUBLE_EQ(one->avg_response_time_ms(), 10.0);
-  absl::StatusOr<EndpointStats> two = store_->GetEndpointStats("ep_2");
+  EXPECT_EQ(one->attempts, kThreads * kUpdatesPerThread);
+  EXPECT_EQ(one->successes, kThreads * kUpdatesPerThread / 2);
+  EXPECT_EQ(one->response_time_ms_sum, 10 * kThreads * kUpdatesPerThread);
+  absl::StatusOr<AttemptCounts> two = store_->GetAttemptCounts("ep_2");
   ASSERT_OK(two);
-  EXPECT_EQ(two->total_deliveries(), kThreads * kUpdatesPerThread);
-  EXPECT_DOUBLE_EQ(two->success_rate(), 100.0);
-  EXPECT_DOUBLE_EQ(two->avg_response_time_ms(), 1.5);  // Mean of 0..3.
+  EXPECT_EQ(two->attempts, kThreads * kUpdatesPerThread);
+  EXPECT_EQ(two->successes, kThreads * kUpdatesPerThread);
+  // t = 0..3, kUpdatesPerThread times each.
+  EXPECT_EQ(two->response_time_ms_sum, (0 + 1 + 2 + 3) * kUpdatesPerThread);
 }
 
 // --- Listing deliveries
@@ -852,9 +915,10 @@ TEST_F(LevelDbStoreTest, CloseAndReopenKeepsEverything) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_EQ(queue->size(), 1u);
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->failed_deliveries(), 1);
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1);
+  EXPECT_EQ(counts->successes, 0);
   absl::StatusOr<DeliveryPage> log =
       store_->ListDeliveries(ForThread("thread-a"), 10, "");
   ASSERT_OK(log);
@@ -1078,8 +1142,9 @@ TEST_F(LevelDbStoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
   ASSERT_OK(store_->UpdateDeliveries(
       {Finished(pruned[0], 200, 5), Finished(kept[0], 200, 5)},
       Durability::kSynced));
-  absl::StatusOr<EndpointStats> stats_before = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats_before);
+  absl::StatusOr<AttemptCounts> counts_before =
+      store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts_before);
 
   absl::StatusOr<PruneResult> result =
       store_->PruneBefore(absl::FromUnixMicros(kBaseMicros - kHourMicros),
@@ -1102,10 +1167,10 @@ TEST_F(LevelDbStoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
     EXPECT_THAT(Ids(page->deliveries), ElementsAre(kept[0].id()));
   }
   // Stats are cumulative: they still count the pruned attempt.
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->total_deliveries(), 2);
-  EXPECT_EQ(stats->total_deliveries(), stats_before->total_deliveries());
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 2);
+  EXPECT_EQ(counts->attempts, counts_before->attempts);
 }
 
 TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
@@ -1297,9 +1362,9 @@ TEST_F(LevelDbStoreFaultTest, FailedBufferedWriteIsRetriableAfterRecovery) {
   absl::StatusOr<Delivery> delivery = store_->GetDelivery(deliveries[0].id());
   ASSERT_OK(delivery);
   EXPECT_EQ(delivery->status(), DELIVERY_STATUS_SUCCESS);
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->total_deliveries(), 1) << "the failed write counted none";
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1) << "the failed write counted none";
 }
 
 // --- Repair
