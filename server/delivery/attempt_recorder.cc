@@ -113,7 +113,7 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
     for (size_t i = 0; i < changes.size(); ++i) {
       const Delivery& delivery = changes[i].delivery;
       if (!written.ok() && !delivery.test()) continue;  // Queued again.
-      if (delivery.status() == webhook::v1::DELIVERY_STATUS_RETRYING) {
+      if (changes[i].next_due.has_value()) {
         again.push_back(QueueEntryOf(delivery, false));
       } else {
         ended.push_back(delivery.id());

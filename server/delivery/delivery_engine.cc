@@ -252,6 +252,7 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
   *next.mutable_next_attempt_time() = ToProtoTime(clock_.Now());
   DeliveryChange change;
   change.delivery = next;
+  change.next_due = NextAttemptDue(next);
   change.next_attempt_manual = true;
   if (absl::Status written =
           store_.UpdateDeliveries({change}, Durability::kSynced);

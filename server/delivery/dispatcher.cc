@@ -73,7 +73,8 @@ void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
 }
 
 void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
-  DeliveryChange change = EndChange(std::move(delivery), why);
+  DeliveryChange change;
+  change.delivery = EndedDelivery(std::move(delivery), why);
   if (absl::Status written =
           store_.UpdateDeliveries({change}, Durability::kSynced);
       !written.ok()) {

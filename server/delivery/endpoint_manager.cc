@@ -167,7 +167,9 @@ absl::Status EndpointManager::Delete(const Caller& caller,
     absl::StatusOr<Delivery> delivery = store_.GetDelivery(delivery_id);
     if (!delivery.ok()) continue;
     queued.push_back(*delivery);
-    changes.push_back(EndChange(*std::move(delivery), "endpoint was deleted"));
+    DeliveryChange& change = changes.emplace_back();
+    change.delivery =
+        EndedDelivery(*std::move(delivery), "endpoint was deleted");
   }
   if (absl::Status deleted = store_.DeleteEndpoint(id, changes);
       !deleted.ok()) {

@@ -95,5 +95,157 @@ TEST(ApplyAttemptTest, ServerErrorUsesTheSchedule) {
   EXPECT_EQ(change.delivery.last_error(), "HTTP 500");
 }
 
+TEST(ApplyAttemptTest, SuccessLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(204, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, RetryStaysQueuedUntilItsNextAttemptTime) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+  EXPECT_THAT(
+      change.next_due,
+      ::testing::Optional(kNow + absl::Milliseconds(20) + absl::Seconds(5)));
+}
+
+TEST(ApplyAttemptTest, LastFailedAttemptLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  Delivery delivery = Pending();
+  delivery.set_max_attempts(1);
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(delivery, outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, FailureAfterEndpointDeletionLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+  outcome.endpoint_deleted = true;
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, TwoHundredsCountAsSuccess) {
+  RetryPolicy policy({absl::Seconds(5)});
+  for (int code : {200, 204, 299}) {
+    AttemptOutcome outcome;
+    outcome.start_time = kNow;
+    outcome.result = Response(code, std::nullopt);
+
+    DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+    ASSERT_TRUE(change.counted_attempt.has_value()) << code;
+    EXPECT_TRUE(change.counted_attempt->success) << code;
+    EXPECT_EQ(change.counted_attempt->response_time_ms, 20);
+  }
+}
+
+TEST(ApplyAttemptTest, OtherResponsesCountAsFailures) {
+  RetryPolicy policy({absl::Seconds(5)});
+  for (int code : {199, 301, 404, 429, 500}) {
+    AttemptOutcome outcome;
+    outcome.start_time = kNow;
+    outcome.result = Response(code, std::nullopt);
+
+    DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+    ASSERT_TRUE(change.counted_attempt.has_value()) << code;
+    EXPECT_FALSE(change.counted_attempt->success) << code;
+  }
+}
+
+TEST(ApplyAttemptTest, NoResponseCountsAsFailure) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result.error = "connection refused";
+  outcome.result.elapsed = absl::Milliseconds(3);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  ASSERT_TRUE(change.counted_attempt.has_value());
+  EXPECT_FALSE(change.counted_attempt->success);
+  EXPECT_EQ(change.counted_attempt->response_time_ms, 3);
+}
+
+TEST(ApplyAttemptTest, TestDeliveriesDoNotCount) {
+  RetryPolicy policy({absl::Seconds(5)});
+  Delivery delivery = Pending();
+  delivery.set_test(true);
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(200, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(delivery, outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_FALSE(change.counted_attempt.has_value());
+}
+
+TEST(NextAttemptDueTest, PendingAndRetryingAreDueAtTheirNextAttemptTime) {
+  for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_PENDING,
+                                webhook::v1::DELIVERY_STATUS_RETRYING}) {
+    Delivery delivery = Pending();
+    delivery.set_status(status);
+    *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+    EXPECT_THAT(NextAttemptDue(delivery), ::testing::Optional(kNow)) << status;
+  }
+}
+
+TEST(NextAttemptDueTest, WithoutNextAttemptTimeIsDueAtCreation) {
+  Delivery delivery = Pending();
+  *delivery.mutable_create_time() = ToProtoTime(kNow - absl::Seconds(3));
+  EXPECT_THAT(NextAttemptDue(delivery),
+              ::testing::Optional(kNow - absl::Seconds(3)));
+}
+
+TEST(NextAttemptDueTest, FinishedDeliveriesAwaitNoAttempt) {
+  for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_SUCCESS,
+                                webhook::v1::DELIVERY_STATUS_FAILED,
+                                webhook::v1::DELIVERY_STATUS_UNSPECIFIED}) {
+    Delivery delivery = Pending();
+    delivery.set_status(status);
+    *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+    EXPECT_EQ(NextAttemptDue(delivery), std::nullopt) << status;
+  }
+}
+
+TEST(EndedDeliveryTest, FailsForGoodWithTheReason) {
+  Delivery delivery = Pending();
+  delivery.set_payload("{}");
+  *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+
+  Delivery ended = EndedDelivery(delivery, "endpoint was deleted");
+
+  EXPECT_EQ(ended.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(ended.last_error(), "endpoint was deleted");
+  EXPECT_FALSE(ended.has_next_attempt_time());
+  EXPECT_EQ(ended.payload(), "");
+  EXPECT_EQ(NextAttemptDue(ended), std::nullopt);
+}
+
 }  // namespace
 }  // namespace webhookd
