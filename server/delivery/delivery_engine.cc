@@ -18,6 +18,9 @@ namespace {
 // Upper bound on one wait of the engine's threads, so that a jump of the
 // wall clock is noticed even when nothing signals.
 constexpr absl::Duration kMaxWait = absl::Seconds(1);
+// New deliveries kept in memory for their first attempt: about 16 MiB at
+// most with the documented payload; older ones are read from the store.
+constexpr size_t kFreshDeliveries = 16384;
 
 std::thread NamedThread(const char* name, std::function<void()> loop) {
   return std::thread([name, loop = std::move(loop)] {
@@ -47,12 +50,13 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
       sender_(sender),
       clock_(clock),
       options_(std::move(options)),
-      pipeline_(store, endpoints, scheduler, bus, clock,
+      fresh_(kFreshDeliveries),
+      pipeline_(store, endpoints, scheduler, fresh_, bus, clock,
                 SubmitPipelineOptions{options_.retry_policy.max_attempts(),
                                       options_.max_payload_bytes}),
       recorder_(store, endpoints, scheduler, bus, options_.retry_policy),
       dispatcher_(
-          store, endpoints, scheduler, sender, recorder_, bus,
+          store, endpoints, scheduler, fresh_, sender, recorder_, bus,
           DispatcherOptions{options_.attempt_timeout, options_.user_agent}) {}
 
 DeliveryEngine::~DeliveryEngine() { Stop(absl::ZeroDuration()); }

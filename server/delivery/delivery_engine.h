@@ -22,6 +22,7 @@
 #include "server/delivery/change_bus.h"
 #include "server/delivery/dispatcher.h"
 #include "server/delivery/endpoint_manager.h"
+#include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/retry_policy.h"
 #include "server/delivery/scheduler.h"
 #include "server/delivery/submit_pipeline.h"
@@ -136,6 +137,7 @@ class DeliveryEngine {
   HttpSender& sender_;
   const Clock& clock_;
   const DeliveryEngineOptions options_;
+  FreshDeliveries fresh_;
   SubmitPipeline pipeline_;
   AttemptRecorder recorder_;
   Dispatcher dispatcher_;

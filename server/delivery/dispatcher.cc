@@ -21,12 +21,13 @@ bool IsFinal(DeliveryStatus status) {
 }  // namespace
 
 Dispatcher::Dispatcher(Store& store, const EndpointManager& endpoints,
-                       Scheduler& scheduler, HttpSender& sender,
-                       AttemptRecorder& recorder, ChangeBus& bus,
-                       DispatcherOptions options)
+                       Scheduler& scheduler, FreshDeliveries& fresh,
+                       HttpSender& sender, AttemptRecorder& recorder,
+                       ChangeBus& bus, DispatcherOptions options)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
+      fresh_(fresh),
       sender_(sender),
       recorder_(recorder),
       bus_(bus),
@@ -43,6 +44,12 @@ size_t Dispatcher::DispatchDue(absl::Time now) {
 }
 
 void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
+  // A first attempt of a delivery just submitted: its state is in memory.
+  if (std::optional<FreshDelivery> fresh = fresh_.Take(entry.delivery_id);
+      fresh.has_value()) {
+    Start(std::move(fresh->delivery), *fresh->payload, entry, now);
+    return;
+  }
   absl::StatusOr<Delivery> delivery = store_.GetDelivery(entry.delivery_id);
   if (!delivery.ok() || IsFinal(delivery->status())) {
     if (!delivery.ok() && !absl::IsNotFound(delivery.status())) {
@@ -57,14 +64,24 @@ void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
     }
     return;
   }
+  // The payload goes into the request; a test delivery keeps a copy for
+  // its caller.
+  std::string payload = delivery->test()
+                            ? delivery->payload()
+                            : std::move(*delivery->mutable_payload());
+  Start(*std::move(delivery), std::move(payload), entry, now);
+}
+
+void Dispatcher::Start(Delivery delivery, std::string payload,
+                       const QueuedDelivery& entry, absl::Time now) {
   EndpointManager::EndpointPtr endpoint =
-      endpoints_.Find(delivery->endpoint_id());
+      endpoints_.Find(delivery.endpoint_id());
   if (endpoint == nullptr) {
-    EndWithoutAttempt(*std::move(delivery), "endpoint was deleted");
+    EndWithoutAttempt(std::move(delivery), "endpoint was deleted");
     return;
   }
-  HttpRequest request = BuildRequest(*delivery, *endpoint);
-  Attempt attempt{*std::move(delivery), now, entry.manual};
+  HttpRequest request = BuildRequest(delivery, std::move(payload), *endpoint);
+  Attempt attempt{std::move(delivery), now, entry.manual};
   if (!attempt.delivery.test()) attempt.delivery.clear_payload();
   sender_.Send(std::move(request),
                [this, attempt = std::move(attempt)](HttpResult result) mutable {
@@ -85,12 +102,12 @@ void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
   bus_.Publish(change.delivery);
 }
 
-HttpRequest Dispatcher::BuildRequest(const Delivery& delivery,
+HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,
                                      const Endpoint& endpoint) const {
   HttpRequest request;
   request.url = endpoint.url();
   request.timeout = options_.attempt_timeout;
-  request.body = delivery.payload();
+  request.body = std::move(body);
   request.headers = {
       {"Content-Type", "application/json"},
       {"User-Agent", options_.user_agent},

@@ -34,12 +34,13 @@ Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
 }
 
 SubmitPipeline::SubmitPipeline(Store& store, EndpointManager& endpoints,
-                               Scheduler& scheduler, ChangeBus& bus,
-                               const Clock& clock,
+                               Scheduler& scheduler, FreshDeliveries& fresh,
+                               ChangeBus& bus, const Clock& clock,
                                SubmitPipelineOptions options)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
+      fresh_(fresh),
       bus_(bus),
       clock_(clock),
       options_(options) {}
@@ -154,6 +155,8 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
   absl::flat_hash_map<std::string, size_t> first_with_key;
   std::vector<NewEvent> inserts;
   inserts.reserve(batch.size());
+  std::vector<size_t> written_index;  // Of the batch entries in `inserts`.
+  written_index.reserve(batch.size());
   size_t reserved = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const EventRecord& event = batch[i].event;
@@ -175,17 +178,25 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
       }
     }
     inserts.push_back(NewEvent{&event, batch[i].deliveries});
+    written_index.push_back(i);
   }
   const absl::Status written =
       inserts.empty() ? absl::OkStatus() : store_.InsertEvents(inserts);
   if (written.ok()) {
     // Published before queueing, so that listeners never see the outcome
     // of an attempt (from the recorder) before the creation.
+    // The written deliveries go to the dispatcher in memory, each event's
+    // payload shared by its fan-out; the event records are not needed any
+    // more, so the payload is moved, not copied.
     std::vector<QueuedDelivery> entries;
-    for (const NewEvent& insert : inserts) {
-      for (const Delivery& delivery : insert.deliveries) {
+    for (size_t i : written_index) {
+      PendingSubmit& submit = batch[i];
+      auto payload = std::make_shared<const std::string>(
+          std::move(*submit.event.mutable_payload()));
+      for (Delivery& delivery : submit.deliveries) {
         bus_.Publish(delivery);
         entries.push_back(QueueEntryOf(delivery, false));
+        fresh_.Put(FreshDelivery{std::move(delivery), payload});
       }
     }
     scheduler_.Schedule(entries, reserved);

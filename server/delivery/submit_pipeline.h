@@ -17,6 +17,7 @@
 #include "server/common/clock.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/endpoint_manager.h"
+#include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/scheduler.h"
 #include "storage/store.h"
 
@@ -39,7 +40,7 @@ class SubmitPipeline {
 
   // Every argument must outlive the pipeline.
   SubmitPipeline(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
-                 ChangeBus& bus, const Clock& clock,
+                 FreshDeliveries& fresh, ChangeBus& bus, const Clock& clock,
                  SubmitPipelineOptions options);
   SubmitPipeline(const SubmitPipeline&) = delete;
   SubmitPipeline& operator=(const SubmitPipeline&) = delete;
@@ -56,7 +57,8 @@ class SubmitPipeline {
               SubmitCallback done);
 
   // Writes the submits waiting since the last call in one synced write,
-  // queues their deliveries, tells the bus, and answers each. A repeated
+  // hands their deliveries to the dispatcher (FreshDeliveries, Scheduler),
+  // tells the bus, and answers each. A repeated
   // idempotency key is answered with the first response, also within one
   // batch. Returns how many submits were answered.
   size_t CommitPending();
@@ -83,6 +85,7 @@ class SubmitPipeline {
   Store& store_;
   EndpointManager& endpoints_;
   Scheduler& scheduler_;
+  FreshDeliveries& fresh_;
   ChangeBus& bus_;
   const Clock& clock_;
   const SubmitPipelineOptions options_;
