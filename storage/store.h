@@ -1,6 +1,14 @@
 // The persistence interface of webhookd, in domain terms. Nothing here names
 // a storage engine, so another backend (a shared SQL database for several
 // nodes, say) can be added without touching the server.
+//
+// A store records what the domain (server/delivery) decides and decides
+// nothing itself: it never reads a delivery's status or an attempt's
+// response. Whether a delivery awaits an attempt, and when, comes with each
+// write (NewEvent, DeliveryChange), and the store keeps its queue in step
+// with that alone. Whether an attempt counts in its endpoint's stats, and
+// as a success or not, comes with its DeliveryChange, and the store keeps
+// raw totals of them (AttemptCounts); rates and means are the domain's.
 
 #ifndef WEBHOOKD_STORAGE_STORE_H_
 #define WEBHOOKD_STORAGE_STORE_H_
@@ -26,7 +34,6 @@ using webhook::v1::Delivery;
 using webhook::v1::DeliveryAttempt;
 using webhook::v1::DeliveryStatus;
 using webhook::v1::Endpoint;
-using webhook::v1::EndpointStats;
 using webhook::v1::SubmitEventResponse;
 using webhookd::storage::EventRecord;
 
@@ -61,26 +68,45 @@ struct QueuedDelivery {
   bool test = false;    // A test delivery: sent even to a disabled endpoint.
 };
 
-// An event and its new deliveries, as InsertEvents writes them.
+// An event and its new deliveries, as InsertEvents writes them. Every new
+// delivery awaits its first attempt: it is queued, due at its
+// next_attempt_time (at its create_time if that is unset).
 struct NewEvent {
   const EventRecord* event;
   absl::Span<const Delivery> deliveries;
 };
 
-// A new state of a delivery. The store keeps the queue in step with it: a
-// PENDING or RETRYING delivery is queued for its next_attempt_time, any other
-// status removes it from the queue.
+// One finished attempt, as it counts in its endpoint's stats.
+struct CountedAttempt {
+  bool success = false;
+  int64_t response_time_ms = 0;
+};
+
+// The running totals of an endpoint's counted attempts.
+struct AttemptCounts {
+  int64_t attempts = 0;
+  int64_t successes = 0;  // The others failed.
+  int64_t response_time_ms_sum = 0;
+};
+
+// A new state of a delivery, whether it awaits another attempt and whether
+// an attempt counts in its endpoint's stats.
 struct DeliveryChange {
   Delivery delivery;  // The whole new state; its payload is not stored.
+  // Set while the delivery awaits an attempt: when it is due. The store
+  // queues the delivery exactly while this is set; unset removes it from
+  // the queue.
+  std::optional<absl::Time> next_due;
+  // The queued attempt was asked for by RetryDelivery (QueuedDelivery::manual).
   bool next_attempt_manual = false;
-  // Set when the change records a finished attempt; it then counts in the
-  // endpoint's stats unless the delivery is a test.
-  std::optional<DeliveryAttempt> finished_attempt;
+  // Set when the change records a finished attempt that counts in the
+  // stats of the delivery's endpoint.
+  std::optional<CountedAttempt> counted_attempt;
 };
 
 // What one PruneBefore call removed.
 struct PruneResult {
-  size_t deliveries = 0;  // Finished deliveries, with their list entries.
+  size_t deliveries = 0;  // Unqueued deliveries, with their list entries.
   size_t events = 0;      // Events none of whose deliveries remain.
   size_t idempotency_records = 0;
   // The call stopped at max_records deliveries: more may be due.
@@ -162,15 +188,15 @@ class Store {
     return queue;
   }
 
-  // Returns the stats of an endpoint, zero if it never had an attempt
-  // (including unknown ids: callers check existence).
-  virtual absl::StatusOr<EndpointStats> GetEndpointStats(
+  // Returns the totals of an endpoint's counted attempts, zero if it never
+  // had one (including unknown ids: callers check existence).
+  virtual absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) = 0;
 
   // Retention.
 
-  // Removes up to max_records finished (SUCCESS or FAILED) deliveries
-  // created before `cutoff`, oldest first, with their list index entries and
+  // Removes up to max_records deliveries that are not queued, created
+  // before `cutoff`, oldest first, with their list index entries and
   // the events none of whose deliveries remain; also part of the old events
   // that never had a delivery and of the idempotency records created before
   // `idempotency_cutoff` (each call sweeps on from where the last stopped).

@@ -206,6 +206,7 @@ DeliveryHub::Reactor* DeliveryHub::Open(
     }
     // Subscribed before the replay is read, so that no change is missed.
     streams_[stream.get()] = stream;
+    listening_.store(true, std::memory_order_relaxed);
   }
   stream->SendHeaders();
   if (replay > 0) {
@@ -227,6 +228,7 @@ void DeliveryHub::Shutdown() {
     absl::MutexLock lock(&mu_);
     shut_down_ = true;
     streams.swap(streams_);
+    listening_.store(false, std::memory_order_relaxed);
   }
   for (auto& [key, stream] : streams) {
     stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -239,26 +241,34 @@ size_t DeliveryHub::StreamCount() const {
   return streams_.size();
 }
 
-void DeliveryHub::OnDeliveryChanged(const Delivery& delivery) {
-  // One message shared by every matching stream: O(1) work per stream.
+bool DeliveryHub::Listening() const {
+  return listening_.load(std::memory_order_relaxed);
+}
+
+void DeliveryHub::OnDeliveryChanged(
+    const std::shared_ptr<const Delivery>& delivery) {
+  // One message shared by every matching stream: O(1) work per stream. The
+  // bus gives the listed shape (no payload, no attempt_history), the same
+  // as the replay's.
   std::shared_ptr<StreamDeliveriesResponse> message;
   std::vector<const Stream*> ended;
   absl::MutexLock lock(&mu_);
   for (auto& [key, stream] : streams_) {
-    if (!stream->Matches(delivery)) continue;
+    if (!stream->Matches(*delivery)) continue;
     if (message == nullptr) {
       message = std::make_shared<StreamDeliveriesResponse>();
-      *message->mutable_delivery() = delivery;
-      message->mutable_delivery()->clear_payload();
+      *message->mutable_delivery() = *delivery;
     }
     if (!stream->Offer(message)) ended.push_back(key);
   }
   for (const Stream* key : ended) streams_.erase(key);
+  listening_.store(!streams_.empty(), std::memory_order_relaxed);
 }
 
 void DeliveryHub::Unsubscribe(const Stream* stream) {
   absl::MutexLock lock(&mu_);
   streams_.erase(stream);
+  listening_.store(!streams_.empty(), std::memory_order_relaxed);
 }
 
 }  // namespace webhookd

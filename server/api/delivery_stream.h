@@ -9,6 +9,7 @@
 #ifndef WEBHOOKD_SERVER_API_DELIVERY_STREAM_H_
 #define WEBHOOKD_SERVER_API_DELIVERY_STREAM_H_
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 
@@ -18,7 +19,7 @@
 #include "grpcpp/support/server_callback.h"
 #include "server/common/caller.h"
 #include "server/common/thread_pool.h"
-#include "server/delivery/delivery_engine.h"
+#include "server/delivery/change_bus.h"
 #include "server/delivery/delivery_log.h"
 #include "webhook/v1/webhook_service.pb.h"
 
@@ -63,7 +64,9 @@ class DeliveryHub final : public DeliveryListener {
   size_t StreamCount() const;
 
   // DeliveryListener
-  void OnDeliveryChanged(const Delivery& delivery) override;
+  bool Listening() const override;
+  void OnDeliveryChanged(
+      const std::shared_ptr<const Delivery>& delivery) override;
 
  private:
   class Stream;
@@ -77,6 +80,8 @@ class DeliveryHub final : public DeliveryListener {
   mutable absl::Mutex mu_;
   absl::flat_hash_map<const Stream*, std::shared_ptr<Stream>> streams_
       ABSL_GUARDED_BY(mu_);
+  // !streams_.empty(), readable without the lock on every change.
+  std::atomic<bool> listening_ = false;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 

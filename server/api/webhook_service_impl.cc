@@ -114,7 +114,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::DeleteEndpoint(
     const webhook::v1::DeleteEndpointRequest* request,
     webhook::v1::DeleteEndpointResponse*) {
   return Run(context, [this, request](const Caller& caller) {
-    return engine_.DeleteEndpoint(caller, request->id());
+    return endpoints_.Delete(caller, request->id());
   });
 }
 
@@ -123,7 +123,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::EnableEndpoint(
     const webhook::v1::EnableEndpointRequest* request,
     webhook::v1::EnableEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
-    return Fill(engine_.SetEndpointEnabled(caller, request->id(), true),
+    return Fill(endpoints_.SetEnabled(caller, request->id(), true),
                 response->mutable_endpoint());
   });
 }
@@ -133,7 +133,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::DisableEndpoint(
     const webhook::v1::DisableEndpointRequest* request,
     webhook::v1::DisableEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
-    return Fill(engine_.SetEndpointEnabled(caller, request->id(), false),
+    return Fill(endpoints_.SetEnabled(caller, request->id(), false),
                 response->mutable_endpoint());
   });
 }

@@ -24,7 +24,7 @@
 #include "server/common/logging.h"
 #include "server/delivery/retry_policy.h"
 #include "server/security/address_policy.h"
-#include "storage/leveldb/leveldb_store.h"
+#include "storage/leveldb/repair.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port (port 0 picks a free one).");
@@ -93,8 +93,13 @@ int Fail(const std::string& message) {
 // webhookd --repair: runs LevelDB's repair on --data_dir and reports.
 int Repair(const std::string& data_dir) {
   std::printf("webhookd: repairing the database in %s\n", data_dir.c_str());
+  // The store decides nothing about deliveries: the repair applies the
+  // domain's rules.
+  webhookd::RepairRules rules;
+  rules.next_due = webhookd::NextAttemptDue;
+  rules.end = webhookd::EndedDelivery;
   absl::StatusOr<webhookd::RepairReport> report =
-      webhookd::RepairLevelDbStore(data_dir);
+      webhookd::RepairLevelDbStore(data_dir, rules);
   if (!report.ok()) {
     std::fflush(stdout);
     return Fail(absl::StrCat("repair failed: ", report.status().ToString()));

@@ -24,6 +24,7 @@
 #include "server/api/grpc_status.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
+#include "server/http/curl_sender.h"
 #include "server/security/address_policy.h"
 #include "storage/leveldb/leveldb_store.h"
 
@@ -133,33 +134,8 @@ bool IsLoopbackListenAddress(const std::string& listen) {
   return false;
 }
 
-absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
+absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
     const ServerOptions& options) {
-  // Configuration errors first, before anything is opened.
-  auto auth = std::make_unique<Authenticator>();
-  if (!options.api_keys_file.empty()) {
-    WEBHOOKD_ASSIGN_OR_RETURN(ApiKeys keys,
-                              ApiKeys::Load(options.api_keys_file));
-    auth = std::make_unique<Authenticator>(std::move(keys));
-  } else if (!IsLoopbackListenAddress(options.listen)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to serve an unauthenticated API on ", options.listen,
-        ", which is not a loopback address: give --api_keys_file, or listen "
-        "on 127.0.0.1"));
-  }
-  WEBHOOKD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
-                            Credentials(options));
-
-  std::unique_ptr<WebhookServer> server(new WebhookServer());
-  server->auth_ = std::move(auth);
-  LevelDbStoreOptions store_options;
-  store_options.env = options.storage_env;
-  WEBHOOKD_ASSIGN_OR_RETURN(
-      server->store_, LevelDbStore::Open(options.data_dir, store_options));
-  server->endpoints_ = std::make_unique<EndpointManager>(
-      *server->store_, server->clock_, options.target_policy);
-  WEBHOOKD_RETURN_IF_ERROR(server->endpoints_->Load());
-
   CurlSenderOptions sender_options;
   sender_options.workers = options.http_workers;
   // Every attempt the engine starts runs at once: none waits in a worker's
@@ -180,10 +156,74 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
       return policy.AllowsConnection(addr, len, why);
     };
   }
-  server->sender_ = CurlSender::Create(sender_options);
+  WEBHOOKD_ASSIGN_OR_RETURN(std::unique_ptr<CurlSender> sender,
+                            CurlSender::Create(sender_options));
+  return sender;
+}
+
+absl::StatusOr<ServerDependencies> DefaultDependencies(
+    const ServerOptions& options) {
+  ServerDependencies dependencies;
+  WEBHOOKD_ASSIGN_OR_RETURN(dependencies.store,
+                            LevelDbStore::Open(options.data_dir));
+  WEBHOOKD_ASSIGN_OR_RETURN(dependencies.sender, NewCurlSender(options));
+  return dependencies;
+}
+
+absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
+    const ServerOptions& options) {
+  // Configuration errors (checked again by the overload below) before the
+  // data directory is opened.
+  WEBHOOKD_RETURN_IF_ERROR(CheckConfiguration(options));
+  WEBHOOKD_ASSIGN_OR_RETURN(ServerDependencies dependencies,
+                            DefaultDependencies(options));
+  return Start(options, std::move(dependencies));
+}
+
+absl::Status WebhookServer::CheckConfiguration(const ServerOptions& options) {
+  if (!options.api_keys_file.empty()) {
+    WEBHOOKD_RETURN_IF_ERROR(ApiKeys::Load(options.api_keys_file).status());
+  } else if (!IsLoopbackListenAddress(options.listen)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve an unauthenticated API on ", options.listen,
+        ", which is not a loopback address: give --api_keys_file, or listen "
+        "on 127.0.0.1"));
+  }
+  return Credentials(options).status();
+}
+
+absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
+    const ServerOptions& options, ServerDependencies dependencies) {
+  if (dependencies.store == nullptr || dependencies.sender == nullptr) {
+    return absl::InvalidArgumentError(
+        "WebhookServer::Start: a store and a sender are required");
+  }
+  // Configuration errors first, before anything is started.
+  WEBHOOKD_RETURN_IF_ERROR(CheckConfiguration(options));
+  auto auth = std::make_unique<Authenticator>();
+  if (!options.api_keys_file.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(ApiKeys keys,
+                              ApiKeys::Load(options.api_keys_file));
+    auth = std::make_unique<Authenticator>(std::move(keys));
+  }
+  WEBHOOKD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
+                            Credentials(options));
+
+  std::unique_ptr<WebhookServer> server(new WebhookServer());
+  server->auth_ = std::move(auth);
+  if (dependencies.clock != nullptr) server->clock_ = dependencies.clock;
+  server->store_ = std::move(dependencies.store);
+  server->sender_ = std::move(dependencies.sender);
+  server->scheduler_ =
+      std::make_unique<Scheduler>(SchedulerOptionsOf(options.engine));
+  server->bus_ = std::make_unique<ChangeBus>();
+  server->endpoints_ = std::make_unique<EndpointManager>(
+      *server->store_, *server->clock_, options.target_policy,
+      *server->scheduler_, *server->bus_);
+  WEBHOOKD_RETURN_IF_ERROR(server->endpoints_->Load());
   server->engine_ = std::make_unique<DeliveryEngine>(
-      *server->store_, *server->endpoints_, *server->sender_, server->clock_,
-      options.engine);
+      *server->store_, *server->endpoints_, *server->scheduler_, *server->bus_,
+      *server->sender_, *server->clock_, options.engine);
   server->log_ =
       std::make_unique<DeliveryLog>(*server->store_, *server->endpoints_);
   server->blocking_ = std::make_unique<ThreadPool>(options.rpc_threads);
@@ -191,7 +231,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   stream_options.buffer = options.stream_buffer;
   server->hub_ = std::make_unique<DeliveryHub>(
       *server->log_, *server->blocking_, stream_options);
-  server->engine_->AddListener(server->hub_.get());
+  server->bus_->AddListener(server->hub_.get());
   server->service_ = std::make_unique<WebhookServiceImpl>(
       *server->endpoints_, *server->engine_, *server->log_, *server->blocking_,
       *server->hub_, *server->auth_);
@@ -224,7 +264,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
   }
   WEBHOOKD_RETURN_IF_ERROR(server->engine_->Start());
   server->retention_ = std::make_unique<LogRetention>(
-      *server->store_, server->clock_, options.log_retention);
+      *server->store_, *server->clock_, options.log_retention);
   server->retention_->Start();
   return server;
 }
@@ -249,8 +289,8 @@ void WebhookServer::Shutdown(absl::Duration grace) {
     engine_->Stop(grace);
   }
   if (sender_ != nullptr) sender_->Shutdown(absl::ZeroDuration());
-  if (engine_ != nullptr && hub_ != nullptr) {
-    engine_->RemoveListener(hub_.get());
+  if (bus_ != nullptr && hub_ != nullptr) {
+    bus_->RemoveListener(hub_.get());
   }
 }
 

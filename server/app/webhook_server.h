@@ -20,12 +20,8 @@
 #include "server/delivery/delivery_log.h"
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/log_retention.h"
-#include "server/http/curl_sender.h"
+#include "server/http/http_sender.h"
 #include "storage/store.h"
-
-namespace leveldb {
-class Env;
-}  // namespace leveldb
 
 namespace webhookd {
 
@@ -44,9 +40,6 @@ struct ServerOptions {
   size_t stream_buffer = 1000;
   // Removal of old delivery records (--log_retention).
   LogRetentionOptions log_retention;
-  // For tests: the file system LevelDB uses (nullptr: the real one), e.g.
-  // one that injects write failures. Not owned; must outlive the server.
-  leveldb::Env* storage_env = nullptr;
 
   // Limits that keep gRPC bounded under overload.
   // Concurrent calls (HTTP/2 streams) on one client connection.
@@ -81,6 +74,26 @@ struct ServerOptions {
   std::vector<std::string> test_resolve_overrides;
 };
 
+// What a server runs on: its storage, how it sends HTTP and its time
+// source. Start(options) uses the production ones (DefaultDependencies);
+// tests pass their own, e.g. a store on a file system that injects faults.
+struct ServerDependencies {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<HttpSender> sender;
+  // Not owned; must outlive the server. nullptr: the wall clock.
+  const Clock* clock = nullptr;
+};
+
+// LevelDB under options.data_dir (FailedPrecondition when another process
+// has it open), a CurlSender configured from options, the wall clock.
+absl::StatusOr<ServerDependencies> DefaultDependencies(
+    const ServerOptions& options);
+
+// The HttpSender of DefaultDependencies: libcurl workers sized for
+// options.engine.max_in_flight, the address policy checked on connect.
+absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
+    const ServerOptions& options);
+
 // Whether a gRPC listen address is reachable only from this machine:
 // "127.0.0.1:port" (any of 127/8), "[::1]:port", "localhost:port" or a Unix
 // socket ("unix:path").
@@ -92,6 +105,9 @@ class WebhookServer {
   // Opens storage, resumes queued deliveries and starts serving.
   static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(
       const ServerOptions& options);
+  // The same on the given dependencies (store and sender required).
+  static absl::StatusOr<std::unique_ptr<WebhookServer>> Start(
+      const ServerOptions& options, ServerDependencies dependencies);
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
   // Shuts down with no grace if Shutdown() was not called.
@@ -110,10 +126,16 @@ class WebhookServer {
  private:
   WebhookServer() = default;
 
-  SystemClock clock_;
+  // The errors in `options` alone: API keys file, listen address, TLS.
+  static absl::Status CheckConfiguration(const ServerOptions& options);
+
+  SystemClock system_clock_;
+  const Clock* clock_ = &system_clock_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ChangeBus> bus_;
   std::unique_ptr<EndpointManager> endpoints_;
-  std::unique_ptr<CurlSender> sender_;
+  std::unique_ptr<HttpSender> sender_;
   std::unique_ptr<DeliveryEngine> engine_;
   std::unique_ptr<LogRetention> retention_;
   std::unique_ptr<DeliveryLog> log_;

@@ -1,5 +1,5 @@
-// The delivery engine: turns submitted events into deliveries, sends them
-// through an HttpSender, records every attempt and retries on schedule.
+// The delivery engine: the facade over the submit pipeline, the dispatcher
+// and the attempt recorder, with the three threads that drive them.
 
 #ifndef WEBHOOKD_SERVER_DELIVERY_DELIVERY_ENGINE_H_
 #define WEBHOOKD_SERVER_DELIVERY_DELIVERY_ENGINE_H_
@@ -7,12 +7,9 @@
 #include <cstddef>
 #include <functional>
 #include <string>
-#include <string_view>
 #include <thread>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -21,9 +18,14 @@
 #include "server/common/clock.h"
 #include "server/common/limits.h"
 #include "server/common/version.h"
-#include "server/delivery/delivery_queue.h"
+#include "server/delivery/attempt_recorder.h"
+#include "server/delivery/change_bus.h"
+#include "server/delivery/dispatcher.h"
 #include "server/delivery/endpoint_manager.h"
+#include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/retry_policy.h"
+#include "server/delivery/scheduler.h"
+#include "server/delivery/submit_pipeline.h"
 #include "server/http/http_sender.h"
 #include "storage/store.h"
 
@@ -46,28 +48,34 @@ struct DeliveryEngineOptions {
   size_t max_queued_deliveries = 10'000'000;
   // Sent as User-Agent.
   std::string user_agent = kUserAgent;
+  // Whether Start() runs the engine's three threads (commit, dispatch,
+  // record), which call the step functions below in loops. Without them
+  // nothing moves until a caller steps the engine: for deterministic tests
+  // driven by a fake clock and a fake sender.
+  bool run_threads = true;
 };
 
-// Told about every delivery that is created or changes.
-class DeliveryListener {
- public:
-  virtual ~DeliveryListener() = default;
-  // Runs on an engine thread with the delivery's new state (no payload);
-  // must return quickly and must not call back into the engine.
-  virtual void OnDeliveryChanged(const Delivery& delivery) = 0;
-};
+// The scheduler limits of `options`.
+SchedulerOptions SchedulerOptionsOf(const DeliveryEngineOptions& options);
 
 // DeliveryEngine is safe for concurrent use. Its methods block on storage
 // (synced writes) but never on the network: call them off gRPC threads.
 // Methods taking a Caller enforce ownership: another user's endpoints and
 // deliveries are NotFound.
+//
+// Data path: SubmitAsync -> SubmitPipeline (checks, group commit) ->
+// Scheduler -> Dispatcher (signed request) -> HttpSender -> AttemptRecorder
+// (retry policy, buffered write) -> Scheduler (retries) and ChangeBus.
 class DeliveryEngine {
  public:
-  using DeliveryCallback = std::function<void(absl::StatusOr<Delivery>)>;
+  using SubmitCallback = SubmitPipeline::SubmitCallback;
+  using DeliveryCallback = AttemptRecorder::DeliveryCallback;
 
-  // `store`, `endpoints`, `sender` and `clock` must outlive the engine.
-  DeliveryEngine(Store& store, EndpointManager& endpoints, HttpSender& sender,
-                 const Clock& clock, DeliveryEngineOptions options);
+  // Every reference must outlive the engine. `scheduler` is made with
+  // SchedulerOptionsOf(options).
+  DeliveryEngine(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
+                 ChangeBus& bus, HttpSender& sender, const Clock& clock,
+                 DeliveryEngineOptions options);
   DeliveryEngine(const DeliveryEngine&) = delete;
   DeliveryEngine& operator=(const DeliveryEngine&) = delete;
   // Stops with no grace if Stop() was not called.
@@ -82,22 +90,9 @@ class DeliveryEngine {
   // outcome and joins the engine's threads. Idempotent.
   void Stop(absl::Duration grace);
 
-  using SubmitCallback =
-      std::function<void(absl::StatusOr<SubmitEventResponse>)>;
-
-  // Stores the event and one delivery per enabled endpoint of its thread in
-  // one synced write, then queues the deliveries. The request is checked and
-  // rendered on the calling thread, which never blocks on storage; the write
-  // is made by the engine's commit thread, which groups the submits waiting
-  // for it into one synced write (group commit). `done` runs once: on the
-  // calling thread for a request refused before storage, otherwise on the
-  // commit thread after the write (it must not block). An authenticated
-  // caller owns the event (PermissionDenied if request.user_id names
-  // another user) and reaches only its own endpoints. ResourceExhausted,
-  // with nothing stored, if the deliveries would take the queue past
-  // max_queued_deliveries. A repeated idempotency key is answered with the
-  // first response, also when both arrive together. `request` is read only
-  // during the call.
+  // See SubmitPipeline::Submit: stored in one synced write with every
+  // waiting submit, `done` runs after the write (on the commit thread) or
+  // at once for a refused request.
   void SubmitAsync(const Caller& caller,
                    const webhook::v1::SubmitEventRequest& request,
                    SubmitCallback done);
@@ -113,99 +108,48 @@ class DeliveryEngine {
   absl::StatusOr<Delivery> Retry(const Caller& caller,
                                  const std::string& delivery_id);
 
-  // Removes an endpoint; its queued deliveries end as FAILED.
-  absl::Status DeleteEndpoint(const Caller& caller,
-                              const std::string& endpoint_id);
-
-  // Enables or disables an endpoint; enabling resumes held deliveries.
-  absl::StatusOr<Endpoint> SetEndpointEnabled(const Caller& caller,
-                                              const std::string& endpoint_id,
-                                              bool enabled);
-
-  // `listener` must stay valid until removed.
-  void AddListener(DeliveryListener* listener);
-  void RemoveListener(DeliveryListener* listener);
-
   // Deliveries queued, held or in flight.
   size_t QueuedCount() const;
 
+  // Step functions: the engine's threads call these in loops; with
+  // run_threads false, the caller does. Each must have one caller at a
+  // time.
+  //
+  // SubmitPipeline::CommitPending: writes the waiting submits in one synced
+  // write and answers each. Returns how many were answered.
+  size_t CommitPending();
+  // Dispatcher::DispatchDue: starts the attempts due at `now`. Returns how
+  // many deliveries were taken from the queue.
+  size_t DispatchDue(absl::Time now);
+  // AttemptRecorder::RecordCompleted: records the attempts that finished,
+  // learnt at `now`. Returns how many were recorded.
+  size_t RecordCompleted(absl::Time now);
+
  private:
-  // An attempt being made.
-  struct InFlight {
-    Delivery delivery;  // State before the attempt, with payload.
-    absl::Time start_time;
-    bool manual = false;
-  };
-  struct Completion {
-    InFlight attempt;
-    HttpResult result;
-  };
-
-  // A checked submit waiting for the commit thread.
-  struct PendingSubmit {
-    EventRecord event;
-    std::vector<Delivery> deliveries;
-    SubmitCallback done;
-  };
-
-  // Checks and renders a submit and reserves its deliveries against
-  // max_queued_deliveries.
-  absl::StatusOr<PendingSubmit> PrepareSubmit(
-      const Caller& caller, const webhook::v1::SubmitEventRequest& request);
   void CommitLoop();
-  // Writes a batch of submits in one synced write, queues their deliveries
-  // and answers each.
-  void CommitBatch(std::vector<PendingSubmit>& batch);
   void DispatchLoop();
   void RecordLoop();
-  // Starts an attempt of a delivery taken from the queue.
-  void Dispatch(const QueuedDelivery& entry);
-  // Ends a queued delivery without an attempt (deleted endpoint, missing
-  // record) and records why.
-  void EndWithoutAttempt(Delivery delivery, const std::string& why);
-  void RecordCompletions(std::vector<Completion> completions);
-  void Publish(const Delivery& delivery);
-  // Builds the signed HTTP request of an attempt.
-  HttpRequest BuildRequest(const Delivery& delivery,
-                           const Endpoint& endpoint) const;
-  Delivery NewDelivery(const EventRecord& event, const std::string& endpoint_id,
-                       int max_attempts, bool test) const;
 
   Store& store_;
   EndpointManager& endpoints_;
+  Scheduler& scheduler_;
+  ChangeBus& bus_;
   HttpSender& sender_;
   const Clock& clock_;
   const DeliveryEngineOptions options_;
+  FreshDeliveries fresh_;
+  SubmitPipeline pipeline_;
+  AttemptRecorder recorder_;
+  Dispatcher dispatcher_;
 
-  mutable absl::Mutex mu_;
-  absl::CondVar dispatch_cv_;  // Queue changed, or stopping.
-  absl::CondVar record_cv_;    // Completions arrived, or stopping.
-  DeliveryQueue queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, DeliveryCallback> test_waiters_
-      ABSL_GUARDED_BY(mu_);
+  absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  // Attempts handed to the sender whose completion was not yet recorded.
-  size_t sending_ ABSL_GUARDED_BY(mu_) = 0;
-  // Deliveries of submits under way, counted against max_queued_deliveries
-  // until they are queued.
-  size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
-
-  // Submits waiting for the commit thread. Closed by Stop, after which
-  // submits are refused.
-  absl::Mutex commit_mu_;
-  absl::CondVar commit_cv_;
-  std::vector<PendingSubmit> commit_queue_ ABSL_GUARDED_BY(commit_mu_);
-  bool commit_closed_ ABSL_GUARDED_BY(commit_mu_) = false;
-
-  absl::Mutex listeners_mu_;
-  std::vector<DeliveryListener*> listeners_ ABSL_GUARDED_BY(listeners_mu_);
 
   std::thread committer_;
-  std::thread dispatcher_;
-  std::thread recorder_;
+  std::thread dispatch_thread_;
+  std::thread recorder_thread_;
 };
 
 }  // namespace webhookd

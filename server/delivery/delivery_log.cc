@@ -13,6 +13,23 @@ absl::Status EndpointNotFound(const std::string& id) {
 
 }  // namespace
 
+EndpointStats StatsFromCounts(const std::string& endpoint_id,
+                              const AttemptCounts& counts) {
+  EndpointStats stats;
+  stats.set_endpoint_id(endpoint_id);
+  stats.set_total_deliveries(counts.attempts);
+  stats.set_successful_deliveries(counts.successes);
+  stats.set_failed_deliveries(counts.attempts - counts.successes);
+  if (counts.attempts > 0) {
+    const double attempts = static_cast<double>(counts.attempts);
+    stats.set_success_rate(100.0 * static_cast<double>(counts.successes) /
+                           attempts);
+    stats.set_avg_response_time_ms(
+        static_cast<double>(counts.response_time_ms_sum) / attempts);
+  }
+  return stats;
+}
+
 absl::StatusOr<Delivery> DeliveryLog::Get(const Caller& caller,
                                           const std::string& id) const {
   absl::StatusOr<Delivery> delivery = store_.GetDelivery(id);
@@ -47,13 +64,12 @@ absl::StatusOr<EndpointStats> DeliveryLog::Stats(
                               store_.ListDeliveries(filter, 1, ""));
     if (page.deliveries.empty()) return EndpointNotFound(endpoint_id);
   }
-  WEBHOOKD_ASSIGN_OR_RETURN(EndpointStats stats,
-                            store_.GetEndpointStats(endpoint_id));
-  if (stats.total_deliveries() == 0 && endpoint == nullptr) {
+  WEBHOOKD_ASSIGN_OR_RETURN(AttemptCounts counts,
+                            store_.GetAttemptCounts(endpoint_id));
+  if (counts.attempts == 0 && endpoint == nullptr) {
     return EndpointNotFound(endpoint_id);
   }
-  stats.set_endpoint_id(endpoint_id);
-  return stats;
+  return StatsFromCounts(endpoint_id, counts);
 }
 
 }  // namespace webhookd

@@ -3,6 +3,7 @@
 #ifndef WEBHOOKD_SERVER_DELIVERY_DELIVERY_LOG_H_
 #define WEBHOOKD_SERVER_DELIVERY_DELIVERY_LOG_H_
 
+#include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
@@ -11,6 +12,14 @@
 #include "storage/store.h"
 
 namespace webhookd {
+
+using webhook::v1::EndpointStats;
+
+// The stats of an endpoint from the totals of its counted attempts: failed
+// attempts, the success rate in percent and the mean response time in
+// milliseconds; rate and mean are 0 when there was no attempt.
+EndpointStats StatsFromCounts(const std::string& endpoint_id,
+                              const AttemptCounts& counts);
 
 // DeliveryLog is safe for concurrent use. A caller sees only its own
 // deliveries and stats; another user's are NotFound.

@@ -7,6 +7,7 @@
 #include "server/common/paging.h"
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
+#include "server/delivery/retry_policy.h"
 
 namespace webhookd {
 namespace {
@@ -20,8 +21,13 @@ absl::Status EndpointNotFound(const std::string& id) {
 }  // namespace
 
 EndpointManager::EndpointManager(Store& store, const Clock& clock,
-                                 TargetPolicy policy)
-    : store_(store), clock_(clock), policy_(policy) {}
+                                 TargetPolicy policy, Scheduler& scheduler,
+                                 ChangeBus& bus)
+    : store_(store),
+      clock_(clock),
+      policy_(policy),
+      scheduler_(scheduler),
+      bus_(bus) {}
 
 absl::Status EndpointManager::Load() {
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
@@ -142,19 +148,44 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
   Endpoint next = *current;
   next.set_enabled(enabled);
   *next.mutable_update_time() = ToProtoTime(clock_.Now());
-  return Replace(std::move(next));
+  WEBHOOKD_ASSIGN_OR_RETURN(Endpoint updated, Replace(std::move(next)));
+  // Held deliveries go out again. (Disabling needs nothing here: the
+  // dispatcher holds the deliveries of a disabled endpoint as they come due.)
+  if (enabled) scheduler_.Release(id);
+  return updated;
 }
 
 absl::Status EndpointManager::Delete(const Caller& caller,
-                                     const std::string& id,
-                                     absl::Span<const DeliveryChange> changes) {
+                                     const std::string& id) {
   absl::MutexLock lock(&write_mu_);
   EndpointPtr current = FindFor(caller, id);
   if (current == nullptr) return EndpointNotFound(id);
-  WEBHOOKD_RETURN_IF_ERROR(store_.DeleteEndpoint(id, changes));
-  absl::MutexLock cache_lock(&mu_);
-  UnindexThread(current->thread_id(), current->id());
-  by_id_.erase(current->id());
+  // Out of the queue first, so that no attempt of them starts meanwhile.
+  std::vector<Delivery> queued;
+  std::vector<DeliveryChange> changes;
+  for (const std::string& delivery_id : scheduler_.RemoveEndpoint(id)) {
+    absl::StatusOr<Delivery> delivery = store_.GetDelivery(delivery_id);
+    if (!delivery.ok()) continue;
+    queued.push_back(*delivery);
+    DeliveryChange& change = changes.emplace_back();
+    change.delivery =
+        EndedDelivery(*std::move(delivery), "endpoint was deleted");
+  }
+  if (absl::Status deleted = store_.DeleteEndpoint(id, changes);
+      !deleted.ok()) {
+    std::vector<QueuedDelivery> entries;
+    for (const Delivery& delivery : queued) {
+      entries.push_back(QueueEntryOf(delivery, false));
+    }
+    scheduler_.Schedule(entries);
+    return deleted;
+  }
+  {
+    absl::MutexLock cache_lock(&mu_);
+    UnindexThread(current->thread_id(), current->id());
+    by_id_.erase(current->id());
+  }
+  for (const DeliveryChange& change : changes) bus_.Publish(change.delivery);
   return absl::OkStatus();
 }
 

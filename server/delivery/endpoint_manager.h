@@ -19,19 +19,24 @@
 #include "google/protobuf/field_mask.pb.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
+#include "server/delivery/change_bus.h"
+#include "server/delivery/scheduler.h"
 #include "server/delivery/validation.h"
 #include "storage/store.h"
 
 namespace webhookd {
 
-// EndpointManager is safe for concurrent use. Endpoints returned by the
-// public methods are redacted for callers (no secret, sensitive header values
+// EndpointManager owns the whole endpoint lifecycle: create, update, enable
+// and disable (holding and releasing queued deliveries), delete (ending
+// them). It is safe for concurrent use. Endpoints returned by the public
+// methods are redacted for callers (no secret, sensitive header values
 // masked); the engine's accessors return the full configuration. Methods
 // taking a Caller enforce ownership: another user's endpoint is NotFound.
 class EndpointManager {
  public:
-  // `store` and `clock` must outlive the manager.
-  EndpointManager(Store& store, const Clock& clock, TargetPolicy policy);
+  // Every reference must outlive the manager.
+  EndpointManager(Store& store, const Clock& clock, TargetPolicy policy,
+                  Scheduler& scheduler, ChangeBus& bus);
   EndpointManager(const EndpointManager&) = delete;
   EndpointManager& operator=(const EndpointManager&) = delete;
 
@@ -54,12 +59,16 @@ class EndpointManager {
   // value (InvalidArgument if there is none: see RestoreMaskedHeaders).
   absl::StatusOr<Endpoint> Update(const Caller& caller, const Endpoint& patch,
                                   const google::protobuf::FieldMask& mask);
+  // Enables or disables the endpoint. A disabled endpoint gets no new
+  // deliveries and its queued ones are held; enabling releases them.
   // Returns NotFound if the endpoint does not exist.
   absl::StatusOr<Endpoint> SetEnabled(const Caller& caller,
                                       const std::string& id, bool enabled);
-  // Removes the endpoint, applying `changes` in the same write.
-  absl::Status Delete(const Caller& caller, const std::string& id,
-                      absl::Span<const DeliveryChange> changes);
+  // Removes the endpoint; its queued deliveries end as FAILED ("endpoint
+  // was deleted") in the same synced write, and its delivery log stays. An
+  // attempt under way is still recorded, and not retried. Returns NotFound
+  // if the endpoint does not exist.
+  absl::Status Delete(const Caller& caller, const std::string& id);
 
   // Full configurations, for delivery.
   using EndpointPtr = std::shared_ptr<const Endpoint>;
@@ -83,6 +92,8 @@ class EndpointManager {
   Store& store_;
   const Clock& clock_;
   const TargetPolicy policy_;
+  Scheduler& scheduler_;
+  ChangeBus& bus_;
 
   // Serialises read-modify-write of endpoints (rare) so updates do not race.
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);

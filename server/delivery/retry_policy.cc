@@ -41,6 +41,24 @@ absl::Duration RetryDelay(absl::Duration scheduled, const HttpResult& result) {
   return std::max(scheduled, std::min(*result.retry_after, kMaxRetryAfter));
 }
 
+std::optional<absl::Time> NextAttemptDue(const Delivery& delivery) {
+  if (delivery.status() != webhook::v1::DELIVERY_STATUS_PENDING &&
+      delivery.status() != webhook::v1::DELIVERY_STATUS_RETRYING) {
+    return std::nullopt;
+  }
+  return FromProtoTime(delivery.has_next_attempt_time()
+                           ? delivery.next_attempt_time()
+                           : delivery.create_time());
+}
+
+Delivery EndedDelivery(Delivery delivery, const std::string& why) {
+  delivery.clear_payload();
+  delivery.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
+  delivery.set_last_error(why);
+  delivery.clear_next_attempt_time();
+  return delivery;
+}
+
 DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const AttemptOutcome& outcome,
                             const RetryPolicy& policy,
@@ -75,7 +93,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   attempt.set_response_body(result.body.substr(
       0, std::min(result.body.size(), max_response_body_bytes)));
   attempt.set_manual(outcome.manual);
-  change.finished_attempt = attempt;
+  if (!delivery.test()) {
+    change.counted_attempt = CountedAttempt{
+        .success = success, .response_time_ms = attempt.response_time_ms()};
+  }
 
   next.set_attempts(attempt_number);
   next.set_response_code(result.status_code);
@@ -84,6 +105,7 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   if (success) {
     next.set_status(webhook::v1::DELIVERY_STATUS_SUCCESS);
     next.clear_last_error();
+    change.next_due = NextAttemptDue(next);
     return change;
   }
   next.set_last_error(outcome.endpoint_deleted
@@ -98,6 +120,7 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   } else {
     next.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
   }
+  change.next_due = NextAttemptDue(next);
   return change;
 }
 

@@ -4,6 +4,8 @@
 #ifndef WEBHOOKD_SERVER_DELIVERY_RETRY_POLICY_H_
 #define WEBHOOKD_SERVER_DELIVERY_RETRY_POLICY_H_
 
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -54,10 +56,23 @@ struct AttemptOutcome {
   absl::Time finish_time = absl::InfinitePast();
 };
 
+// When a delivery in this state is due for an attempt: PENDING and RETRYING
+// deliveries at their next_attempt_time (their create_time if it is unset);
+// nullopt for the others, which await none. The one statement of which
+// statuses are queued.
+std::optional<absl::Time> NextAttemptDue(const Delivery& delivery);
+
+// The state of a delivery ended for good without another attempt: FAILED,
+// with `why` as its last error, no next attempt and no payload.
+Delivery EndedDelivery(Delivery delivery, const std::string& why);
+
 // Applies a finished attempt to `delivery` (the state before the attempt) and
 // returns the change to store: the attempt appended to the history, the
 // latest response figures, and the status: SUCCESS on a 2xx; RETRYING with
 // next_attempt_time (see RetryDelay) when attempts remain; FAILED otherwise.
+// The change's next_due follows the new status (NextAttemptDue); the attempt
+// counts in the endpoint's stats, as a success exactly when it made the
+// delivery SUCCESS, unless the delivery is a test.
 DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const AttemptOutcome& outcome,
                             const RetryPolicy& policy,

@@ -19,12 +19,13 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/ascii.h"
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/strings/strip.h"
+#include "server/common/status_macros.h"
+#include "server/http/curl_error.h"
+#include "server/http/retry_after.h"
 
 namespace webhookd {
 namespace {
@@ -109,27 +110,8 @@ class CurlSender::Worker {
   Worker(const CurlSenderOptions& options, int index)
       : options_(options),
         index_(index),
-        max_transfers_(
-            static_cast<size_t>(std::max(1, options.max_transfers_per_worker))),
-        multi_(curl_multi_init()),
-        wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-        epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
-    if (wake_fd_ >= 0 && epoll_fd_ >= 0) {
-      epoll_event wake{};
-      wake.events = EPOLLIN;
-      wake.data.fd = wake_fd_;
-      wake_registered_ =
-          epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) == 0;
-    }
-    for (const std::string& entry : options.resolve_overrides) {
-      curl_slist* next = curl_slist_append(resolve_, entry.c_str());
-      if (next == nullptr) {
-        resolve_failed_ = true;
-        break;
-      }
-      resolve_ = next;
-    }
-  }
+        max_transfers_(static_cast<size_t>(
+            std::max(1, options.max_transfers_per_worker))) {}
 
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -141,8 +123,33 @@ class CurlSender::Worker {
     if (epoll_fd_ >= 0) close(epoll_fd_);
   }
 
-  bool ok() const {
-    return multi_ != nullptr && wake_registered_ && !resolve_failed_;
+  // Creates the multi handle and the descriptors; once, before Start().
+  absl::Status Init() {
+    multi_ = curl_multi_init();
+    if (multi_ == nullptr) {
+      return absl::InternalError("CurlSender: curl_multi_init failed");
+    }
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return absl::ErrnoToStatus(errno, "CurlSender: eventfd");
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) {
+      return absl::ErrnoToStatus(errno, "CurlSender: epoll_create1");
+    }
+    epoll_event wake{};
+    wake.events = EPOLLIN;
+    wake.data.fd = wake_fd_;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
+      return absl::ErrnoToStatus(errno, "CurlSender: epoll_ctl");
+    }
+    for (const std::string& entry : options_.resolve_overrides) {
+      curl_slist* next = curl_slist_append(resolve_, entry.c_str());
+      if (next == nullptr) {
+        return absl::ResourceExhaustedError(
+            "CurlSender: out of memory copying resolve_overrides");
+      }
+      resolve_ = next;
+    }
+    return absl::OkStatus();
   }
 
   void Start() {
@@ -216,8 +223,9 @@ class CurlSender::Worker {
     Callback done;
     std::string body;
     size_t discarded = 0;
-    bool cut_off = false;  // We ended the body early, on purpose.
-    std::string blocked;   // Why address_filter refused an address.
+    bool cut_off = false;   // We ended the body early, on purpose.
+    int requests_sent = 0;  // Calls of OnRequest.
+    std::string blocked;    // Why address_filter refused an address.
     absl::Time start;
     size_t slot = 0;  // Index in running_.
     char error[CURL_ERROR_SIZE];
@@ -259,19 +267,22 @@ class CurlSender::Worker {
   void RunTimerIfDue();
 
   static size_t OnBody(char* data, size_t size, size_t count, void* user);
+  // libcurl's pre-request callback: lets the first request of the transfer
+  // go out and refuses any repeat.
+  static int OnRequest(void* user, char* remote_ip, char* local_ip,
+                       int remote_port, int local_port);
   static curl_socket_t OnOpenSocket(void* user, curlsocktype purpose,
                                     struct curl_sockaddr* address);
 
   const CurlSenderOptions& options_;
   const int index_;
   const size_t max_transfers_;
-  CURLM* multi_;
-  const int wake_fd_;   // An eventfd.
-  const int epoll_fd_;  // The wake-up eventfd and libcurl's sockets.
-  bool wake_registered_ = false;
+  // Set by Init(), before the thread starts.
+  CURLM* multi_ = nullptr;
+  int wake_fd_ = -1;   // An eventfd.
+  int epoll_fd_ = -1;  // The wake-up eventfd and libcurl's sockets.
   // options_.resolve_overrides for CURLOPT_RESOLVE; outlives the handles.
   curl_slist* resolve_ = nullptr;
-  bool resolve_failed_ = false;
   std::thread thread_;
   std::atomic<size_t> in_flight_{0};
 
@@ -475,6 +486,8 @@ bool CurlSender::Worker::SetUp(Transfer& t) {
   set(curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION,
                        &Worker::OnOpenSocket));
   set(curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, &t));
+  set(curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &Worker::OnRequest));
+  set(curl_easy_setopt(easy, CURLOPT_PREREQDATA, &t));
   set(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error));
   set(curl_easy_setopt(easy, CURLOPT_PRIVATE, &t));
   return ok;
@@ -547,6 +560,22 @@ size_t CurlSender::Worker::OnBody(char* data, size_t size, size_t count,
   return n;
 }
 
+int CurlSender::Worker::OnRequest(void* user, char*, char*, int, int) {
+  // One attempt is one request on the wire. libcurl sends a request again,
+  // on a fresh connection, when a reused keep-alive connection dies before
+  // any byte of a response (Curl_retry_request: "Connection died, retrying
+  // a fresh connect"). The receiver may well have read the first one (a
+  // receiver that resets connections saw 7 requests for 4 recorded
+  // attempts), so the repeat is refused here, just before it would be
+  // sent: the transfer fails, and the next attempt is the retry policy's,
+  // recorded like any other. libcurl's check before reusing a connection
+  // (one the peer has closed is not reused) still applies, so this costs an
+  // attempt only when the peer drops the connection as the request goes
+  // out or after reading it.
+  auto* t = static_cast<Transfer*>(user);
+  return ++t->requests_sent == 1 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
 curl_socket_t CurlSender::Worker::OnOpenSocket(void* user, curlsocktype purpose,
                                                struct curl_sockaddr* address) {
   auto* t = static_cast<Transfer*>(user);
@@ -603,82 +632,17 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
   // A transport error after the status line: the response was not received
   // whole, so it must not count as one (a reset after "200 OK" is no
   // success).
-  const int partial_status = result.status_code;
+  CurlFailure failure;
+  failure.code = code;
+  curl_easy_getinfo(t.easy, CURLINFO_OS_ERRNO, &failure.os_errno);
+  failure.detail = t.error;
+  failure.partial_status = result.status_code;
+  failure.blocked = t.blocked;
+  failure.timeout = t.request.timeout;
+  failure.resend_refused =
+      code == CURLE_ABORTED_BY_CALLBACK && t.requests_sent > 1;
   result.status_code = 0;
-  auto note_partial = [&result, partial_status] {
-    if (partial_status != 0) {
-      absl::StrAppend(&result.error, " (after a partial HTTP ", partial_status,
-                      " response)");
-    }
-  };
-
-  std::string detail = t.error;
-  while (!detail.empty() && absl::ascii_isspace(detail.back())) {
-    detail.pop_back();
-  }
-  if (detail.empty()) detail = curl_easy_strerror(code);
-
-  if (!t.blocked.empty() && code == CURLE_COULDNT_CONNECT) {
-    result.error = t.blocked;
-    return result;
-  }
-  const char* what = nullptr;
-  switch (code) {
-    case CURLE_COULDNT_CONNECT: {
-      long os_errno = 0;
-      curl_easy_getinfo(t.easy, CURLINFO_OS_ERRNO, &os_errno);
-      if (os_errno == ECONNREFUSED) {
-        what = "connection refused";
-      } else if (os_errno == ENETUNREACH || os_errno == EHOSTUNREACH) {
-        what = "host unreachable";
-      } else {
-        what = "could not connect";
-      }
-      break;
-    }
-    case CURLE_OPERATION_TIMEDOUT:
-      result.error = absl::StrCat("timed out after ",
-                                  absl::ToInt64Milliseconds(t.request.timeout),
-                                  " ms: ", detail);
-      note_partial();
-      return result;
-    case CURLE_COULDNT_RESOLVE_HOST:
-      what = "could not resolve host";
-      break;
-    case CURLE_SSL_CONNECT_ERROR:
-      what = "TLS handshake failed";
-      break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-      what = "TLS certificate verification failed";
-      break;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      what = "unsupported protocol";
-      break;
-    case CURLE_URL_MALFORMAT:
-      what = "malformed URL";
-      break;
-    case CURLE_GOT_NOTHING:
-      what = "empty reply from server";
-      break;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      what = "invalid HTTP response";
-      break;
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-      what = "connection broken";
-      break;
-    default:
-      what = curl_easy_strerror(code);
-      break;
-  }
-  result.error = absl::StrCat(what, ": ", detail);
-  note_partial();
+  result.error = DescribeCurlFailure(failure);
   return result;
 }
 
@@ -703,6 +667,7 @@ void CurlSender::Worker::Finish(Transfer* transfer, HttpResult result) {
   transfer->body.clear();
   transfer->discarded = 0;
   transfer->cut_off = false;
+  transfer->requests_sent = 0;
   transfer->blocked.clear();
   free_.emplace_back(transfer);
 
@@ -730,35 +695,14 @@ void CurlSender::Worker::AbortEverything() {
   }
 }
 
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now) {
-  value = absl::StripAsciiWhitespace(value);
-  if (value.empty()) return std::nullopt;
-  if (absl::ascii_isdigit(value.front())) {
-    int64_t seconds = 0;
-    if (!absl::SimpleAtoi(value, &seconds) || seconds < 0) {
-      // All digits but too large for int64: as good as forever.
-      for (char c : value) {
-        if (!absl::ascii_isdigit(c)) return std::nullopt;
-      }
-      return absl::InfiniteDuration();
-    }
-    return absl::Seconds(seconds);
-  }
-  // An HTTP-date: IMF-fixdate, or the obsolete RFC 850 and asctime forms,
-  // all of which curl_getdate() reads.
-  const std::string text(value);
-  const time_t when = curl_getdate(text.c_str(), nullptr);
-  if (when == -1) return std::nullopt;
-  return std::max(absl::ZeroDuration(), absl::FromTimeT(when) - now);
-}
-
-std::unique_ptr<CurlSender> CurlSender::Create(
+absl::StatusOr<std::unique_ptr<CurlSender>> CurlSender::Create(
     const CurlSenderOptions& options) {
-  if (!GlobalInit()) return nullptr;
+  if (!GlobalInit()) {
+    return absl::InternalError("CurlSender: curl_global_init failed");
+  }
   std::unique_ptr<CurlSender> sender(new CurlSender(options));
   for (const auto& worker : sender->workers_) {
-    if (!worker->ok()) return nullptr;
+    WEBHOOKD_RETURN_IF_ERROR(worker->Init());
   }
   for (const auto& worker : sender->workers_) worker->Start();
   return sender;

@@ -10,23 +10,16 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/http/http_sender.h"
 
 namespace webhookd {
-
-// The delay a Retry-After header value asks for, seen at `now`: a number of
-// seconds, or an HTTP-date (a date in the past is zero). nullopt when the
-// value is neither.
-std::optional<absl::Duration> ParseRetryAfter(absl::string_view value,
-                                              absl::Time now);
 
 struct CurlSenderOptions {
   // Threads, each driving one libcurl multi handle.
@@ -79,8 +72,10 @@ struct CurlSenderOptions {
 // Shutdown() or destroy the sender.
 class CurlSender final : public HttpSender {
  public:
-  // Returns nullptr if libcurl cannot be initialised.
-  static std::unique_ptr<CurlSender> Create(const CurlSenderOptions& options);
+  // Starts the workers. Fails if libcurl cannot be initialised (Internal)
+  // or the process has no file descriptor to spare (ResourceExhausted).
+  static absl::StatusOr<std::unique_ptr<CurlSender>> Create(
+      const CurlSenderOptions& options);
 
   CurlSender(const CurlSender&) = delete;
   CurlSender& operator=(const CurlSender&) = delete;

@@ -1,33 +1,6 @@
-// LevelDbStore: the Store kept in one LevelDB database on local disk.
-//
-// Key schema. Every key starts with a short family prefix ending in '/'; no
-// prefix is a prefix of another, so each family is one contiguous range.
-// Components written <len>s are a 4-byte big-endian length followed by the
-// bytes of s, so ids that contain '/' or NUL (thread ids are caller-chosen)
-// cannot make one key family entry look like another's. <ts> is the 8-byte
-// big-endian complement of the order-preserving encoding of a delivery's
-// create_time in unix micros, so ascending key order is newest first.
-// <user> is the 8-byte big-endian order-preserving encoding of a user id.
-//
-//   meta/schema_version                  -> "1"
-//   ep/<endpoint_id>                     -> webhook.v1.Endpoint (with secret)
-//   ept/<len>thread_id<endpoint_id>      -> ""  (endpoints of a thread)
-//   ev/<event_id>                        -> storage.EventRecord (payload)
-//   idem/<user>/<idempotency_key>        -> storage.IdempotencyRecord
-//   d/<delivery_id>                      -> webhook.v1.Delivery, no payload
-//                                           (GetDelivery joins it from ev/)
-//   dl/<ts><delivery_id>                 -> ""  (all deliveries)
-//   dle/<len>endpoint_id<ts><delivery_id> -> "" (deliveries of an endpoint)
-//   dlt/<len>thread_id<ts><delivery_id>  -> ""  (deliveries of a thread)
-//   q/<delivery_id>                      -> storage.QueueEntryRecord, present
-//                                           exactly while the delivery is
-//                                           PENDING or RETRYING
-//   st/<endpoint_id>                     -> storage.StatsRecord
-//
-// A delivery's create_time never changes, so its three list index keys are
-// written once, by InsertEvent, and removed only with the delivery, by
-// PruneBefore (log retention). Deleting an endpoint keeps its deliveries,
-// their index keys and its st/ record.
+// LevelDbStore: the Store kept in one LevelDB database on local disk. Its
+// key schema is in keys.h, its log retention in pruning.h, the offline repair
+// of a damaged database in repair.h.
 //
 // Write failures. LevelDB's log writer cannot carry on after a failed append
 // (its idea of the block offset no longer matches the file), and a failed
@@ -36,9 +9,6 @@
 // up to the last whole record, into a new log file) before its next
 // operation; while that fails (the disk is still full, say), every call
 // returns Unavailable. Once the disk works again the next call reopens it.
-//
-// Page tokens are the web-safe base64 of the last index key a list call
-// examined; a token is valid only for the filter that produced it.
 
 #ifndef WEBHOOKD_STORAGE_LEVELDB_LEVELDB_STORE_H_
 #define WEBHOOKD_STORAGE_LEVELDB_LEVELDB_STORE_H_
@@ -56,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "storage/leveldb/pruning.h"
 #include "storage/store.h"
 
 namespace leveldb {
@@ -93,50 +64,6 @@ struct LevelDbStoreOptions {
   size_t payload_cache_bytes = 16 << 20;
 };
 
-// What RepairLevelDbStore did and could not keep.
-struct RepairReport {
-  // Record counts before the repair, when the database could be opened
-  // then; otherwise why not.
-  bool readable_before = false;
-  std::string error_before;
-  size_t endpoints_before = 0;
-  size_t events_before = 0;
-  size_t deliveries_before = 0;
-  size_t queued_before = 0;
-  // LevelDB's account of the repair: each log and table file salvaged, the
-  // bytes and entries it dropped, the files it moved to <dir>/lost/.
-  std::vector<std::string> leveldb_log;
-  // Counts after the repair.
-  size_t endpoints_after = 0;
-  size_t events_after = 0;
-  size_t deliveries_after = 0;
-  size_t queued_after = 0;
-  // LevelDB's repair keeps the records of damaged logs without verifying
-  // their checksums: records that no longer parse are removed.
-  size_t damaged_records = 0;
-  // Records left pointing at lost ones, fixed after LevelDB's repair:
-  // list index entries and queue entries of lost deliveries (removed),
-  // endpoint index entries of lost endpoints (removed), and queued
-  // deliveries whose event (payload) was lost (ended as FAILED).
-  size_t dangling_index_entries = 0;
-  size_t dangling_queue_entries = 0;
-  size_t dangling_endpoint_entries = 0;
-  size_t deliveries_without_event = 0;
-  // Queued deliveries (PENDING or RETRYING) whose queue entry was lost,
-  // queued again.
-  size_t requeued_deliveries = 0;
-
-  // A human-readable account of all of the above, one item a line.
-  std::string ToString() const;
-};
-
-// Runs LevelDB's repair (leveldb::RepairDB) on the database in dir, then
-// makes the webhookd records consistent again (see RepairReport). The
-// directory must not be in use (FailedPrecondition otherwise). Unavailable
-// or DataLoss if the repaired database still cannot be opened.
-absl::StatusOr<RepairReport> RepairLevelDbStore(
-    const std::string& dir, const LevelDbStoreOptions& options = {});
-
 // LevelDbStore is safe for concurrent use by multiple threads. One process
 // at a time may open a directory.
 class LevelDbStore final : public Store {
@@ -172,7 +99,7 @@ class LevelDbStore final : public Store {
                                 Durability durability) override;
   absl::Status ScanQueue(
       const std::function<void(const QueuedDelivery&)>& visit) override;
-  absl::StatusOr<EndpointStats> GetEndpointStats(
+  absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) override;
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
@@ -202,7 +129,7 @@ class LevelDbStore final : public Store {
   // Reads the value of key into *value. NotFound if absent.
   absl::Status Get(std::string_view key, std::string* value)
       ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
-  // Adds the st/ writes for the finished attempts among changes to batch,
+  // Adds the st/ writes for the counted attempts among changes to batch,
   // reading the current totals. The batch must be written before mu_ is
   // released, or concurrent callers would lose each other's counts.
   absl::Status AddStats(absl::Span<const DeliveryChange> changes,
@@ -235,13 +162,12 @@ class LevelDbStore final : public Store {
 
   // Serialises PruneBefore calls; where the ev/ and idem/ sweeps resume.
   absl::Mutex prune_mu_;
-  std::string event_sweep_cursor_ ABSL_GUARDED_BY(prune_mu_);
-  std::string idempotency_sweep_cursor_ ABSL_GUARDED_BY(prune_mu_);
+  leveldb_internal::SweepCursors sweep_cursors_ ABSL_GUARDED_BY(prune_mu_);
 
   // Serialises the read-modify-write mutations: those touching st/ records
   // and PutEndpoint/DeleteEndpoint (which read the old ept/ key). It is held
   // from the read until the batch is written. Writes that read nothing
-  // (InsertEvent, UpdateDeliveries without finished attempts) do not take
+  // (InsertEvents, UpdateDeliveries without counted attempts) do not take
   // it, so LevelDB can group-commit them. It guards LevelDB keys rather
   // than members, hence no ABSL_GUARDED_BY here.
   absl::Mutex mu_;

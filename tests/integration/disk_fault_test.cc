@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -20,12 +21,15 @@
 #include "gtest/gtest.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
+#include "server/delivery/change_bus.h"
 #include "server/delivery/delivery_engine.h"
 #include "server/delivery/endpoint_manager.h"
-#include "server/http/http_sender.h"
+#include "server/delivery/scheduler.h"
 #include "server/security/target_url.h"
 #include "storage/leveldb/leveldb_store.h"
 #include "tests/support/eventually.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_http_sender.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
@@ -41,6 +45,8 @@ using testing::CreateEndpoint;
 using testing::Eventually;
 using testing::ExampleEvent;
 using testing::ExitedWith;
+using testing::FakeClock;
+using testing::FakeHttpSender;
 using testing::FaultInjectionEnv;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
@@ -63,7 +69,7 @@ grpc::Status TrySubmit(webhook::v1::WebhookService::Stub& stub,
 class DiskFaultTest : public ::testing::Test {
  protected:
   DiskFaultTest() {
-    server_.options().storage_env = &env_;
+    server_.set_storage_env(&env_);
     server_.Start();
   }
   ~DiskFaultTest() override { server_.Stop(); }  // Before env_ goes.
@@ -95,7 +101,7 @@ TEST_F(DiskFaultTest, ConcurrentSubmitsStoreEachKeyOnceAndAnswerCopiesAlike) {
   // Submits racing for the commit thread, some with the same idempotency
   // key: however they fall into synced writes, each is stored once and
   // every copy of a key gets the first one's answer. (Which submits share
-  // a write, the server cannot show; SlowDiskTest counts that with the
+  // a write, the server cannot show; GroupCommitTest counts that with the
   // engine alone.)
   CreateEndpoint(stub(), MakeEndpoint("thread-1", receiver_.Url()));
   std::vector<webhook::v1::SubmitEventResponse> responses(kSubmits);
@@ -131,98 +137,77 @@ TEST_F(DiskFaultTest, ConcurrentSubmitsStoreEachKeyOnceAndAnswerCopiesAlike) {
   EXPECT_EQ(receiver_.RequestCount(), kDistinct);
 }
 
-// A sender for deliveries that must not happen.
-class NoSender final : public HttpSender {
- public:
-  void Send(HttpRequest request, Callback done) override {
-    ADD_FAILURE() << "unexpected attempt to " << request.url;
-    HttpResult result;
-    result.error = "no sender";
-    done(std::move(result));
-  }
-  void Shutdown(absl::Duration) override {}
-};
-
-// The engine alone over a real LevelDB on a FaultInjectionEnv: SubmitAsync
-// returns once a submit waits for the commit thread, so a test knows
-// exactly which submits wait behind a held sync, which it cannot through
-// gRPC.
-class SlowDiskTest : public ::testing::Test {
+// The engine stepped by hand (no engine threads) over a real LevelDB on a
+// FaultInjectionEnv that counts synced writes: the test decides which
+// submits wait together for one commit, which it cannot through gRPC.
+class GroupCommitTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    LevelDbStoreOptions options;
-    options.env = &env_;
+    LevelDbStoreOptions store_options;
+    store_options.env = &env_;
     absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
-        LevelDbStore::Open(dir_.Sub("data"), options);
+        LevelDbStore::Open(dir_.Sub("data"), store_options);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    endpoints_ =
-        std::make_unique<EndpointManager>(*store_, clock_, TargetPolicy());
+    DeliveryEngineOptions options;
+    options.run_threads = false;
+    scheduler_ = std::make_unique<Scheduler>(SchedulerOptionsOf(options));
+    endpoints_ = std::make_unique<EndpointManager>(
+        *store_, clock_, TargetPolicy(), *scheduler_, bus_);
     ASSERT_TRUE(endpoints_->Load().ok());
-    engine_ = std::make_unique<DeliveryEngine>(*store_, *endpoints_, sender_,
-                                               clock_, DeliveryEngineOptions());
+    engine_ = std::make_unique<DeliveryEngine>(
+        *store_, *endpoints_, *scheduler_, bus_, sender_, clock_, options);
     ASSERT_TRUE(engine_->Start().ok());
   }
   void TearDown() override {
-    env_.HoldSyncs(false);
     if (engine_ != nullptr) engine_->Stop(absl::ZeroDuration());
+  }
+
+  // Queues submit i of kSubmits; its answer goes to answers_[i].
+  void Submit(int i) {
+    engine_->SubmitAsync(Caller::Unrestricted(), GroupSubmit(i, "thread-none"),
+                         [this, i](absl::StatusOr<SubmitEventResponse> answer) {
+                           answers_[i] = std::move(answer);
+                         });
   }
 
   TestDir dir_;
   FaultInjectionEnv env_;
-  SystemClock clock_;
-  NoSender sender_;
+  FakeClock clock_;
+  FakeHttpSender sender_;
+  ChangeBus bus_;
   std::unique_ptr<LevelDbStore> store_;
+  std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<DeliveryEngine> engine_;
+  std::vector<std::optional<absl::StatusOr<SubmitEventResponse>>> answers_ =
+      std::vector<std::optional<absl::StatusOr<SubmitEventResponse>>>(kSubmits);
 };
 
-TEST_F(SlowDiskTest, SubmitsWaitingForAHeldSyncShareTheNextOne) {
+TEST_F(GroupCommitTest, SubmitsWaitingTogetherShareOneSyncAndKeepKeys) {
   // The thread has no endpoint: each submit stores its event alone, and
   // nothing is sent.
-  absl::Mutex mu;
-  std::vector<absl::StatusOr<SubmitEventResponse>> answers(
-      kSubmits, absl::UnknownError("not answered"));
-  int answered = 0;
-  auto submit = [&](int i) {
-    engine_->SubmitAsync(Caller::Unrestricted(), GroupSubmit(i, "thread-none"),
-                         [&, i](absl::StatusOr<SubmitEventResponse> answer) {
-                           absl::MutexLock lock(&mu);
-                           answers[i] = std::move(answer);
-                           ++answered;
-                         });
-  };
   const int syncs_before = env_.log_syncs();
-  env_.HoldSyncs(true);
-  // The first submit is written alone; its sync holds the commit thread.
-  submit(0);
-  ASSERT_TRUE(env_.WaitForHeldLogSyncs(1, testing::kEventuallyTimeout));
-  // Every other submit is waiting for the commit thread when SubmitAsync
-  // returns.
-  for (int i = 1; i < kSubmits; ++i) submit(i);
-  env_.HoldSyncs(false);
-  {
-    absl::MutexLock lock(&mu);
-    auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-      return answered == kSubmits;
-    };
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all_answered),
-                                    testing::kEventuallyTimeout));
-  }
+  Submit(0);
+  ASSERT_EQ(engine_->CommitPending(), 1u);
+  for (int i = 1; i < kSubmits; ++i) Submit(i);
+  ASSERT_EQ(engine_->CommitPending(), static_cast<size_t>(kSubmits - 1));
 
   EXPECT_EQ(env_.log_syncs() - syncs_before, 2)
-      << "the held write, then one for all that waited behind it";
+      << "one write for the first submit, one for all that waited after it";
   std::set<std::string> event_ids;
   for (int i = 0; i < kSubmits; ++i) {
-    ASSERT_TRUE(answers[i].ok()) << i << ": " << answers[i].status();
+    ASSERT_TRUE(answers_[i].has_value()) << i << " not answered";
+    ASSERT_TRUE(answers_[i]->ok()) << i << ": " << answers_[i]->status();
     if (i < kKeyed) {
-      // key-0's first copy was written alone, the others waited together.
-      EXPECT_EQ(answers[i]->event_id(), answers[i % kKeys]->event_id())
+      // key-0's first copy was written alone, the others' copies together.
+      EXPECT_EQ((*answers_[i])->event_id(), (*answers_[i % kKeys])->event_id())
           << "copy " << i << " of key-" << i % kKeys;
     }
-    event_ids.insert(answers[i]->event_id());
+    event_ids.insert((*answers_[i])->event_id());
   }
   EXPECT_EQ(event_ids.size(), kDistinct);
+  EXPECT_EQ(sender_.open(), 0u) << "nothing to send";
 }
 
 TEST_F(DiskFaultTest, SubmitFailsWithUnavailableWhileTheDiskIsFull) {

@@ -46,23 +46,13 @@ void FaultInjectionEnv::HoldSyncs(bool hold) {
   hold_syncs_ = hold;
 }
 
-bool FaultInjectionEnv::WaitForHeldLogSyncs(int n, absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return held_log_syncs_ >= n;
-  };
-  return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
-}
-
 void FaultInjectionEnv::BeforeSync(const std::string& name) {
-  const bool log = absl::EndsWith(name, ".log");
   {
     absl::MutexLock lock(&mu_);
-    if (hold_syncs_ && log) ++held_log_syncs_;
     mu_.Await(absl::Condition(
         +[](bool* held) { return !*held; }, &hold_syncs_));
   }
-  if (log) ++log_syncs_;
+  if (absl::EndsWith(name, ".log")) ++log_syncs_;
 }
 
 leveldb::Status FaultInjectionEnv::Check(const std::string& what) {

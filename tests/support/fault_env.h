@@ -10,7 +10,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "leveldb/env.h"
 #include "leveldb/status.h"
 
@@ -38,9 +37,6 @@ class FaultInjectionEnv final : public leveldb::EnvWrapper {
   // While held, Sync() of every file blocks until released, as on a very
   // slow disk, so that tests can make synced writes pile up.
   void HoldSyncs(bool hold);
-  // Returns true once at least n syncs of LevelDB log files are blocked by
-  // HoldSyncs, false after `timeout`.
-  bool WaitForHeldLogSyncs(int n, absl::Duration timeout);
 
   // Sync() calls of LevelDB log files (the synced writes) since
   // construction.
@@ -66,7 +62,6 @@ class FaultInjectionEnv final : public leveldb::EnvWrapper {
   mutable absl::Mutex mu_;
   Fault fault_ ABSL_GUARDED_BY(mu_) = Fault::kNone;
   bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
-  int held_log_syncs_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace webhookd::testing

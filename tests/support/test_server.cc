@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "storage/leveldb/leveldb_store.h"
 
 namespace webhookd::testing {
 
@@ -25,8 +26,19 @@ TestServer::TestServer(ServerOptions options) : options_(std::move(options)) {}
 TestServer::~TestServer() { Stop(); }
 
 void TestServer::Start() {
+  // The production dependencies, but LevelDB on storage_env_.
+  LevelDbStoreOptions store_options;
+  store_options.env = storage_env_;
+  absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
+      LevelDbStore::Open(options_.data_dir, store_options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<std::unique_ptr<HttpSender>> sender = NewCurlSender(options_);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  ServerDependencies dependencies;
+  dependencies.store = *std::move(store);
+  dependencies.sender = *std::move(sender);
   absl::StatusOr<std::unique_ptr<WebhookServer>> server =
-      WebhookServer::Start(options_);
+      WebhookServer::Start(options_, std::move(dependencies));
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
   channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),

@@ -11,6 +11,10 @@
 #include "server/app/webhook_server.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
+namespace leveldb {
+class Env;
+}  // namespace leveldb
+
 namespace webhookd::testing {
 
 // Options for tests: insecure targets allowed, a fast retry schedule
@@ -31,9 +35,13 @@ class TestServer {
   int port() const { return server_->port(); }
   WebhookServer& server() { return *server_; }
   ServerOptions& options() { return options_; }
+  // The file system the server's LevelDB uses from the next Start() on
+  // (nullptr: the real one). Not owned; must outlive the server.
+  void set_storage_env(leveldb::Env* env) { storage_env_ = env; }
 
  private:
   ServerOptions options_;
+  leveldb::Env* storage_env_ = nullptr;
   std::unique_ptr<WebhookServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<webhook::v1::WebhookService::Stub> stub_;

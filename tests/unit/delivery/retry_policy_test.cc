@@ -1,5 +1,6 @@
 // The retry policy: when a failed delivery is attempted again, including a
-// receiver's Retry-After, and how it is parsed.
+// receiver's Retry-After (parsed in server/http, tested in
+// tests/unit/http/retry_after_test.cc).
 
 #include "server/delivery/retry_policy.h"
 
@@ -7,13 +8,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/time_util.h"
-#include "server/http/curl_sender.h"
 
 namespace webhookd {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::Optional;
 
 const absl::Time kNow = absl::FromUnixSeconds(1'774'774'800);  // 2026-03-29.
 
@@ -31,34 +30,6 @@ Delivery Pending() {
   delivery.set_status(webhook::v1::DELIVERY_STATUS_PENDING);
   delivery.set_max_attempts(4);
   return delivery;
-}
-
-TEST(ParseRetryAfterTest, ReadsDelaySeconds) {
-  EXPECT_THAT(ParseRetryAfter("120", kNow), Optional(absl::Seconds(120)));
-  EXPECT_THAT(ParseRetryAfter(" 0 ", kNow), Optional(absl::ZeroDuration()));
-}
-
-TEST(ParseRetryAfterTest, ReadsHttpDateRelativeToNow) {
-  // kNow is Sun, 29 Mar 2026 09:00:00 GMT.
-  EXPECT_THAT(ParseRetryAfter("Sun, 29 Mar 2026 09:00:30 GMT", kNow),
-              Optional(absl::Seconds(30)));
-}
-
-TEST(ParseRetryAfterTest, HttpDateInThePastIsZero) {
-  EXPECT_THAT(ParseRetryAfter("Sat, 28 Mar 2026 09:00:00 GMT", kNow),
-              Optional(absl::ZeroDuration()));
-}
-
-TEST(ParseRetryAfterTest, HugeNumberIsForever) {
-  EXPECT_THAT(ParseRetryAfter("99999999999999999999999", kNow),
-              Optional(absl::InfiniteDuration()));
-}
-
-TEST(ParseRetryAfterTest, GarbageIsIgnored) {
-  EXPECT_EQ(ParseRetryAfter("", kNow), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("soon", kNow), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("-5", kNow), std::nullopt);
-  EXPECT_EQ(ParseRetryAfter("12abc", kNow), std::nullopt);
 }
 
 TEST(RetryDelayTest, RetryAfterOf429IsHonoured) {
@@ -122,6 +93,158 @@ TEST(ApplyAttemptTest, ServerErrorUsesTheSchedule) {
   EXPECT_EQ(FromProtoTime(change.delivery.next_attempt_time()),
             kNow + absl::Milliseconds(20) + absl::Seconds(5));
   EXPECT_EQ(change.delivery.last_error(), "HTTP 500");
+}
+
+TEST(ApplyAttemptTest, SuccessLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(204, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, RetryStaysQueuedUntilItsNextAttemptTime) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+  EXPECT_THAT(
+      change.next_due,
+      ::testing::Optional(kNow + absl::Milliseconds(20) + absl::Seconds(5)));
+}
+
+TEST(ApplyAttemptTest, LastFailedAttemptLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  Delivery delivery = Pending();
+  delivery.set_max_attempts(1);
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(delivery, outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, FailureAfterEndpointDeletionLeavesTheQueue) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+  outcome.endpoint_deleted = true;
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(change.next_due, std::nullopt);
+}
+
+TEST(ApplyAttemptTest, TwoHundredsCountAsSuccess) {
+  RetryPolicy policy({absl::Seconds(5)});
+  for (int code : {200, 204, 299}) {
+    AttemptOutcome outcome;
+    outcome.start_time = kNow;
+    outcome.result = Response(code, std::nullopt);
+
+    DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+    ASSERT_TRUE(change.counted_attempt.has_value()) << code;
+    EXPECT_TRUE(change.counted_attempt->success) << code;
+    EXPECT_EQ(change.counted_attempt->response_time_ms, 20);
+  }
+}
+
+TEST(ApplyAttemptTest, OtherResponsesCountAsFailures) {
+  RetryPolicy policy({absl::Seconds(5)});
+  for (int code : {199, 301, 404, 429, 500}) {
+    AttemptOutcome outcome;
+    outcome.start_time = kNow;
+    outcome.result = Response(code, std::nullopt);
+
+    DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+    ASSERT_TRUE(change.counted_attempt.has_value()) << code;
+    EXPECT_FALSE(change.counted_attempt->success) << code;
+  }
+}
+
+TEST(ApplyAttemptTest, NoResponseCountsAsFailure) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result.error = "connection refused";
+  outcome.result.elapsed = absl::Milliseconds(3);
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  ASSERT_TRUE(change.counted_attempt.has_value());
+  EXPECT_FALSE(change.counted_attempt->success);
+  EXPECT_EQ(change.counted_attempt->response_time_ms, 3);
+}
+
+TEST(ApplyAttemptTest, TestDeliveriesDoNotCount) {
+  RetryPolicy policy({absl::Seconds(5)});
+  Delivery delivery = Pending();
+  delivery.set_test(true);
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(200, std::nullopt);
+
+  DeliveryChange change = ApplyAttempt(delivery, outcome, policy);
+
+  EXPECT_EQ(change.delivery.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_FALSE(change.counted_attempt.has_value());
+}
+
+TEST(NextAttemptDueTest, PendingAndRetryingAreDueAtTheirNextAttemptTime) {
+  for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_PENDING,
+                                webhook::v1::DELIVERY_STATUS_RETRYING}) {
+    Delivery delivery = Pending();
+    delivery.set_status(status);
+    *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+    EXPECT_THAT(NextAttemptDue(delivery), ::testing::Optional(kNow)) << status;
+  }
+}
+
+TEST(NextAttemptDueTest, WithoutNextAttemptTimeIsDueAtCreation) {
+  Delivery delivery = Pending();
+  *delivery.mutable_create_time() = ToProtoTime(kNow - absl::Seconds(3));
+  EXPECT_THAT(NextAttemptDue(delivery),
+              ::testing::Optional(kNow - absl::Seconds(3)));
+}
+
+TEST(NextAttemptDueTest, FinishedDeliveriesAwaitNoAttempt) {
+  for (DeliveryStatus status : {webhook::v1::DELIVERY_STATUS_SUCCESS,
+                                webhook::v1::DELIVERY_STATUS_FAILED,
+                                webhook::v1::DELIVERY_STATUS_UNSPECIFIED}) {
+    Delivery delivery = Pending();
+    delivery.set_status(status);
+    *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+    EXPECT_EQ(NextAttemptDue(delivery), std::nullopt) << status;
+  }
+}
+
+TEST(EndedDeliveryTest, FailsForGoodWithTheReason) {
+  Delivery delivery = Pending();
+  delivery.set_payload("{}");
+  *delivery.mutable_next_attempt_time() = ToProtoTime(kNow);
+
+  Delivery ended = EndedDelivery(delivery, "endpoint was deleted");
+
+  EXPECT_EQ(ended.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(ended.last_error(), "endpoint was deleted");
+  EXPECT_FALSE(ended.has_next_attempt_time());
+  EXPECT_EQ(ended.payload(), "");
+  EXPECT_EQ(NextAttemptDue(ended), std::nullopt);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -22,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/http_receiver.h"
+#include "tests/unit/http/drop_second_request_server.h"
 
 namespace webhookd {
 namespace {
@@ -30,6 +34,7 @@ using testing::UnusedPort;
 
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::webhookd::testing::DropSecondRequestServer;
 using ::webhookd::testing::HttpReceiver;
 using ::webhookd::testing::ReceivedRequest;
 
@@ -173,13 +178,31 @@ class RawCapture {
   std::string raw_;
 };
 
+TEST(CurlSenderCreateTest, NoFileDescriptorLeftIsAnErrorStatus) {
+  // libcurl's one-time global set-up happens here, with descriptors to spare.
+  ASSERT_TRUE(CurlSender::Create(TestOptions()).ok());
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit none = saved;
+  none.rlim_cur = 0;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+
+  absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+      CurlSender::Create(TestOptions());
+
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(sender.status().code(), absl::StatusCode::kResourceExhausted)
+      << sender.status();
+}
+
 class CurlSenderTest : public ::testing::Test {
  protected:
   static std::unique_ptr<CurlSender> MakeSender(
       const CurlSenderOptions& options = TestOptions()) {
-    std::unique_ptr<CurlSender> sender = CurlSender::Create(options);
-    EXPECT_NE(sender, nullptr);
-    return sender;
+    absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+        CurlSender::Create(options);
+    EXPECT_TRUE(sender.ok()) << sender.status();
+    return sender.ok() ? *std::move(sender) : nullptr;
   }
 
   HttpReceiver receiver_;
@@ -471,6 +494,44 @@ TEST_F(CurlSenderTest, SequentialRequestsReuseTheConnection) {
   EXPECT_EQ(receiver_.RequestCount(), 30u);
   EXPECT_EQ(ports.size(), 1u);
 }
+
+// libcurl sends a request again, on a fresh connection, when a reused
+// keep-alive connection dies before any response (Curl_retry_request): the
+// receiver then sees one request more than the results report.
+class CurlSenderDroppedConnectionTest
+    : public ::testing::TestWithParam<DropSecondRequestServer::Drop> {};
+
+TEST_P(CurlSenderDroppedConnectionTest, ReusedConnectionDroppedIsOneAttempt) {
+  DropSecondRequestServer server(GetParam());
+  CurlSenderOptions options = TestOptions();
+  options.workers = 1;  // One connection cache.
+  absl::StatusOr<std::unique_ptr<CurlSender>> sender =
+      CurlSender::Create(options);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+
+  // The first request opens the connection, the second reuses it.
+  HttpResult answered = SendAndWait(**sender, Post(server.Url()));
+  HttpResult dropped = SendAndWait(**sender, Post(server.Url()));
+  (*sender)->Shutdown(absl::ZeroDuration());
+  server.Stop();
+
+  EXPECT_EQ(answered.status_code, 200);
+  EXPECT_EQ(dropped.status_code, 0);
+  EXPECT_EQ(dropped.error,
+            "connection closed before a response; not re-sent (the next "
+            "attempt follows the retry schedule)");
+  // Two results, so two requests on the wire.
+  EXPECT_EQ(server.requests(), 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ResetOrClose, CurlSenderDroppedConnectionTest,
+    ::testing::Values(DropSecondRequestServer::Drop::kReset,
+                      DropSecondRequestServer::Drop::kClose),
+    [](const ::testing::TestParamInfo<DropSecondRequestServer::Drop>& info) {
+      return info.param == DropSecondRequestServer::Drop::kReset ? "Reset"
+                                                                 : "Close";
+    });
 
 TEST_F(CurlSenderTest, AddressFilterRefusalBlocksTheConnection) {
   CurlSenderOptions options = TestOptions();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -23,6 +24,8 @@
 #include "leveldb/db.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
+#include "server/common/time_util.h"
+#include "storage/leveldb/repair.h"
 #include "tests/support/fault_env.h"
 #include "tests/support/test_dir.h"
 
@@ -148,14 +151,23 @@ DeliveryFilter ForUser(int64_t user_id) {
   return filter;
 }
 
-// A new state without a finished attempt.
+// A new state without a finished attempt, out of the queue.
 DeliveryChange Change(Delivery delivery) {
   DeliveryChange change;
   change.delivery = std::move(delivery);
   return change;
 }
 
-// A finished attempt, as the delivery engine reports it.
+// A new state without a finished attempt, queued for its next_attempt_time.
+DeliveryChange Queued(Delivery delivery) {
+  DeliveryChange change;
+  change.next_due = FromProtoTime(delivery.next_attempt_time());
+  change.delivery = std::move(delivery);
+  return change;
+}
+
+// A finished attempt, as the delivery engine reports it: counted as a
+// success on a 2xx.
 DeliveryChange Finished(Delivery delivery, int response_code,
                         int64_t response_time_ms) {
   DeliveryAttempt attempt;
@@ -166,15 +178,17 @@ DeliveryChange Finished(Delivery delivery, int response_code,
   delivery.set_response_code(response_code);
   delivery.set_response_time_ms(response_time_ms);
   *delivery.add_attempt_history() = attempt;
-  if (response_code >= 200 && response_code < 300) {
+  const bool success = response_code >= 200 && response_code < 300;
+  if (success) {
     delivery.set_status(DELIVERY_STATUS_SUCCESS);
     delivery.clear_next_attempt_time();
   } else {
     delivery.set_status(DELIVERY_STATUS_RETRYING);
   }
-  DeliveryChange change;
-  change.delivery = std::move(delivery);
-  change.finished_attempt = attempt;
+  DeliveryChange change =
+      success ? Change(std::move(delivery)) : Queued(std::move(delivery));
+  change.counted_attempt =
+      CountedAttempt{.success = success, .response_time_ms = response_time_ms};
   return change;
 }
 
@@ -441,9 +455,9 @@ TEST_F(LevelDbStoreTest, DeleteEndpointKeepsItsStats) {
                                      Durability::kSynced));
   ASSERT_OK(store_->DeleteEndpoint("ep_1", {}));
 
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->total_deliveries(), 1);
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1);
 }
 
 // --- Events and deliveries
@@ -510,6 +524,7 @@ TEST_F(LevelDbStoreTest, RetryingDeliveryIsQueuedForItsNextAttemptTime) {
   DeliveryChange change = Finished(deliveries[0], 500, 40);
   const int64_t due = kBaseMicros + 5'000'000;
   *change.delivery.mutable_next_attempt_time() = ProtoTime(due);
+  change.next_due = absl::FromUnixMicros(due);
   change.next_attempt_manual = true;
   ASSERT_OK(store_->UpdateDeliveries({change}, Durability::kSynced));
 
@@ -520,6 +535,43 @@ TEST_F(LevelDbStoreTest, RetryingDeliveryIsQueuedForItsNextAttemptTime) {
   EXPECT_EQ((*queue)[0].endpoint_id, "ep_1");
   EXPECT_EQ((*queue)[0].due, absl::FromUnixMicros(due));
   EXPECT_TRUE((*queue)[0].manual);
+}
+
+TEST_F(LevelDbStoreTest, QueueFollowsTheChangeNotTheStatus) {
+  std::vector<Delivery> deliveries =
+      Submit("evt_1", "thread-a", {"ep_1", "ep_2"}, kBaseMicros);
+  // The store decides nothing from a status: a RETRYING delivery the change
+  // does not queue leaves the queue, a SUCCESS one it queues is queued.
+  Delivery retrying = deliveries[0];
+  retrying.set_status(DELIVERY_STATUS_RETRYING);
+  Delivery succeeded = deliveries[1];
+  succeeded.set_status(DELIVERY_STATUS_SUCCESS);
+  DeliveryChange queued = Change(succeeded);
+  const int64_t due = kBaseMicros + 7'000'000;
+  queued.next_due = absl::FromUnixMicros(due);
+
+  ASSERT_OK(store_->UpdateDeliveries({Change(retrying), queued},
+                                     Durability::kSynced));
+
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].delivery_id, succeeded.id());
+  EXPECT_EQ((*queue)[0].due, absl::FromUnixMicros(due));
+}
+
+TEST_F(LevelDbStoreTest, InsertEventQueuesEveryNewDeliveryWhateverItsStatus) {
+  Delivery delivery =
+      MakeDelivery("dlv_1", "evt_1", "ep_1", "thread-a", kBaseMicros);
+  delivery.set_status(DELIVERY_STATUS_FAILED);
+  *delivery.mutable_next_attempt_time() = ProtoTime(kBaseMicros + 3);
+  ASSERT_OK(store_->InsertEvent(MakeEvent("evt_1", "thread-a", {delivery}),
+                                {delivery}));
+
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].due, absl::FromUnixMicros(kBaseMicros + 3));
 }
 
 TEST_F(LevelDbStoreTest, UpdateDeliveriesDoesNotStorePayload) {
@@ -575,7 +627,7 @@ TEST_F(LevelDbStoreTest, IdempotencyRecordIsFoundAfterReopen) {
 // --- Stats
 // ----------------------------------------------------------------------
 
-TEST_F(LevelDbStoreTest, StatsAccumulateFinishedAttemptsExceptTests) {
+TEST_F(LevelDbStoreTest, CountsAccumulateCountedAttemptsOnly) {
   std::vector<Delivery> deliveries =
       Submit("evt_1", "thread-a", {"ep_1"}, kBaseMicros);
   Delivery test = MakeDelivery("dlv_test", "evt_test", "ep_1", "", kBaseMicros);
@@ -584,33 +636,94 @@ TEST_F(LevelDbStoreTest, StatsAccumulateFinishedAttemptsExceptTests) {
 
   DeliveryChange failed = Finished(deliveries[0], 500, 100);
   ASSERT_OK(store_->UpdateDeliveries({failed}, Durability::kBuffered));
+  // The domain counts no attempt of a test delivery.
+  DeliveryChange uncounted = Finished(test, 500, 1000);
+  uncounted.counted_attempt.reset();
   ASSERT_OK(store_->UpdateDeliveries(
-      {Finished(failed.delivery, 200, 50), Finished(test, 500, 1000)},
-      Durability::kSynced));
-  // A change without a finished attempt (a manual retry queued) counts
-  // nothing.
-  ASSERT_OK(store_->UpdateDeliveries({Change(test)}, Durability::kBuffered));
+      {Finished(failed.delivery, 200, 50), uncounted}, Durability::kSynced));
+  // Nor a change without a finished attempt (a manual retry queued).
+  ASSERT_OK(store_->UpdateDeliveries({Queued(test)}, Durability::kBuffered));
 
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->endpoint_id(), "ep_1");
-  EXPECT_EQ(stats->total_deliveries(), 2);
-  EXPECT_EQ(stats->successful_deliveries(), 1);
-  EXPECT_EQ(stats->failed_deliveries(), 1);
-  EXPECT_DOUBLE_EQ(stats->success_rate(), 50.0);
-  EXPECT_DOUBLE_EQ(stats->avg_response_time_ms(), 75.0);
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 2);
+  EXPECT_EQ(counts->successes, 1);
+  EXPECT_EQ(counts->response_time_ms_sum, 150);
 }
 
-TEST_F(LevelDbStoreTest, StatsOfEndpointWithoutAttemptsAreZero) {
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_none");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->endpoint_id(), "ep_none");
-  EXPECT_EQ(stats->total_deliveries(), 0);
-  EXPECT_EQ(stats->success_rate(), 0.0);
-  EXPECT_EQ(stats->avg_response_time_ms(), 0.0);
+TEST_F(LevelDbStoreTest, CountsFollowTheChangeNotTheResponseCode) {
+  std::vector<Delivery> deliveries =
+      Submit("evt_1", "thread-a", {"ep_1"}, kBaseMicros);
+  // The store judges no response: what the domain counts is what it keeps.
+  DeliveryChange server_error = Finished(deliveries[0], 500, 7);
+  server_error.counted_attempt->success = true;
+  DeliveryChange not_found = Finished(deliveries[0], 404, 9);
+  not_found.counted_attempt->success = true;
+  DeliveryChange no_content = Finished(deliveries[0], 204, 11);
+  no_content.counted_attempt->success = false;
+
+  ASSERT_OK(store_->UpdateDeliveries({server_error, not_found, no_content},
+                                     Durability::kSynced));
+
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 3);
+  EXPECT_EQ(counts->successes, 2);
+  EXPECT_EQ(counts->response_time_ms_sum, 27);
 }
 
-TEST_F(LevelDbStoreTest, ConcurrentUpdatesGiveExactStats) {
+TEST_F(LevelDbStoreTest, CountsOfEndpointWithoutAttemptsAreZero) {
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_none");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 0);
+  EXPECT_EQ(counts->successes, 0);
+  EXPECT_EQ(counts->response_time_ms_sum, 0);
+}
+
+TEST_F(LevelDbStoreTest, StatsRecordsOfEarlierReleasesReadAndStayReadable) {
+  store_.reset();
+  const auto open_raw = [this] {
+    leveldb::DB* raw = nullptr;
+    EXPECT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    return std::unique_ptr<leveldb::DB>(raw);
+  };
+  {
+    // As the release that computed rates in the store wrote it.
+    storage::StatsRecord old;
+    old.set_total(4);
+    old.set_successful(3);
+    old.set_failed(1);
+    old.set_response_time_ms_sum(100);
+    ASSERT_TRUE(
+        open_raw()
+            ->Put(leveldb::WriteOptions(), "st/ep_1", old.SerializeAsString())
+            .ok());
+  }
+  Reopen();
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 4);
+  EXPECT_EQ(counts->successes, 3);
+  EXPECT_EQ(counts->response_time_ms_sum, 100);
+
+  std::vector<Delivery> deliveries =
+      Submit("evt_1", "thread-a", {"ep_1"}, kBaseMicros);
+  ASSERT_OK(store_->UpdateDeliveries({Finished(deliveries[0], 500, 20)},
+                                     Durability::kSynced));
+  store_.reset();
+
+  // An earlier release reading it back finds every field it read.
+  std::string value;
+  ASSERT_TRUE(open_raw()->Get(leveldb::ReadOptions(), "st/ep_1", &value).ok());
+  storage::StatsRecord now;
+  ASSERT_TRUE(now.ParseFromString(value));
+  EXPECT_EQ(now.total(), 5);
+  EXPECT_EQ(now.successful(), 3);
+  EXPECT_EQ(now.failed(), 2);
+  EXPECT_EQ(now.response_time_ms_sum(), 120);
+}
+
+TEST_F(LevelDbStoreTest, ConcurrentUpdatesGiveExactCounts) {
   constexpr int kThreads = 4;
   constexpr int kUpdatesPerThread = 250;
   std::vector<Delivery> deliveries =
@@ -634,17 +747,17 @@ TEST_F(LevelDbStoreTest, ConcurrentUpdatesGiveExactStats) {
   for (std::thread& thread : threads) thread.join();
 
   EXPECT_EQ(errors.load(), 0);
-  absl::StatusOr<EndpointStats> one = store_->GetEndpointStats("ep_1");
+  absl::StatusOr<AttemptCounts> one = store_->GetAttemptCounts("ep_1");
   ASSERT_OK(one);
-  EXPECT_EQ(one->total_deliveries(), kThreads * kUpdatesPerThread);
-  EXPECT_EQ(one->successful_deliveries(), kThreads * kUpdatesPerThread / 2);
-  EXPECT_EQ(one->failed_deliveries(), kThreads * kUpdatesPerThread / 2);
-  EXPECT_DOUBLE_EQ(one->avg_response_time_ms(), 10.0);
-  absl::StatusOr<EndpointStats> two = store_->GetEndpointStats("ep_2");
+  EXPECT_EQ(one->attempts, kThreads * kUpdatesPerThread);
+  EXPECT_EQ(one->successes, kThreads * kUpdatesPerThread / 2);
+  EXPECT_EQ(one->response_time_ms_sum, 10 * kThreads * kUpdatesPerThread);
+  absl::StatusOr<AttemptCounts> two = store_->GetAttemptCounts("ep_2");
   ASSERT_OK(two);
-  EXPECT_EQ(two->total_deliveries(), kThreads * kUpdatesPerThread);
-  EXPECT_DOUBLE_EQ(two->success_rate(), 100.0);
-  EXPECT_DOUBLE_EQ(two->avg_response_time_ms(), 1.5);  // Mean of 0..3.
+  EXPECT_EQ(two->attempts, kThreads * kUpdatesPerThread);
+  EXPECT_EQ(two->successes, kThreads * kUpdatesPerThread);
+  // t = 0..3, kUpdatesPerThread times each.
+  EXPECT_EQ(two->response_time_ms_sum, (0 + 1 + 2 + 3) * kUpdatesPerThread);
 }
 
 // --- Listing deliveries
@@ -802,9 +915,10 @@ TEST_F(LevelDbStoreTest, CloseAndReopenKeepsEverything) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_EQ(queue->size(), 1u);
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->failed_deliveries(), 1);
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1);
+  EXPECT_EQ(counts->successes, 0);
   absl::StatusOr<DeliveryPage> log =
       store_->ListDeliveries(ForThread("thread-a"), 10, "");
   ASSERT_OK(log);
@@ -1028,8 +1142,9 @@ TEST_F(LevelDbStoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
   ASSERT_OK(store_->UpdateDeliveries(
       {Finished(pruned[0], 200, 5), Finished(kept[0], 200, 5)},
       Durability::kSynced));
-  absl::StatusOr<EndpointStats> stats_before = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats_before);
+  absl::StatusOr<AttemptCounts> counts_before =
+      store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts_before);
 
   absl::StatusOr<PruneResult> result =
       store_->PruneBefore(absl::FromUnixMicros(kBaseMicros - kHourMicros),
@@ -1052,10 +1167,10 @@ TEST_F(LevelDbStoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
     EXPECT_THAT(Ids(page->deliveries), ElementsAre(kept[0].id()));
   }
   // Stats are cumulative: they still count the pruned attempt.
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->total_deliveries(), 2);
-  EXPECT_EQ(stats->total_deliveries(), stats_before->total_deliveries());
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 2);
+  EXPECT_EQ(counts->attempts, counts_before->attempts);
 }
 
 TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
@@ -1063,7 +1178,7 @@ TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
   std::vector<Delivery> queued = Submit("ev_1", "thread-a", {"ep_1"}, old);
   Delivery retrying = queued[0];
   retrying.set_status(DELIVERY_STATUS_RETRYING);
-  ASSERT_OK(store_->UpdateDeliveries({Change(retrying)}, Durability::kSynced));
+  ASSERT_OK(store_->UpdateDeliveries({Queued(retrying)}, Durability::kSynced));
 
   absl::StatusOr<PruneResult> result =
       store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
@@ -1075,6 +1190,29 @@ TEST_F(LevelDbStoreTest, PruneNeverRemovesQueuedDeliveries) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_THAT(*queue, SizeIs(1));
+}
+
+TEST_F(LevelDbStoreTest, PruneKeepsExactlyTheQueuedDeliveries) {
+  const int64_t old = kBaseMicros - 48 * kHourMicros;
+  std::vector<Delivery> deliveries =
+      Submit("ev_1", "thread-a", {"ep_1", "ep_2"}, old);
+  // Whatever their status says: the queue is what the domain last stored.
+  Delivery queued = deliveries[0];
+  queued.set_status(DELIVERY_STATUS_SUCCESS);
+  DeliveryChange still_queued = Change(queued);
+  still_queued.next_due = absl::FromUnixMicros(kBaseMicros);
+  ASSERT_OK(store_->UpdateDeliveries({still_queued, Change(deliveries[1])},
+                                     Durability::kSynced));
+
+  absl::StatusOr<PruneResult> result =
+      store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
+                          absl::FromUnixMicros(kBaseMicros), 100);
+
+  ASSERT_OK(result);
+  EXPECT_EQ(result->deliveries, 1u);
+  ASSERT_OK(store_->GetDelivery(deliveries[0].id()));
+  EXPECT_EQ(store_->GetDelivery(deliveries[1].id()).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(LevelDbStoreTest, PruneKeepsEventUntilItsLastDeliveryGoes) {
@@ -1224,13 +1362,33 @@ TEST_F(LevelDbStoreFaultTest, FailedBufferedWriteIsRetriableAfterRecovery) {
   absl::StatusOr<Delivery> delivery = store_->GetDelivery(deliveries[0].id());
   ASSERT_OK(delivery);
   EXPECT_EQ(delivery->status(), DELIVERY_STATUS_SUCCESS);
-  absl::StatusOr<EndpointStats> stats = store_->GetEndpointStats("ep_1");
-  ASSERT_OK(stats);
-  EXPECT_EQ(stats->total_deliveries(), 1) << "the failed write counted none";
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1) << "the failed write counted none";
 }
 
 // --- Repair
 // ---------------------------------------------------------------------
+
+// Rules like the domain's (server/delivery/retry_policy.h), which the
+// storage tests do not link.
+RepairRules DomainRules() {
+  RepairRules rules;
+  rules.next_due = [](const Delivery& delivery) -> std::optional<absl::Time> {
+    if (delivery.status() != DELIVERY_STATUS_PENDING &&
+        delivery.status() != DELIVERY_STATUS_RETRYING) {
+      return std::nullopt;
+    }
+    return FromProtoTime(delivery.next_attempt_time());
+  };
+  rules.end = [](Delivery delivery, const std::string& why) {
+    delivery.set_status(DELIVERY_STATUS_FAILED);
+    delivery.set_last_error(why);
+    delivery.clear_next_attempt_time();
+    return delivery;
+  };
+  return rules;
+}
 
 TEST_F(LevelDbStoreTest, RepairSalvagesCorruptedLogAndReportsLosses) {
   ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_1", "thread-a")));
@@ -1250,7 +1408,8 @@ TEST_F(LevelDbStoreTest, RepairSalvagesCorruptedLogAndReportsLosses) {
   ASSERT_EQ(LevelDbStore::Open(path_).status().code(),
             absl::StatusCode::kDataLoss);
 
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
 
   ASSERT_OK(report);
   EXPECT_FALSE(report->readable_before);
@@ -1288,7 +1447,8 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
     ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "d/" + lost[0].id()).ok());
   }
 
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
 
   ASSERT_OK(report);
   EXPECT_EQ(report->deliveries_without_event, 1u);
@@ -1303,6 +1463,8 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
   ASSERT_THAT(page->deliveries, SizeIs(1));
   EXPECT_EQ(page->deliveries[0].id(), no_event[0].id());
   EXPECT_EQ(page->deliveries[0].status(), DELIVERY_STATUS_FAILED);
+  EXPECT_THAT(page->deliveries[0].last_error(),
+              HasSubstr("lost in a database repair"));
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_THAT(*queue, IsEmpty());
@@ -1313,7 +1475,8 @@ TEST_F(LevelDbStoreTest, RepairOfHealthyDatabaseLosesNothing) {
   Submit("ev_1", "thread-a", {"ep_1"}, kBaseMicros);
   store_.reset();
 
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
 
   ASSERT_OK(report);
   EXPECT_TRUE(report->readable_before);
@@ -1325,8 +1488,50 @@ TEST_F(LevelDbStoreTest, RepairOfHealthyDatabaseLosesNothing) {
   EXPECT_THAT(report->ToString(), HasSubstr("nothing that webhookd can tell"));
 }
 
+TEST_F(LevelDbStoreTest, RepairRequeuesWhatTheRulesSayAwaitsAnAttempt) {
+  std::vector<Delivery> deliveries =
+      Submit("ev_1", "thread-a", {"ep_1", "ep_2"}, kBaseMicros);
+  store_.reset();
+  {
+    // As if LevelDB's repair had dropped both queue entries.
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    for (const Delivery& delivery : deliveries) {
+      ASSERT_TRUE(
+          db->Delete(leveldb::WriteOptions(), "q/" + delivery.id()).ok());
+    }
+  }
+  // Both are PENDING; the rules say only the first awaits an attempt.
+  const std::string first = deliveries[0].id();
+  const absl::Time due = absl::FromUnixMicros(kBaseMicros + 42);
+  RepairRules rules = DomainRules();
+  rules.next_due = [&](const Delivery& delivery) -> std::optional<absl::Time> {
+    if (delivery.id() == first) return due;
+    return std::nullopt;
+  };
+
+  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_, rules);
+
+  ASSERT_OK(report);
+  EXPECT_EQ(report->requeued_deliveries, 1u);
+  Reopen();
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].delivery_id, first);
+  EXPECT_EQ((*queue)[0].due, due);
+}
+
+TEST_F(LevelDbStoreTest, RepairWithoutRulesIsInvalidArgument) {
+  store_.reset();
+  EXPECT_EQ(RepairLevelDbStore(path_, RepairRules()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(LevelDbStoreTest, RepairRefusesADatabaseInUse) {
-  absl::StatusOr<RepairReport> report = RepairLevelDbStore(path_);
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
   EXPECT_EQ(report.status().code(), absl::StatusCode::kFailedPrecondition)
       << report.status();
 }

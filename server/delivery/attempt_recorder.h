@@ -1,0 +1,97 @@
+// The attempt recorder: turns finished attempts into delivery changes,
+// stores them in one buffered write per batch, schedules retries and
+// answers test deliveries.
+
+#ifndef WEBHOOKD_SERVER_DELIVERY_ATTEMPT_RECORDER_H_
+#define WEBHOOKD_SERVER_DELIVERY_ATTEMPT_RECORDER_H_
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/delivery/change_bus.h"
+#include "server/delivery/endpoint_manager.h"
+#include "server/delivery/retry_policy.h"
+#include "server/delivery/scheduler.h"
+#include "server/http/http_sender.h"
+#include "storage/store.h"
+
+namespace webhookd {
+
+// An attempt handed to the sender.
+struct Attempt {
+  // The delivery's state before the attempt; with its payload only for
+  // test deliveries (whose caller gets it back).
+  Delivery delivery;
+  absl::Time start_time;
+  bool manual = false;
+};
+
+// An attempt and what the sender made of it.
+struct Completion {
+  Attempt attempt;
+  HttpResult result;
+};
+
+// AttemptRecorder is safe for concurrent use. Add() is called from sender
+// threads; RecordCompleted() is one thread's step (the engine's record
+// thread, or a test).
+class AttemptRecorder {
+ public:
+  using DeliveryCallback = std::function<void(absl::StatusOr<Delivery>)>;
+
+  // Every reference must outlive the recorder.
+  AttemptRecorder(Store& store, const EndpointManager& endpoints,
+                  Scheduler& scheduler, ChangeBus& bus, RetryPolicy policy);
+  AttemptRecorder(const AttemptRecorder&) = delete;
+  AttemptRecorder& operator=(const AttemptRecorder&) = delete;
+
+  // Takes a finished attempt for the next RecordCompleted().
+  void Add(Completion completion);
+
+  // Records the attempts added since the last call, learnt at `now`: each
+  // outcome applied by the retry policy (retries due counted from `now`)
+  // and stored in one buffered write, the scheduler settled, listeners
+  // told and test deliveries answered. An attempt aborted by shutdown is
+  // not recorded and stays queued. If the write fails, the attempts are made
+  // again a second later (at least once). Returns how many were recorded.
+  size_t RecordCompleted(absl::Time now);
+
+  // Blocks until an attempt is added, or, after Close(), until no attempt
+  // is running; wakes at least every `max_wait`. Returns false in the
+  // latter case.
+  bool WaitForCompletions(absl::Duration max_wait);
+  // No attempt will start any more: WaitForCompletions returns false once
+  // the running ones are recorded.
+  void Close();
+
+  // `done` runs once, from RecordCompleted, with the finished test delivery
+  // `delivery_id` (payload included), or from FailWaiters.
+  void AddTestWaiter(const std::string& delivery_id, DeliveryCallback done);
+  // Answers every test delivery still waiting with `status`.
+  void FailWaiters(const absl::Status& status);
+
+ private:
+  Store& store_;
+  const EndpointManager& endpoints_;
+  Scheduler& scheduler_;
+  ChangeBus& bus_;
+  const RetryPolicy policy_;
+
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, DeliveryCallback> test_waiters_
+      ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_DELIVERY_ATTEMPT_RECORDER_H_

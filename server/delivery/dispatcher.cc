@@ -1,0 +1,128 @@
+#include "server/delivery/dispatcher.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/logging.h"
+#include "server/delivery/retry_policy.h"
+#include "server/security/signature.h"
+
+namespace webhookd {
+namespace {
+
+// How long after a failed read a delivery is tried again.
+constexpr absl::Duration kRetryAfterReadFailure = absl::Seconds(1);
+
+bool IsFinal(DeliveryStatus status) {
+  return status == webhook::v1::DELIVERY_STATUS_SUCCESS ||
+         status == webhook::v1::DELIVERY_STATUS_FAILED;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(Store& store, const EndpointManager& endpoints,
+                       Scheduler& scheduler, FreshDeliveries& fresh,
+                       HttpSender& sender, AttemptRecorder& recorder,
+                       ChangeBus& bus, DispatcherOptions options)
+    : store_(store),
+      endpoints_(endpoints),
+      scheduler_(scheduler),
+      fresh_(fresh),
+      sender_(sender),
+      recorder_(recorder),
+      bus_(bus),
+      options_(std::move(options)) {}
+
+size_t Dispatcher::DispatchDue(absl::Time now) {
+  const std::vector<QueuedDelivery> due =
+      scheduler_.TakeDue(now, [this](const std::string& endpoint_id) {
+        EndpointManager::EndpointPtr endpoint = endpoints_.Find(endpoint_id);
+        return endpoint != nullptr && !endpoint->enabled();
+      });
+  for (const QueuedDelivery& entry : due) Dispatch(entry, now);
+  return due.size();
+}
+
+void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
+  // A first attempt of a delivery just submitted: its state is in memory.
+  if (std::optional<FreshDelivery> fresh = fresh_.Take(entry.delivery_id);
+      fresh.has_value()) {
+    Start(std::move(fresh->delivery), *fresh->payload, entry, now);
+    return;
+  }
+  absl::StatusOr<Delivery> delivery = store_.GetDelivery(entry.delivery_id);
+  if (!delivery.ok() || IsFinal(delivery->status())) {
+    if (!delivery.ok() && !absl::IsNotFound(delivery.status())) {
+      // A read error is transient as far as we know: try again shortly.
+      Log(LogLevel::kError, absl::StrCat("reading delivery ", entry.delivery_id,
+                                         ": ", delivery.status().ToString()));
+      QueuedDelivery later = entry;
+      later.due = now + kRetryAfterReadFailure;
+      scheduler_.Settle({}, {&later, 1}, 1);
+    } else {
+      scheduler_.Settle({&entry.delivery_id, 1}, {}, 1);
+    }
+    return;
+  }
+  // The payload goes into the request; a test delivery keeps a copy for
+  // its caller.
+  std::string payload = delivery->test()
+                            ? delivery->payload()
+                            : std::move(*delivery->mutable_payload());
+  Start(*std::move(delivery), std::move(payload), entry, now);
+}
+
+void Dispatcher::Start(Delivery delivery, std::string payload,
+                       const QueuedDelivery& entry, absl::Time now) {
+  EndpointManager::EndpointPtr endpoint =
+      endpoints_.Find(delivery.endpoint_id());
+  if (endpoint == nullptr) {
+    EndWithoutAttempt(std::move(delivery), "endpoint was deleted");
+    return;
+  }
+  HttpRequest request = BuildRequest(delivery, std::move(payload), *endpoint);
+  Attempt attempt{std::move(delivery), now, entry.manual};
+  if (!attempt.delivery.test()) attempt.delivery.clear_payload();
+  sender_.Send(std::move(request),
+               [this, attempt = std::move(attempt)](HttpResult result) mutable {
+                 recorder_.Add({std::move(attempt), std::move(result)});
+               });
+}
+
+void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
+  DeliveryChange change;
+  change.delivery = EndedDelivery(std::move(delivery), why);
+  if (absl::Status written =
+          store_.UpdateDeliveries({change}, Durability::kSynced);
+      !written.ok()) {
+    Log(LogLevel::kError, absl::StrCat("ending delivery ", change.delivery.id(),
+                                       ": ", written.ToString()));
+  }
+  scheduler_.Settle({&change.delivery.id(), 1}, {}, 1);
+  bus_.Publish(change.delivery);
+}
+
+HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,
+                                     const Endpoint& endpoint) const {
+  HttpRequest request;
+  request.url = endpoint.url();
+  request.timeout = options_.attempt_timeout;
+  request.body = std::move(body);
+  request.headers = {
+      {"Content-Type", "application/json"},
+      {"User-Agent", options_.user_agent},
+      {"X-Webhook-Id", delivery.id()},
+      {"X-Webhook-Event", delivery.event_type()},
+      {"X-Webhook-Attempt", absl::StrCat(delivery.attempts() + 1)},
+  };
+  if (!endpoint.secret().empty()) {
+    request.headers.emplace_back("X-Hub-Signature-256",
+                                 SignatureHex(endpoint.secret(), request.body));
+  }
+  for (const webhook::v1::Header& header : endpoint.headers()) {
+    request.headers.emplace_back(header.name(), header.value());
+  }
+  return request;
+}
+
+}  // namespace webhookd

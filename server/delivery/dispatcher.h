@@ -1,0 +1,72 @@
+// The dispatcher: takes the deliveries that are due from the scheduler,
+// builds each signed request and hands it to the HttpSender.
+
+#ifndef WEBHOOKD_SERVER_DELIVERY_DISPATCHER_H_
+#define WEBHOOKD_SERVER_DELIVERY_DISPATCHER_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/delivery/attempt_recorder.h"
+#include "server/delivery/change_bus.h"
+#include "server/delivery/endpoint_manager.h"
+#include "server/delivery/fresh_deliveries.h"
+#include "server/delivery/scheduler.h"
+#include "server/http/http_sender.h"
+#include "storage/store.h"
+
+namespace webhookd {
+
+struct DispatcherOptions {
+  absl::Duration attempt_timeout = absl::Seconds(30);
+  // Sent as User-Agent.
+  std::string user_agent;
+};
+
+// Dispatcher is safe for concurrent use; DispatchDue() is one thread's step
+// (the engine's dispatch thread, or a test).
+class Dispatcher {
+ public:
+  // Every reference must outlive the dispatcher.
+  Dispatcher(Store& store, const EndpointManager& endpoints,
+             Scheduler& scheduler, FreshDeliveries& fresh, HttpSender& sender,
+             AttemptRecorder& recorder, ChangeBus& bus,
+             DispatcherOptions options);
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Starts an attempt of every delivery due at `now` that the scheduler's
+  // limits allow, reading each from FreshDeliveries or else the store;
+  // deliveries of a disabled endpoint are held, those whose endpoint is gone
+  // end as FAILED without an attempt. Each attempt's outcome goes to the
+  // recorder. Returns how many deliveries were taken.
+  size_t DispatchDue(absl::Time now);
+
+  // The signed HTTP request of an attempt of `delivery` to `endpoint`, with
+  // `body` (the payload).
+  HttpRequest BuildRequest(const Delivery& delivery, std::string body,
+                           const Endpoint& endpoint) const;
+
+ private:
+  void Dispatch(const QueuedDelivery& entry, absl::Time now);
+  // Starts the attempt of `delivery` (without payload unless a test) with
+  // `payload` as the body, or ends it if its endpoint is gone.
+  void Start(Delivery delivery, std::string payload,
+             const QueuedDelivery& entry, absl::Time now);
+  // Ends a queued delivery without an attempt and records why.
+  void EndWithoutAttempt(Delivery delivery, const std::string& why);
+
+  Store& store_;
+  const EndpointManager& endpoints_;
+  Scheduler& scheduler_;
+  FreshDeliveries& fresh_;
+  HttpSender& sender_;
+  AttemptRecorder& recorder_;
+  ChangeBus& bus_;
+  const DispatcherOptions options_;
+};
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_DELIVERY_DISPATCHER_H_

@@ -1,0 +1,145 @@
+#include "server/delivery/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/time_util.h"
+
+namespace webhookd {
+
+QueuedDelivery QueueEntryOf(const Delivery& delivery, bool manual) {
+  return QueuedDelivery{delivery.id(), delivery.endpoint_id(),
+                        FromProtoTime(delivery.next_attempt_time()), manual,
+                        delivery.test()};
+}
+
+Scheduler::Scheduler(SchedulerOptions options)
+    : options_(options), queue_(options.max_in_flight_per_endpoint) {}
+
+absl::Status Scheduler::Reserve(size_t count) {
+  absl::MutexLock lock(&mu_);
+  if (queue_.size() + reserved_ + count > options_.max_queued_deliveries) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many deliveries waiting (", queue_.size() + reserved_,
+                     " queued, the limit is ", options_.max_queued_deliveries,
+                     ", --max_queued_deliveries): try again later"));
+  }
+  reserved_ += count;
+  return absl::OkStatus();
+}
+
+void Scheduler::Unreserve(size_t count) {
+  absl::MutexLock lock(&mu_);
+  reserved_ -= count;
+}
+
+void Scheduler::Schedule(absl::Span<const QueuedDelivery> entries,
+                         size_t unreserve) {
+  absl::MutexLock lock(&mu_);
+  reserved_ -= unreserve;
+  for (const QueuedDelivery& entry : entries) queue_.Schedule(entry);
+  due_cv_.Signal();
+}
+
+void Scheduler::Reschedule(const QueuedDelivery& entry) {
+  absl::MutexLock lock(&mu_);
+  queue_.Remove(entry.delivery_id);
+  queue_.Schedule(entry);
+  due_cv_.Signal();
+}
+
+void Scheduler::Remove(const std::string& delivery_id) {
+  absl::MutexLock lock(&mu_);
+  queue_.Remove(delivery_id);
+  // A parked entry of the same endpoint may have become due.
+  due_cv_.Signal();
+}
+
+void Scheduler::Release(const std::string& endpoint_id) {
+  absl::MutexLock lock(&mu_);
+  queue_.Release(endpoint_id);
+  due_cv_.Signal();
+}
+
+std::vector<std::string> Scheduler::RemoveEndpoint(
+    const std::string& endpoint_id) {
+  absl::MutexLock lock(&mu_);
+  return queue_.RemoveEndpoint(endpoint_id);
+}
+
+Scheduler::Withdrawal Scheduler::Withdraw(const std::string& delivery_id) {
+  absl::MutexLock lock(&mu_);
+  if (queue_.InFlight(delivery_id)) return Withdrawal::kInFlight;
+  if (!queue_.Contains(delivery_id)) return Withdrawal::kNotQueued;
+  queue_.Remove(delivery_id);
+  return Withdrawal::kWithdrawn;
+}
+
+std::vector<QueuedDelivery> Scheduler::TakeDue(
+    absl::Time now,
+    const std::function<bool(const std::string& endpoint_id)>& is_held) {
+  absl::MutexLock lock(&mu_);
+  if (closed_ || running_ >= options_.max_in_flight) return {};
+  std::vector<QueuedDelivery> due =
+      queue_.TakeDue(now, options_.max_in_flight - running_, is_held);
+  running_ += due.size();
+  return due;
+}
+
+void Scheduler::Finished(size_t count) {
+  absl::MutexLock lock(&mu_);
+  running_ -= count;
+  due_cv_.Signal();
+}
+
+void Scheduler::Settle(absl::Span<const std::string> ended,
+                       absl::Span<const QueuedDelivery> again,
+                       size_t finished) {
+  absl::MutexLock lock(&mu_);
+  running_ -= finished;
+  for (const std::string& id : ended) queue_.Remove(id);
+  for (const QueuedDelivery& entry : again) {
+    queue_.Remove(entry.delivery_id);
+    queue_.Schedule(entry);
+  }
+  due_cv_.Signal();
+}
+
+bool Scheduler::HasDueLocked(absl::Time now) const {
+  if (running_ >= options_.max_in_flight) return false;
+  std::optional<absl::Time> next = queue_.NextDue();
+  return next.has_value() && *next <= now;
+}
+
+bool Scheduler::WaitForDue(const Clock& clock, absl::Duration max_wait) {
+  absl::MutexLock lock(&mu_);
+  while (!closed_) {
+    const absl::Time now = clock.Now();
+    if (HasDueLocked(now)) return true;
+    absl::Duration wait = max_wait;
+    std::optional<absl::Time> next = queue_.NextDue();
+    if (next.has_value() && running_ < options_.max_in_flight) {
+      wait = std::clamp(*next - now, absl::ZeroDuration(), max_wait);
+    }
+    due_cv_.WaitWithTimeout(&mu_, wait);
+  }
+  return false;
+}
+
+void Scheduler::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  due_cv_.SignalAll();
+}
+
+size_t Scheduler::size() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+size_t Scheduler::running() const {
+  absl::MutexLock lock(&mu_);
+  return running_;
+}
+
+}  // namespace webhookd

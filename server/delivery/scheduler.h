@@ -1,0 +1,111 @@
+// The scheduler: the queue of deliveries waiting for an attempt, shared by
+// the submit pipeline, the dispatcher, the attempt recorder and the endpoint
+// lifecycle, with the limits that bound it.
+
+#ifndef WEBHOOKD_SERVER_DELIVERY_SCHEDULER_H_
+#define WEBHOOKD_SERVER_DELIVERY_SCHEDULER_H_
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/common/clock.h"
+#include "server/delivery/delivery_queue.h"
+#include "storage/store.h"
+
+namespace webhookd {
+
+struct SchedulerOptions {
+  // Attempts running at once; more wait in the queue.
+  size_t max_in_flight = 4096;
+  // Attempts to one endpoint running at once (test deliveries aside). 0: no
+  // limit. See DeliveryQueue.
+  size_t max_in_flight_per_endpoint = 32;
+  // Deliveries queued, held or in flight past which Reserve refuses.
+  size_t max_queued_deliveries = 10'000'000;
+};
+
+// Scheduler is safe for concurrent use. It is a DeliveryQueue behind a
+// mutex, plus the count of attempts in flight, reservations for submits not
+// yet written (backpressure) and the dispatcher's wake-up.
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerOptions options);
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Reserves room for `count` deliveries of a submit under way, or returns
+  // ResourceExhausted (naming --max_queued_deliveries) without reserving.
+  absl::Status Reserve(size_t count);
+  // Gives a reservation back (the submit was written or refused).
+  void Unreserve(size_t count);
+
+  // Queues entries (see DeliveryQueue::Schedule), gives back `unreserve`
+  // of the reservation they were made under, and wakes the dispatcher.
+  void Schedule(absl::Span<const QueuedDelivery> entries, size_t unreserve = 0);
+  void Schedule(const QueuedDelivery& entry) { Schedule({&entry, 1}); }
+  // Queues an entry again, replacing it even if it is in flight.
+  void Reschedule(const QueuedDelivery& entry);
+  // Ends an entry wherever it is (see DeliveryQueue::Remove).
+  void Remove(const std::string& delivery_id);
+  // Moves an endpoint's held entries back to the schedule.
+  void Release(const std::string& endpoint_id);
+  // Removes the entries of an endpoint that are not in flight; returns ids.
+  std::vector<std::string> RemoveEndpoint(const std::string& endpoint_id);
+  enum class Withdrawal { kNotQueued, kInFlight, kWithdrawn };
+  // Takes a delivery out of the queue unless an attempt of it is running
+  // (then kInFlight, and nothing changes), atomically.
+  Withdrawal Withdraw(const std::string& delivery_id);
+
+  // Takes the entries due at `now`, at most max_in_flight less the attempts
+  // running, and counts them as running. `is_held` as in
+  // DeliveryQueue::TakeDue. Nothing after Close().
+  std::vector<QueuedDelivery> TakeDue(
+      absl::Time now,
+      const std::function<bool(const std::string& endpoint_id)>& is_held);
+  // `count` attempts taken by TakeDue have ended (recorded or abandoned).
+  void Finished(size_t count);
+  // What the recorder does with one batch, under one lock: ends the
+  // `ended` entries, queues `again` (replacing their entries, in flight or
+  // not) and counts `finished` attempts as ended.
+  void Settle(absl::Span<const std::string> ended,
+              absl::Span<const QueuedDelivery> again, size_t finished);
+
+  // Blocks until an entry is due by `clock` and an attempt may start, or
+  // Close(). Wakes at least every `max_wait`, so that a jump of the wall
+  // clock is noticed. Returns false once closed.
+  bool WaitForDue(const Clock& clock, absl::Duration max_wait);
+  // Stops TakeDue and WaitForDue.
+  void Close();
+
+  // Deliveries queued, held or in flight.
+  size_t size() const;
+  // Attempts taken by TakeDue and not yet Finished.
+  size_t running() const;
+
+ private:
+  bool HasDueLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const SchedulerOptions options_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar due_cv_;  // The queue changed, an attempt ended, or closed.
+  DeliveryQueue queue_ ABSL_GUARDED_BY(mu_);
+  size_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The queue entry of a delivery in `delivery`'s state.
+QueuedDelivery QueueEntryOf(const Delivery& delivery, bool manual);
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_DELIVERY_SCHEDULER_H_

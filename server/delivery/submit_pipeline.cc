@@ -1,0 +1,223 @@
+#include "server/delivery/submit_pipeline.h"
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/ids.h"
+#include "server/common/limits.h"
+#include "server/common/status_macros.h"
+#include "server/common/time_util.h"
+#include "server/delivery/payload.h"
+#include "server/delivery/validation.h"
+
+namespace webhookd {
+
+Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
+                       int max_attempts, bool test) {
+  Delivery delivery;
+  delivery.set_id(NewId("dlv_"));
+  delivery.set_event_id(event.id());
+  delivery.set_endpoint_id(endpoint_id);
+  delivery.set_thread_id(event.thread_id());
+  delivery.set_event_type(event.event_type());
+  delivery.set_user_id(event.user_id());
+  delivery.set_status(webhook::v1::DELIVERY_STATUS_PENDING);
+  delivery.set_max_attempts(max_attempts);
+  delivery.set_test(test);
+  *delivery.mutable_create_time() =
+      ToProtoTime(absl::FromUnixMicros(event.create_time_unix_micros()));
+  *delivery.mutable_next_attempt_time() = delivery.create_time();
+  return delivery;
+}
+
+SubmitPipeline::SubmitPipeline(Store& store, EndpointManager& endpoints,
+                               Scheduler& scheduler, FreshDeliveries& fresh,
+                               ChangeBus& bus, const Clock& clock,
+                               SubmitPipelineOptions options)
+    : store_(store),
+      endpoints_(endpoints),
+      scheduler_(scheduler),
+      fresh_(fresh),
+      bus_(bus),
+      clock_(clock),
+      options_(options) {}
+
+absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
+    const Caller& caller, const webhook::v1::SubmitEventRequest& given) {
+  WEBHOOKD_ASSIGN_OR_RETURN(const int64_t owner,
+                            caller.OwnerFor(given.user_id(), "user_id"));
+  // The payload names the owner, so render it from the owned request.
+  webhook::v1::SubmitEventRequest owned_copy;
+  if (owner != given.user_id()) {
+    owned_copy = given;
+    owned_copy.set_user_id(owner);
+  }
+  const webhook::v1::SubmitEventRequest& request =
+      owner != given.user_id() ? owned_copy : given;
+  WEBHOOKD_RETURN_IF_ERROR(ValidateThreadId(request.thread_id(), "thread_id"));
+  if (request.idempotency_key().size() > kMaxIdempotencyKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "idempotency_key: at most ", kMaxIdempotencyKeyBytes, " bytes"));
+  }
+  if (request.event_type().size() > kMaxEventTypeBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event_type: at most ", kMaxEventTypeBytes, " bytes"));
+  }
+  WEBHOOKD_ASSIGN_OR_RETURN(std::string payload, RenderEventPayload(request));
+  if (payload.size() > options_.max_payload_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "execution: the payload is ", payload.size(), " bytes; the limit is ",
+        options_.max_payload_bytes, " (--max_payload_bytes)"));
+  }
+
+  PendingSubmit submit;
+  EventRecord& event = submit.event;
+  event.set_id(NewId("evt_"));
+  event.set_thread_id(request.thread_id());
+  event.set_user_id(request.user_id());
+  event.set_event_type(request.event_type().empty()
+                           ? std::string(kDefaultEventType)
+                           : request.event_type());
+  event.set_payload(std::move(payload));
+  event.set_create_time_unix_micros(absl::ToUnixMicros(clock_.Now()));
+  event.set_idempotency_key(request.idempotency_key());
+
+  const std::vector<EndpointManager::EndpointPtr> endpoints =
+      endpoints_.EnabledOfThread(request.thread_id());
+  submit.deliveries.reserve(endpoints.size());
+  event.mutable_delivery_ids()->Reserve(static_cast<int>(endpoints.size()));
+  for (const EndpointManager::EndpointPtr& endpoint : endpoints) {
+    // Another user's endpoint on the same thread must not see this event.
+    if (!caller.CanAccess(endpoint->user_id())) continue;
+    submit.deliveries.push_back(
+        NewDeliveryOf(event, endpoint->id(), options_.max_attempts, false));
+    event.add_delivery_ids(submit.deliveries.back().id());
+  }
+  // Backpressure: refuse before storing anything. Reserved until the
+  // commit, so that concurrent submits cannot together overshoot.
+  WEBHOOKD_RETURN_IF_ERROR(scheduler_.Reserve(submit.deliveries.size()));
+  return submit;
+}
+
+void SubmitPipeline::Submit(const Caller& caller,
+                            const webhook::v1::SubmitEventRequest& request,
+                            SubmitCallback done) {
+  absl::StatusOr<PendingSubmit> submit = Prepare(caller, request);
+  if (!submit.ok()) {
+    done(submit.status());
+    return;
+  }
+  submit->done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_) {
+      pending_.push_back(*std::move(submit));
+      cv_.Signal();
+      return;
+    }
+  }
+  scheduler_.Unreserve(submit->deliveries.size());
+  submit->done(absl::UnavailableError("the server is shutting down"));
+}
+
+bool SubmitPipeline::WaitForSubmits() {
+  absl::MutexLock lock(&mu_);
+  while (pending_.empty() && !closed_) cv_.Wait(&mu_);
+  return !pending_.empty();
+}
+
+void SubmitPipeline::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  cv_.SignalAll();
+}
+
+size_t SubmitPipeline::CommitPending() {
+  std::vector<PendingSubmit> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(pending_);
+  }
+  if (!batch.empty()) CommitBatch(batch);
+  return batch.size();
+}
+
+void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
+  // What each submit is answered with; unset for those written below.
+  std::vector<std::optional<absl::StatusOr<SubmitEventResponse>>> answers(
+      batch.size());
+  // A submit repeating the idempotency key of an earlier one in this batch
+  // gets that one's answer: index of the first, or -1.
+  std::vector<ptrdiff_t> same_as(batch.size(), -1);
+  absl::flat_hash_map<std::string, size_t> first_with_key;
+  std::vector<NewEvent> inserts;
+  inserts.reserve(batch.size());
+  std::vector<size_t> written_index;  // Of the batch entries in `inserts`.
+  written_index.reserve(batch.size());
+  size_t reserved = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const EventRecord& event = batch[i].event;
+    reserved += batch[i].deliveries.size();
+    if (!event.idempotency_key().empty()) {
+      // Keys are checked here, by the one committing thread, so submits
+      // with the same key are serialised without any lock.
+      auto [first, inserted] = first_with_key.try_emplace(
+          absl::StrCat(event.user_id(), "/", event.idempotency_key()), i);
+      if (!inserted) {
+        same_as[i] = static_cast<ptrdiff_t>(first->second);
+        continue;
+      }
+      absl::StatusOr<SubmitEventResponse> stored =
+          store_.FindSubmission(event.user_id(), event.idempotency_key());
+      if (stored.ok() || !absl::IsNotFound(stored.status())) {
+        answers[i] = std::move(stored);
+        continue;
+      }
+    }
+    inserts.push_back(NewEvent{&event, batch[i].deliveries});
+    written_index.push_back(i);
+  }
+  const absl::Status written =
+      inserts.empty() ? absl::OkStatus() : store_.InsertEvents(inserts);
+  if (written.ok()) {
+    // Published before queueing, so that listeners never see the outcome
+    // of an attempt (from the recorder) before the creation.
+    // The written deliveries go to the dispatcher in memory, each event's
+    // payload shared by its fan-out; the event records are not needed any
+    // more, so the payload is moved, not copied.
+    std::vector<QueuedDelivery> entries;
+    for (size_t i : written_index) {
+      PendingSubmit& submit = batch[i];
+      auto payload = std::make_shared<const std::string>(
+          std::move(*submit.event.mutable_payload()));
+      for (Delivery& delivery : submit.deliveries) {
+        bus_.Publish(delivery);
+        entries.push_back(QueueEntryOf(delivery, false));
+        fresh_.Put(FreshDelivery{std::move(delivery), payload});
+      }
+    }
+    scheduler_.Schedule(entries, reserved);
+  } else {
+    scheduler_.Unreserve(reserved);
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (answers[i].has_value() || same_as[i] >= 0) continue;
+    if (!written.ok()) {
+      answers[i] = written;
+      continue;
+    }
+    SubmitEventResponse response;
+    response.set_event_id(batch[i].event.id());
+    *response.mutable_delivery_ids() = batch[i].event.delivery_ids();
+    answers[i] = std::move(response);
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const size_t from = same_as[i] >= 0 ? static_cast<size_t>(same_as[i]) : i;
+    batch[i].done(*answers[from]);
+  }
+}
+
+}  // namespace webhookd

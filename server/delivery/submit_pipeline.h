@@ -1,0 +1,106 @@
+// The submit pipeline: checks and renders SubmitEvent requests, and writes
+// the submits that wait together in one synced write (group commit), with
+// their idempotency keys.
+
+#ifndef WEBHOOKD_SERVER_DELIVERY_SUBMIT_PIPELINE_H_
+#define WEBHOOKD_SERVER_DELIVERY_SUBMIT_PIPELINE_H_
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/common/caller.h"
+#include "server/common/clock.h"
+#include "server/delivery/change_bus.h"
+#include "server/delivery/endpoint_manager.h"
+#include "server/delivery/fresh_deliveries.h"
+#include "server/delivery/scheduler.h"
+#include "storage/store.h"
+
+namespace webhookd {
+
+struct SubmitPipelineOptions {
+  // Attempts each new delivery may make.
+  int max_attempts = 4;
+  // Largest rendered payload accepted.
+  size_t max_payload_bytes = 256 * 1024;
+};
+
+// SubmitPipeline is safe for concurrent use. Submit() runs on the caller's
+// thread and never blocks on storage; CommitPending() is one thread's step
+// (the engine's commit thread, or a test).
+class SubmitPipeline {
+ public:
+  using SubmitCallback =
+      std::function<void(absl::StatusOr<SubmitEventResponse>)>;
+
+  // Every argument must outlive the pipeline.
+  SubmitPipeline(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
+                 FreshDeliveries& fresh, ChangeBus& bus, const Clock& clock,
+                 SubmitPipelineOptions options);
+  SubmitPipeline(const SubmitPipeline&) = delete;
+  SubmitPipeline& operator=(const SubmitPipeline&) = delete;
+
+  // Checks and renders the request, reserves its deliveries against the
+  // scheduler's limit and queues it for CommitPending(). `done` runs once:
+  // here for a request refused before storage (InvalidArgument,
+  // PermissionDenied, ResourceExhausted, Unavailable after Close()),
+  // otherwise in CommitPending() after the write (it must not block). An
+  // authenticated caller owns the event and reaches only its own endpoints.
+  // `request` is read only during the call.
+  void Submit(const Caller& caller,
+              const webhook::v1::SubmitEventRequest& request,
+              SubmitCallback done);
+
+  // Writes the submits waiting since the last call in one synced write,
+  // hands their deliveries to the dispatcher (FreshDeliveries, Scheduler),
+  // tells the bus, and answers each. A repeated
+  // idempotency key is answered with the first response, also within one
+  // batch. Returns how many submits were answered.
+  size_t CommitPending();
+
+  // Blocks until a submit waits, or Close(). Returns false once closed and
+  // drained.
+  bool WaitForSubmits();
+  // Refuses later submits with Unavailable; those already taken are still
+  // written by CommitPending().
+  void Close();
+
+ private:
+  // A checked submit waiting for CommitPending().
+  struct PendingSubmit {
+    EventRecord event;
+    std::vector<Delivery> deliveries;
+    SubmitCallback done;
+  };
+
+  absl::StatusOr<PendingSubmit> Prepare(
+      const Caller& caller, const webhook::v1::SubmitEventRequest& request);
+  void CommitBatch(std::vector<PendingSubmit>& batch);
+
+  Store& store_;
+  EndpointManager& endpoints_;
+  Scheduler& scheduler_;
+  FreshDeliveries& fresh_;
+  ChangeBus& bus_;
+  const Clock& clock_;
+  const SubmitPipelineOptions options_;
+
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::vector<PendingSubmit> pending_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// A new delivery of `event` to `endpoint_id`, PENDING and due at the event's
+// creation time.
+Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
+                       int max_attempts, bool test);
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_SERVER_DELIVERY_SUBMIT_PIPELINE_H_

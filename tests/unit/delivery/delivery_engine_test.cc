@@ -1,0 +1,402 @@
+// The delivery engine stepped by hand: a fake clock, a fake sender that the
+// test answers, a real LevelDB in a temporary directory, and no engine
+// threads (DeliveryEngineOptions::run_threads = false). Nothing here sleeps
+// or opens a socket; each test reads as one rule of the engine.
+
+#include "server/delivery/delivery_engine.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/common/caller.h"
+#include "server/common/time_util.h"
+#include "server/delivery/endpoint_manager.h"
+#include "server/security/signature.h"
+#include "storage/leveldb/leveldb_store.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_http_sender.h"
+#include "tests/support/test_dir.h"
+
+namespace webhookd {
+namespace {
+
+using ::testing::HasSubstr;
+using ::webhookd::testing::FakeClock;
+using ::webhookd::testing::FakeHttpSender;
+using ::webhookd::testing::NetworkError;
+using ::webhookd::testing::Response;
+using ::webhookd::testing::TestDir;
+
+constexpr char kThread[] = "thread-1";
+
+class DeliveryEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
+        LevelDbStore::Open(dir_.Sub("db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  void TearDown() override { StopEngine(); }
+
+  // Starts an engine over the store; a second call is a restart.
+  void StartEngine(DeliveryEngineOptions options = {}) {
+    StopEngine();
+    TargetPolicy policy;
+    policy.allow_insecure_targets = true;
+    options.run_threads = false;
+    scheduler_ = std::make_unique<Scheduler>(SchedulerOptionsOf(options));
+    endpoints_ = std::make_unique<EndpointManager>(*store_, clock_, policy,
+                                                   *scheduler_, bus_);
+    ASSERT_TRUE(endpoints_->Load().ok());
+    sender_ = std::make_unique<FakeHttpSender>();
+    engine_ = std::make_unique<DeliveryEngine>(
+        *store_, *endpoints_, *scheduler_, bus_, *sender_, clock_, options);
+    ASSERT_TRUE(engine_->Start().ok());
+  }
+
+  // Stops the engine with its attempts still open: like a crash, the
+  // store keeps the state before them.
+  void StopEngine() {
+    if (engine_ != nullptr) engine_->Stop(absl::ZeroDuration());
+    engine_.reset();
+    endpoints_.reset();
+    scheduler_.reset();
+    sender_.reset();
+  }
+
+  std::string AddEndpoint(const std::string& secret = "") {
+    Endpoint request;
+    request.set_thread_id(kThread);
+    request.set_name("receiver");
+    request.set_url("http://127.0.0.1:9/hook");
+    request.set_secret(secret);
+    absl::StatusOr<Endpoint> created =
+        endpoints_->Create(Caller::Unrestricted(), request);
+    EXPECT_TRUE(created.ok()) << created.status();
+    return created.ok() ? created->id() : "";
+  }
+
+  // Submits one event to kThread and commits it; returns the result.
+  absl::StatusOr<SubmitEventResponse> Submit() {
+    webhook::v1::SubmitEventRequest request;
+    request.set_thread_id(kThread);
+    request.set_user_id(42);
+    request.mutable_execution()->set_prompt("Generate today's summary");
+    std::optional<absl::StatusOr<SubmitEventResponse>> answer;
+    engine_->SubmitAsync(Caller::Unrestricted(), request,
+                         [&answer](absl::StatusOr<SubmitEventResponse> r) {
+                           answer = std::move(r);
+                         });
+    engine_->CommitPending();
+    if (!answer.has_value()) return absl::InternalError("no answer");
+    return *std::move(answer);
+  }
+
+  // Submits one event expected to create exactly one delivery.
+  std::string SubmitOne() {
+    absl::StatusOr<SubmitEventResponse> response = Submit();
+    EXPECT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response.ok() ? response->delivery_ids_size() : 0, 1);
+    return response.ok() && response->delivery_ids_size() == 1
+               ? response->delivery_ids(0)
+               : "";
+  }
+
+  Delivery Get(const std::string& id) {
+    absl::StatusOr<Delivery> delivery = store_->GetDelivery(id);
+    EXPECT_TRUE(delivery.ok()) << delivery.status();
+    return delivery.ok() ? *delivery : Delivery();
+  }
+
+  // Answers the oldest open attempt and records it at the current time.
+  void Answer(HttpResult result) {
+    ASSERT_TRUE(sender_->AnswerOldest(std::move(result)));
+    ASSERT_EQ(engine_->RecordCompleted(clock_.Now()), 1u);
+  }
+
+  size_t DispatchAt(absl::Time when) { return engine_->DispatchDue(when); }
+
+  TestDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<LevelDbStore> store_;
+  ChangeBus bus_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<EndpointManager> endpoints_;
+  std::unique_ptr<FakeHttpSender> sender_;
+  std::unique_ptr<DeliveryEngine> engine_;
+};
+
+TEST_F(DeliveryEngineTest, FirstAttemptIsSignedAndASuccessEndsTheDelivery) {
+  StartEngine();
+  AddEndpoint("s3cret");
+  const std::string id = SubmitOne();
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_PENDING);
+
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  const HttpRequest sent = sender_->sent().at(0);
+  EXPECT_EQ(sender_->Header(0, "X-Hub-Signature-256"),
+            SignatureHex("s3cret", sent.body));
+  EXPECT_EQ(sender_->Header(0, "X-Webhook-Id"), id);
+  EXPECT_EQ(sender_->Header(0, "X-Webhook-Attempt"), "1");
+  EXPECT_THAT(sent.body, HasSubstr("Generate today's summary"));
+
+  Answer(Response(204));
+  const Delivery done = Get(id);
+  EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_EQ(done.attempts(), 1);
+  EXPECT_EQ(done.response_code(), 204);
+  EXPECT_EQ(engine_->QueuedCount(), 0u);
+}
+
+TEST_F(DeliveryEngineTest, RetriesFollowTheScheduleCountedFromEachOutcome) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+
+  const absl::Duration kSchedule[] = {absl::Seconds(5), absl::Seconds(15),
+                                      absl::Seconds(60)};
+  for (int retry = 0; retry < 3; ++retry) {
+    clock_.Advance(absl::Milliseconds(250));  // The attempt takes a while.
+    Answer(Response(500));
+    const Delivery retrying = Get(id);
+    EXPECT_EQ(retrying.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+    EXPECT_EQ(retrying.attempts(), retry + 1);
+    const absl::Time due = clock_.Now() + kSchedule[retry];
+    EXPECT_EQ(FromProtoTime(retrying.next_attempt_time()), due);
+
+    EXPECT_EQ(DispatchAt(due - absl::Milliseconds(1)), 0u) << "retry " << retry;
+    clock_.Advance(kSchedule[retry]);
+    ASSERT_EQ(DispatchAt(clock_.Now()), 1u) << "retry " << retry;
+    EXPECT_EQ(sender_->Header(retry + 1, "X-Webhook-Attempt"),
+              std::to_string(retry + 2));
+  }
+  Answer(NetworkError("connection refused"));
+  const Delivery failed = Get(id);
+  EXPECT_EQ(failed.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(failed.attempts(), 4);
+  EXPECT_EQ(failed.max_attempts(), 4);
+  EXPECT_THAT(failed.last_error(), HasSubstr("connection refused"));
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Hours(1)), 0u);
+  EXPECT_EQ(sender_->sent().size(), 4u);
+}
+
+TEST_F(DeliveryEngineTest, RetryAfterIsClampedToTenMinutes) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  HttpResult busy = Response(503);
+  busy.retry_after = absl::Hours(2);
+  clock_.Advance(absl::Seconds(1));  // Longer than the response took.
+  Answer(busy);
+
+  const absl::Time due = clock_.Now() + absl::Minutes(10);
+  EXPECT_EQ(FromProtoTime(Get(id).next_attempt_time()), due);
+  EXPECT_EQ(DispatchAt(due - absl::Milliseconds(1)), 0u);
+  EXPECT_EQ(DispatchAt(due), 1u);
+}
+
+TEST_F(DeliveryEngineTest, RetryAfterShorterThanTheScheduleKeepsTheSchedule) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  HttpResult limited = Response(429);
+  limited.retry_after = absl::Seconds(1);
+  clock_.Advance(absl::Seconds(1));  // Longer than the response took.
+  Answer(limited);
+
+  EXPECT_EQ(FromProtoTime(Get(id).next_attempt_time()),
+            clock_.Now() + absl::Seconds(5));
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Seconds(1)), 0u);
+}
+
+TEST_F(DeliveryEngineTest, SubmitBeyondTheQueueLimitIsRefusedAndStoresNothing) {
+  DeliveryEngineOptions options;
+  options.max_queued_deliveries = 2;
+  StartEngine(options);
+  for (int i = 0; i < 3; ++i) AddEndpoint();
+
+  absl::StatusOr<SubmitEventResponse> refused = Submit();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("--max_queued_deliveries"));
+  absl::StatusOr<DeliveryPage> stored = store_->ListDeliveries({}, 100, "");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(stored->deliveries.empty());
+  EXPECT_EQ(engine_->QueuedCount(), 0u);
+  EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
+}
+
+TEST_F(DeliveryEngineTest, PerEndpointCapParksTheRestUntilAnAttemptEnds) {
+  DeliveryEngineOptions options;
+  options.max_in_flight_per_endpoint = 2;
+  StartEngine(options);
+  AddEndpoint();
+  for (int i = 0; i < 5; ++i) SubmitOne();
+
+  EXPECT_EQ(DispatchAt(clock_.Now()), 2u);
+  EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
+  Answer(Response(200));
+  EXPECT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->open(), 2u);
+}
+
+TEST_F(DeliveryEngineTest, MaxInFlightBoundsAttemptsAcrossEndpoints) {
+  DeliveryEngineOptions options;
+  options.max_in_flight = 3;
+  StartEngine(options);
+  AddEndpoint();
+  AddEndpoint();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Submit().ok());
+
+  EXPECT_EQ(DispatchAt(clock_.Now()), 3u);
+  EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
+  ASSERT_EQ(sender_->AnswerAll(Response(200)), 3u);
+  EXPECT_EQ(engine_->RecordCompleted(clock_.Now()), 3u);
+  EXPECT_EQ(DispatchAt(clock_.Now()), 3u);
+}
+
+TEST_F(DeliveryEngineTest, DisabledEndpointHoldsItsRetriesUntilEnabled) {
+  StartEngine();
+  const std::string endpoint = AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(500));
+
+  ASSERT_TRUE(endpoints_
+                  ->SetEnabled(Caller::Unrestricted(), endpoint,
+                               /*enabled=*/false)
+                  .ok());
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+  EXPECT_EQ(engine_->QueuedCount(), 1u);
+
+  ASSERT_TRUE(endpoints_
+                  ->SetEnabled(Caller::Unrestricted(), endpoint,
+                               /*enabled=*/true)
+                  .ok());
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->Header(1, "X-Webhook-Attempt"), "2");
+}
+
+TEST_F(DeliveryEngineTest, DisabledEndpointGetsNoDeliveryOfNewEvents) {
+  StartEngine();
+  const std::string endpoint = AddEndpoint();
+  ASSERT_TRUE(endpoints_
+                  ->SetEnabled(Caller::Unrestricted(), endpoint,
+                               /*enabled=*/false)
+                  .ok());
+  absl::StatusOr<SubmitEventResponse> response = Submit();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->delivery_ids_size(), 0);
+  EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
+}
+
+TEST_F(DeliveryEngineTest, DeleteDuringAnAttemptRecordsItAndRetriesNoMore) {
+  StartEngine();
+  const std::string endpoint = AddEndpoint();
+  const std::string in_flight = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  const std::string queued = SubmitOne();  // Not dispatched yet.
+
+  ASSERT_TRUE(endpoints_->Delete(Caller::Unrestricted(), endpoint).ok());
+  const Delivery ended = Get(queued);
+  EXPECT_EQ(ended.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(ended.attempts(), 0);
+  EXPECT_EQ(ended.last_error(), "endpoint was deleted");
+
+  Answer(Response(500));  // The attempt under way when it was deleted.
+  const Delivery recorded = Get(in_flight);
+  EXPECT_EQ(recorded.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(recorded.attempts(), 1);
+  EXPECT_EQ(recorded.response_code(), 500);
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Hours(1)), 0u);
+  EXPECT_EQ(sender_->sent().size(), 1u);
+}
+
+TEST_F(DeliveryEngineTest, AttemptCutShortByACrashIsMadeAgainAfterRestart) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  StopEngine();  // The attempt never came back.
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_PENDING);
+  EXPECT_EQ(Get(id).attempts(), 0);
+
+  clock_.Advance(absl::Seconds(30));
+  StartEngine();
+  EXPECT_EQ(engine_->QueuedCount(), 1u);
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->Header(0, "X-Webhook-Id"), id);
+  EXPECT_EQ(sender_->Header(0, "X-Webhook-Attempt"), "1");
+  Answer(Response(200));
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+}
+
+TEST_F(DeliveryEngineTest, OverdueRetryGoesOutAtOnceAfterRestart) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(502));
+  StopEngine();
+
+  clock_.Advance(absl::Hours(1));  // Down well past the 5 s retry.
+  StartEngine();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->Header(0, "X-Webhook-Attempt"), "2");
+}
+
+TEST_F(DeliveryEngineTest, ManualRetryOfAFailedDeliveryIsDueAtOnce) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(500));
+
+  EXPECT_EQ(engine_->Retry(Caller::Unrestricted(), id).status().code(),
+            absl::StatusCode::kOk);
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(200));
+  const Delivery done = Get(id);
+  EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  ASSERT_EQ(done.attempt_history_size(), 2);
+  EXPECT_TRUE(done.attempt_history(1).manual());
+}
+
+TEST_F(DeliveryEngineTest, TestDeliveryAnswersWithTheFinishedDelivery) {
+  StartEngine();
+  const std::string endpoint = AddEndpoint("k");
+  std::optional<absl::StatusOr<Delivery>> finished;
+  ASSERT_TRUE(engine_
+                  ->SendTest(Caller::Unrestricted(), endpoint, R"({"a":1})",
+                             [&finished](absl::StatusOr<Delivery> d) {
+                               finished = std::move(d);
+                             })
+                  .ok());
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->sent().at(0).body, R"({"a":1})");
+  EXPECT_FALSE(finished.has_value());
+  Answer(Response(418));
+  ASSERT_TRUE(finished.has_value());
+  ASSERT_TRUE(finished->ok()) << finished->status();
+  EXPECT_EQ((*finished)->status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ((*finished)->response_code(), 418);
+  EXPECT_EQ((*finished)->max_attempts(), 1);
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Hours(1)), 0u);
+}
+
+}  // namespace
+}  // namespace webhookd
