@@ -20,7 +20,9 @@ std::string WhatFailed(const CurlFailure& failure) {
       }
       return "could not connect";
     case CURLE_OPERATION_TIMEDOUT:
-      return absl::StrCat("timed out after ",
+      return absl::StrCat(failure.timed_out_connecting
+                              ? "could not connect within "
+                              : "timed out after ",
                           absl::ToInt64Milliseconds(failure.timeout), " ms");
     case CURLE_COULDNT_RESOLVE_HOST:
       return "could not resolve host";

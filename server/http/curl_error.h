@@ -31,8 +31,12 @@ struct CurlFailure {
   // Why the address filter refused an address ("blocked address ..."); empty
   // when it refused none.
   std::string blocked;
-  // The request's timeout, named when the transfer timed out.
+  // The timeout that expired, named when the transfer timed out: the
+  // request's, or the connect timeout's when the request was never sent.
   absl::Duration timeout;
+  // The transfer timed out before its request was sent: connecting (TCP or
+  // TLS) took too long.
+  bool timed_out_connecting = false;
   // The connection died before any response and the sender stopped libcurl
   // from sending the request again (CurlSender: one attempt, one request).
   bool resend_refused = false;

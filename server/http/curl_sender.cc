@@ -639,6 +639,13 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
   failure.partial_status = result.status_code;
   failure.blocked = t.blocked;
   failure.timeout = t.request.timeout;
+  // libcurl's connect timeout is shorter than the request's: name the one
+  // that expired.
+  failure.timed_out_connecting =
+      code == CURLE_OPERATION_TIMEDOUT && t.requests_sent == 0;
+  if (failure.timed_out_connecting) {
+    failure.timeout = std::min(kMaxConnectTimeout, t.request.timeout);
+  }
   failure.resend_refused =
       code == CURLE_ABORTED_BY_CALLBACK && t.requests_sent > 1;
   result.status_code = 0;

@@ -78,6 +78,18 @@ TEST(DescribeCurlFailureTest, TimeoutNamesTheRequestTimeout) {
             "milliseconds with 0 bytes received");
 }
 
+TEST(DescribeCurlFailureTest, ConnectTimeoutNamesTheConnectTimeout) {
+  CurlFailure failure =
+      Failure(CURLE_OPERATION_TIMEDOUT,
+              "Connection timed out after 10001 milliseconds");
+  failure.timeout = absl::Seconds(10);
+  failure.timed_out_connecting = true;
+
+  EXPECT_EQ(DescribeCurlFailure(failure),
+            "could not connect within 10000 ms: Connection timed out after "
+            "10001 milliseconds");
+}
+
 TEST(DescribeCurlFailureTest, TlsHandshakeFailure) {
   EXPECT_EQ(DescribeCurlFailure(Failure(CURLE_SSL_CONNECT_ERROR)),
             "TLS handshake failed: libcurl detail");
