@@ -41,20 +41,6 @@ void Scheduler::Schedule(absl::Span<const QueuedDelivery> entries,
   due_cv_.Signal();
 }
 
-void Scheduler::Reschedule(const QueuedDelivery& entry) {
-  absl::MutexLock lock(&mu_);
-  queue_.Remove(entry.delivery_id);
-  queue_.Schedule(entry);
-  due_cv_.Signal();
-}
-
-void Scheduler::Remove(const std::string& delivery_id) {
-  absl::MutexLock lock(&mu_);
-  queue_.Remove(delivery_id);
-  // A parked entry of the same endpoint may have become due.
-  due_cv_.Signal();
-}
-
 void Scheduler::Release(const std::string& endpoint_id) {
   absl::MutexLock lock(&mu_);
   queue_.Release(endpoint_id);
@@ -84,12 +70,6 @@ std::vector<QueuedDelivery> Scheduler::TakeDue(
       queue_.TakeDue(now, options_.max_in_flight - running_, is_held);
   running_ += due.size();
   return due;
-}
-
-void Scheduler::Finished(size_t count) {
-  absl::MutexLock lock(&mu_);
-  running_ -= count;
-  due_cv_.Signal();
 }
 
 void Scheduler::Settle(absl::Span<const std::string> ended,

@@ -51,10 +51,6 @@ class Scheduler {
   // of the reservation they were made under, and wakes the dispatcher.
   void Schedule(absl::Span<const QueuedDelivery> entries, size_t unreserve = 0);
   void Schedule(const QueuedDelivery& entry) { Schedule({&entry, 1}); }
-  // Queues an entry again, replacing it even if it is in flight.
-  void Reschedule(const QueuedDelivery& entry);
-  // Ends an entry wherever it is (see DeliveryQueue::Remove).
-  void Remove(const std::string& delivery_id);
   // Moves an endpoint's held entries back to the schedule.
   void Release(const std::string& endpoint_id);
   // Removes the entries of an endpoint that are not in flight; returns ids.
@@ -70,8 +66,6 @@ class Scheduler {
   std::vector<QueuedDelivery> TakeDue(
       absl::Time now,
       const std::function<bool(const std::string& endpoint_id)>& is_held);
-  // `count` attempts taken by TakeDue have ended (recorded or abandoned).
-  void Finished(size_t count);
   // What the recorder does with one batch, under one lock: ends the
   // `ended` entries, queues `again` (replacing their entries, in flight or
   // not) and counts `finished` attempts as ended.
