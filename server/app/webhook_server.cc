@@ -134,6 +134,10 @@ bool IsLoopbackListenAddress(const std::string& listen) {
   return false;
 }
 
+namespace {
+
+// The HttpSender of DefaultDependencies: libcurl workers sized for
+// options.engine.max_in_flight, the address policy checked on connect.
 absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
     const ServerOptions& options) {
   CurlSenderOptions sender_options;
@@ -161,35 +165,24 @@ absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
   return sender;
 }
 
+}  // namespace
+
 absl::StatusOr<ServerDependencies> DefaultDependencies(
-    const ServerOptions& options) {
+    const ServerOptions& options, const LevelDbStoreOptions& store_options) {
   ServerDependencies dependencies;
-  WEBHOOKD_ASSIGN_OR_RETURN(dependencies.store,
-                            LevelDbStore::Open(options.data_dir));
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      dependencies.store, LevelDbStore::Open(options.data_dir, store_options));
   WEBHOOKD_ASSIGN_OR_RETURN(dependencies.sender, NewCurlSender(options));
   return dependencies;
 }
 
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     const ServerOptions& options) {
-  // Configuration errors (checked again by the overload below) before the
-  // data directory is opened.
-  WEBHOOKD_RETURN_IF_ERROR(CheckConfiguration(options));
+  // Configuration errors before the data directory is opened.
+  WEBHOOKD_ASSIGN_OR_RETURN(Configuration configuration, Configure(options));
   WEBHOOKD_ASSIGN_OR_RETURN(ServerDependencies dependencies,
                             DefaultDependencies(options));
-  return Start(options, std::move(dependencies));
-}
-
-absl::Status WebhookServer::CheckConfiguration(const ServerOptions& options) {
-  if (!options.api_keys_file.empty()) {
-    WEBHOOKD_RETURN_IF_ERROR(ApiKeys::Load(options.api_keys_file).status());
-  } else if (!IsLoopbackListenAddress(options.listen)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "refusing to serve an unauthenticated API on ", options.listen,
-        ", which is not a loopback address: give --api_keys_file, or listen "
-        "on 127.0.0.1"));
-  }
-  return Credentials(options).status();
+  return Launch(options, std::move(configuration), std::move(dependencies));
 }
 
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
@@ -198,19 +191,36 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     return absl::InvalidArgumentError(
         "WebhookServer::Start: a store and a sender are required");
   }
-  // Configuration errors first, before anything is started.
-  WEBHOOKD_RETURN_IF_ERROR(CheckConfiguration(options));
-  auto auth = std::make_unique<Authenticator>();
+  WEBHOOKD_ASSIGN_OR_RETURN(Configuration configuration, Configure(options));
+  return Launch(options, std::move(configuration), std::move(dependencies));
+}
+
+absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
+    const ServerOptions& options) {
+  Configuration configuration;
   if (!options.api_keys_file.empty()) {
     WEBHOOKD_ASSIGN_OR_RETURN(ApiKeys keys,
                               ApiKeys::Load(options.api_keys_file));
-    auth = std::make_unique<Authenticator>(std::move(keys));
+    configuration.auth = std::make_unique<Authenticator>(std::move(keys));
+  } else if (!IsLoopbackListenAddress(options.listen)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve an unauthenticated API on ", options.listen,
+        ", which is not a loopback address: give --api_keys_file, or listen "
+        "on 127.0.0.1"));
+  } else {
+    configuration.auth = std::make_unique<Authenticator>();
   }
-  WEBHOOKD_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
-                            Credentials(options));
+  WEBHOOKD_ASSIGN_OR_RETURN(configuration.credentials, Credentials(options));
+  return configuration;
+}
 
+absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
+    const ServerOptions& options, Configuration configuration,
+    ServerDependencies dependencies) {
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      std::move(configuration.credentials);
   std::unique_ptr<WebhookServer> server(new WebhookServer());
-  server->auth_ = std::move(auth);
+  server->auth_ = std::move(configuration.auth);
   if (dependencies.clock != nullptr) server->clock_ = dependencies.clock;
   server->store_ = std::move(dependencies.store);
   server->sender_ = std::move(dependencies.sender);

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "server/api/delivery_stream.h"
 #include "server/api/webhook_service_impl.h"
@@ -21,6 +22,7 @@
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/log_retention.h"
 #include "server/http/http_sender.h"
+#include "storage/leveldb/leveldb_store.h"
 #include "storage/store.h"
 
 namespace webhookd {
@@ -86,13 +88,10 @@ struct ServerDependencies {
 
 // LevelDB under options.data_dir (FailedPrecondition when another process
 // has it open), a CurlSender configured from options, the wall clock.
+// `store_options` are for tests (e.g. a file system that injects faults).
 absl::StatusOr<ServerDependencies> DefaultDependencies(
-    const ServerOptions& options);
-
-// The HttpSender of DefaultDependencies: libcurl workers sized for
-// options.engine.max_in_flight, the address policy checked on connect.
-absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
-    const ServerOptions& options);
+    const ServerOptions& options,
+    const LevelDbStoreOptions& store_options = {});
 
 // Whether a gRPC listen address is reachable only from this machine:
 // "127.0.0.1:port" (any of 127/8), "[::1]:port", "localhost:port" or a Unix
@@ -126,8 +125,19 @@ class WebhookServer {
  private:
   WebhookServer() = default;
 
-  // The errors in `options` alone: API keys file, listen address, TLS.
-  static absl::Status CheckConfiguration(const ServerOptions& options);
+  // What `options` alone decide, read once: the API keys and the gRPC
+  // credentials. Errors: a bad API keys file, an unauthenticated API on a
+  // non-loopback address, bad TLS files.
+  struct Configuration {
+    std::unique_ptr<Authenticator> auth;
+    std::shared_ptr<grpc::ServerCredentials> credentials;
+  };
+  static absl::StatusOr<Configuration> Configure(const ServerOptions& options);
+  // Wires the server on checked configuration and dependencies and starts
+  // it.
+  static absl::StatusOr<std::unique_ptr<WebhookServer>> Launch(
+      const ServerOptions& options, Configuration configuration,
+      ServerDependencies dependencies);
 
   SystemClock system_clock_;
   const Clock* clock_ = &system_clock_;

@@ -29,16 +29,11 @@ void TestServer::Start() {
   // The production dependencies, but LevelDB on storage_env_.
   LevelDbStoreOptions store_options;
   store_options.env = storage_env_;
-  absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
-      LevelDbStore::Open(options_.data_dir, store_options);
-  ASSERT_TRUE(store.ok()) << store.status();
-  absl::StatusOr<std::unique_ptr<HttpSender>> sender = NewCurlSender(options_);
-  ASSERT_TRUE(sender.ok()) << sender.status();
-  ServerDependencies dependencies;
-  dependencies.store = *std::move(store);
-  dependencies.sender = *std::move(sender);
+  absl::StatusOr<ServerDependencies> dependencies =
+      DefaultDependencies(options_, store_options);
+  ASSERT_TRUE(dependencies.ok()) << dependencies.status();
   absl::StatusOr<std::unique_ptr<WebhookServer>> server =
-      WebhookServer::Start(options_, std::move(dependencies));
+      WebhookServer::Start(options_, *std::move(dependencies));
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = *std::move(server);
   channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
