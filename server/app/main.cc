@@ -208,22 +208,22 @@ int main(int argc, char** argv) {
   if (options.engine.attempt_timeout <= absl::ZeroDuration()) {
     return Fail("--attempt_timeout must be positive");
   }
-  options.engine.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
+  options.engine.limits.max_in_flight = absl::GetFlag(FLAGS_max_in_flight);
   RaiseOpenFileLimit(absl::GetFlag(FLAGS_max_in_flight));
   options.engine.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
   options.http_workers = absl::GetFlag(FLAGS_http_workers);
-  if (options.http_workers < 1 || options.engine.max_in_flight < 1) {
+  if (options.http_workers < 1 || options.engine.limits.max_in_flight < 1) {
     return Fail("--http_workers and --max_in_flight must be at least 1");
   }
   if (absl::GetFlag(FLAGS_max_in_flight_per_endpoint) < 0) {
     return Fail("--max_in_flight_per_endpoint must be 0 (no limit) or more");
   }
-  options.engine.max_in_flight_per_endpoint =
+  options.engine.limits.max_in_flight_per_endpoint =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_in_flight_per_endpoint));
   if (absl::GetFlag(FLAGS_max_queued_deliveries) < 1) {
     return Fail("--max_queued_deliveries must be at least 1");
   }
-  options.engine.max_queued_deliveries =
+  options.engine.limits.max_queued_deliveries =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_deliveries));
   options.log_retention.retention = absl::GetFlag(FLAGS_log_retention);
   options.grpc_max_concurrent_streams =

@@ -137,7 +137,7 @@ bool IsLoopbackListenAddress(const std::string& listen) {
 namespace {
 
 // The HttpSender of DefaultDependencies: libcurl workers sized for
-// options.engine.max_in_flight, the address policy checked on connect.
+// options.engine.limits.max_in_flight, the address policy checked on connect.
 absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
     const ServerOptions& options) {
   CurlSenderOptions sender_options;
@@ -145,8 +145,8 @@ absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
   // Every attempt the engine starts runs at once: none waits in a worker's
   // queue behind attempts to an endpoint that hangs.
   const size_t workers = static_cast<size_t>(std::max(1, options.http_workers));
-  sender_options.max_transfers_per_worker =
-      static_cast<int>((options.engine.max_in_flight + workers - 1) / workers);
+  sender_options.max_transfers_per_worker = static_cast<int>(
+      (options.engine.limits.max_in_flight + workers - 1) / workers);
   sender_options.user_agent = options.engine.user_agent;
   sender_options.ca_file = options.target_ca_file;
   sender_options.resolve_overrides = options.test_resolve_overrides;
@@ -224,8 +224,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   if (dependencies.clock != nullptr) server->clock_ = dependencies.clock;
   server->store_ = std::move(dependencies.store);
   server->sender_ = std::move(dependencies.sender);
-  server->scheduler_ =
-      std::make_unique<Scheduler>(SchedulerOptionsOf(options.engine));
+  server->scheduler_ = std::make_unique<Scheduler>(options.engine.limits);
   server->bus_ = std::make_unique<ChangeBus>();
   server->endpoints_ = std::make_unique<EndpointManager>(
       *server->store_, *server->clock_, options.target_policy,

@@ -31,14 +31,6 @@ std::thread NamedThread(const char* name, std::function<void()> loop) {
 
 }  // namespace
 
-SchedulerOptions SchedulerOptionsOf(const DeliveryEngineOptions& options) {
-  SchedulerOptions scheduler;
-  scheduler.max_in_flight = options.max_in_flight;
-  scheduler.max_in_flight_per_endpoint = options.max_in_flight_per_endpoint;
-  scheduler.max_queued_deliveries = options.max_queued_deliveries;
-  return scheduler;
-}
-
 DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
                                Scheduler& scheduler, ChangeBus& bus,
                                HttpSender& sender, const Clock& clock,

@@ -35,17 +35,11 @@ struct DeliveryEngineOptions {
   RetryPolicy retry_policy =
       RetryPolicy({absl::Seconds(5), absl::Seconds(15), absl::Seconds(60)});
   absl::Duration attempt_timeout = absl::Seconds(30);
-  // Attempts running at once; more wait in the queue.
-  size_t max_in_flight = 4096;
-  // Attempts to one endpoint running at once (test deliveries aside); the
-  // endpoint's further due deliveries wait, parked, so that endpoints that
-  // hang cannot take every slot from the healthy ones. 0: no limit.
-  size_t max_in_flight_per_endpoint = 32;
+  // Attempts in flight, in all and per endpoint, and the backpressure
+  // bound: the Scheduler's.
+  SchedulerOptions limits;
   // Largest rendered payload accepted.
   size_t max_payload_bytes = kDefaultMaxPayloadBytes;
-  // Deliveries queued, held or in flight past which Submit refuses new
-  // events with ResourceExhausted (backpressure).
-  size_t max_queued_deliveries = 10'000'000;
   // Sent as User-Agent.
   std::string user_agent = kUserAgent;
   // Whether Start() runs the engine's three threads (commit, dispatch,
@@ -54,9 +48,6 @@ struct DeliveryEngineOptions {
   // driven by a fake clock and a fake sender.
   bool run_threads = true;
 };
-
-// The scheduler limits of `options`.
-SchedulerOptions SchedulerOptionsOf(const DeliveryEngineOptions& options);
 
 // DeliveryEngine is safe for concurrent use. Its methods block on storage
 // (synced writes) but never on the network: call them off gRPC threads.
@@ -72,7 +63,7 @@ class DeliveryEngine {
   using DeliveryCallback = AttemptRecorder::DeliveryCallback;
 
   // Every reference must outlive the engine. `scheduler` is made with
-  // SchedulerOptionsOf(options).
+  // options.limits.
   DeliveryEngine(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
                  ChangeBus& bus, HttpSender& sender, const Clock& clock,
                  DeliveryEngineOptions options);

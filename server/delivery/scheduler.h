@@ -25,10 +25,12 @@ namespace webhookd {
 struct SchedulerOptions {
   // Attempts running at once; more wait in the queue.
   size_t max_in_flight = 4096;
-  // Attempts to one endpoint running at once (test deliveries aside). 0: no
-  // limit. See DeliveryQueue.
+  // Attempts to one endpoint running at once (test deliveries aside); the
+  // endpoint's further due deliveries wait, parked, so that endpoints that
+  // hang cannot take every slot from the healthy ones. 0: no limit.
   size_t max_in_flight_per_endpoint = 32;
-  // Deliveries queued, held or in flight past which Reserve refuses.
+  // Deliveries queued, held or in flight past which Reserve refuses new
+  // submits with ResourceExhausted (backpressure).
   size_t max_queued_deliveries = 10'000'000;
 };
 

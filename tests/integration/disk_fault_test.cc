@@ -151,7 +151,7 @@ class GroupCommitTest : public ::testing::Test {
     store_ = *std::move(store);
     DeliveryEngineOptions options;
     options.run_threads = false;
-    scheduler_ = std::make_unique<Scheduler>(SchedulerOptionsOf(options));
+    scheduler_ = std::make_unique<Scheduler>(options.limits);
     endpoints_ = std::make_unique<EndpointManager>(
         *store_, clock_, TargetPolicy(), *scheduler_, bus_);
     ASSERT_TRUE(endpoints_->Load().ok());

@@ -318,8 +318,8 @@ TEST_F(FaultyReceiverTest, HangingEndpointsCannotTakeEverySlot) {
   // Three endpoints hang; each may hold only 2 of the 8 attempt slots, so
   // the healthy endpoint keeps 2 and delivers everything meanwhile. The
   // hanging endpoints' other deliveries wait their turn, parked.
-  server_.options().engine.max_in_flight = 8;
-  server_.options().engine.max_in_flight_per_endpoint = 2;
+  server_.options().engine.limits.max_in_flight = 8;
+  server_.options().engine.limits.max_in_flight_per_endpoint = 2;
   HttpReceiver healthy;
   // The hanging attempts end (503) only when the test releases them.
   absl::Notification release;

@@ -182,7 +182,7 @@ TEST_F(OverloadTest, OversizedMessageIsRefusedWhileHealthChecksAnswer) {
 }
 
 TEST_F(OverloadTest, SubmitPastMaxQueuedDeliveriesIsRefusedAndStoresNothing) {
-  server_.options().engine.max_queued_deliveries = 5;
+  server_.options().engine.limits.max_queued_deliveries = 5;
   server_.Start();
   // Receivers that hold every request until released: the deliveries stay
   // in flight, and so count as queued.

@@ -54,7 +54,7 @@ class DeliveryEngineTest : public ::testing::Test {
     TargetPolicy policy;
     policy.allow_insecure_targets = true;
     options.run_threads = false;
-    scheduler_ = std::make_unique<Scheduler>(SchedulerOptionsOf(options));
+    scheduler_ = std::make_unique<Scheduler>(options.limits);
     endpoints_ = std::make_unique<EndpointManager>(*store_, clock_, policy,
                                                    *scheduler_, bus_);
     ASSERT_TRUE(endpoints_->Load().ok());
@@ -224,7 +224,7 @@ TEST_F(DeliveryEngineTest, RetryAfterShorterThanTheScheduleKeepsTheSchedule) {
 
 TEST_F(DeliveryEngineTest, SubmitBeyondTheQueueLimitIsRefusedAndStoresNothing) {
   DeliveryEngineOptions options;
-  options.max_queued_deliveries = 2;
+  options.limits.max_queued_deliveries = 2;
   StartEngine(options);
   for (int i = 0; i < 3; ++i) AddEndpoint();
 
@@ -240,7 +240,7 @@ TEST_F(DeliveryEngineTest, SubmitBeyondTheQueueLimitIsRefusedAndStoresNothing) {
 
 TEST_F(DeliveryEngineTest, PerEndpointCapParksTheRestUntilAnAttemptEnds) {
   DeliveryEngineOptions options;
-  options.max_in_flight_per_endpoint = 2;
+  options.limits.max_in_flight_per_endpoint = 2;
   StartEngine(options);
   AddEndpoint();
   for (int i = 0; i < 5; ++i) SubmitOne();
@@ -254,7 +254,7 @@ TEST_F(DeliveryEngineTest, PerEndpointCapParksTheRestUntilAnAttemptEnds) {
 
 TEST_F(DeliveryEngineTest, MaxInFlightBoundsAttemptsAcrossEndpoints) {
   DeliveryEngineOptions options;
-  options.max_in_flight = 3;
+  options.limits.max_in_flight = 3;
   StartEngine(options);
   AddEndpoint();
   AddEndpoint();
