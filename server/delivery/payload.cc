@@ -14,15 +14,11 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "nlohmann/json.hpp"
+#include "server/common/string_view.h"
 #include "server/delivery/validation.h"
 
 namespace webhookd {
 namespace {
-
-// Debian's Abseil has its own absl::string_view
-// (ABSL_OPTION_USE_STD_STRING_VIEW is 0), so std::string_view arguments are
-// converted explicitly.
-absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
 using Json = nlohmann::ordered_json;
 

@@ -11,14 +11,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/limits.h"
+#include "server/common/string_view.h"
 
 namespace webhookd {
 namespace {
-
-// Debian's Abseil has its own absl::string_view
-// (ABSL_OPTION_USE_STD_STRING_VIEW is 0), so std::string_view arguments are
-// converted explicitly.
-absl::string_view AsAbsl(std::string_view s) { return {s.data(), s.size()}; }
 
 // RFC 3986 section 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
 bool IsScheme(std::string_view s) {
