@@ -4,23 +4,32 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "nlohmann/json.hpp"
+// SIMD scanning of string runs that need no escaping (x86-64 always has
+// SSE2).
+#if defined(__SSE2__) && !defined(RAPIDJSON_SSE2)
+#define RAPIDJSON_SSE2
+#endif
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 #include "server/common/string_view.h"
 #include "server/delivery/validation.h"
 
 namespace webhookd {
 namespace {
 
-using Json = nlohmann::ordered_json;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to
 // 9999-12-31T23:59:59.999999999Z, so the year always has four digits.
@@ -32,112 +41,181 @@ constexpr int64_t kMaxTimestampSeconds = 253402300799;
 constexpr int kMaxStructDepth = 64;
 
 // Doubles with an integral value up to 2^53 (where every integer is still
-// exact) render as integers, as JavaScript's JSON.stringify does; nlohmann
-// would print 42.0 as "42.0". Larger ones keep nlohmann's float form (1e+16).
+// exact) render as integers, as JavaScript's JSON.stringify does. Larger
+// ones and fractions keep the shortest round-trip form that earlier
+// releases sent (nlohmann's: 0.0342, 1e+16, 1.5e-07).
 constexpr double kMaxExactInteger = 9007199254740992.0;  // 2^53
 
-// Builds the JSON tree and remembers the first field that cannot be
-// represented, so the rendering code reads straight through.
+// Where a value sits in the request, for the error message: built only when
+// a value fails, so that rendering allocates no field names. A chain of
+// parents on the stack: "execution.run.messages" [0] "role" reads as
+// execution.run.messages[0].role.
+struct FieldPath {
+  const FieldPath* parent = nullptr;
+  std::string_view name;  // A field or key; empty for an index.
+  int index = -1;
+
+  std::string ToString() const {
+    std::string out = parent == nullptr ? "" : parent->ToString();
+    if (name.empty()) {
+      absl::StrAppend(&out, "[", index, "]");
+    } else {
+      absl::StrAppend(&out, out.empty() ? "" : ".", AsAbsl(name));
+    }
+    return out;
+  }
+};
+
+// Writes the JSON of an event straight into one buffer (no tree, one
+// allocation that grows) and remembers the first field that cannot be
+// represented, so the rendering code reads straight through. After a
+// failure the output is discarded, so what is written then does not matter.
 class Renderer {
  public:
-  Json String(std::string_view value, std::string_view field) {
+  Renderer() : writer_(buffer_) {}
+
+  void Key(std::string_view key) {
+    writer_.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  }
+
+  template <typename Field>
+  void String(std::string_view value, const Field& field) {
     if (!IsValidUtf8(value)) {
       Fail(field, "must be valid UTF-8");
-      return Json("");
+      value = {};
     }
-    return Json(value);
+    if (value.size() > std::numeric_limits<rapidjson::SizeType>::max()) {
+      Fail(field, "is too long");
+      value = {};
+    }
+    writer_.String(value.data(),
+                   static_cast<rapidjson::SizeType>(value.size()));
   }
 
-  Json Number(double value, std::string_view field) {
+  void Int(int64_t value) { writer_.Int64(value); }
+  void Bool(bool value) { writer_.Bool(value); }
+  void Null() { writer_.Null(); }
+
+  template <typename Field>
+  void Number(double value, const Field& field) {
     if (!std::isfinite(value)) {
       Fail(field, "must be a finite number (JSON has no NaN or Infinity)");
-      return Json(0);
+      writer_.Int(0);
+      return;
     }
     if (std::trunc(value) == value && std::fabs(value) <= kMaxExactInteger) {
-      return Json(static_cast<int64_t>(value));
+      writer_.Int64(static_cast<int64_t>(value));
+      return;
     }
-    return Json(value);
+    const std::string text = nlohmann::json(value).dump();
+    writer_.RawValue(text.data(), text.size(), rapidjson::kNumberType);
   }
 
-  Json Time(bool has_value, const google::protobuf::Timestamp& timestamp,
+  void Time(bool has_value, const google::protobuf::Timestamp& timestamp,
             std::string_view field) {
-    if (!has_value) return Json(nullptr);
+    if (!has_value) {
+      writer_.Null();
+      return;
+    }
     if (timestamp.seconds() < kMinTimestampSeconds ||
         timestamp.seconds() > kMaxTimestampSeconds || timestamp.nanos() < 0 ||
         timestamp.nanos() > 999999999) {
       Fail(field, "must be a valid timestamp (years 0001 to 9999)");
-      return Json(nullptr);
+      writer_.Null();
+      return;
     }
     // Truncates sub-millisecond precision; nanos are non-negative, so this
     // rounds towards the past also before 1970.
-    return Json(FormatTimestampMillis(timestamp.seconds() * 1000 +
-                                      timestamp.nanos() / 1000000));
+    const std::string text = FormatTimestampMillis(timestamp.seconds() * 1000 +
+                                                   timestamp.nanos() / 1000000);
+    writer_.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
   }
 
-  Json RenderObject(const google::protobuf::Struct& object,
-                    const std::string& field, int depth) {
-    Json out = Json::object();
+  void Object(const google::protobuf::Struct& object, const FieldPath& field,
+              int depth) {
+    writer_.StartObject();
     if (depth > kMaxStructDepth) {
       Fail(field, absl::StrCat("must not nest deeper than ", kMaxStructDepth,
                                " levels"));
-      return out;
+      writer_.EndObject();
+      return;
     }
     // Struct.fields is a map with no order, so keys are rendered sorted
     // (bytewise) to keep the body, and thus its signature, deterministic.
-    std::vector<const std::string*> keys;
-    keys.reserve(object.fields_size());
-    for (const auto& [key, value] : object.fields()) keys.push_back(&key);
-    std::sort(
-        keys.begin(), keys.end(),
-        [](const std::string* a, const std::string* b) { return *a < *b; });
-    for (const std::string* key : keys) {
-      const std::string child = absl::StrCat(field, ".", *key);
+    using Field = std::pair<const std::string*, const google::protobuf::Value*>;
+    std::vector<Field> fields;
+    fields.reserve(object.fields_size());
+    for (const auto& [key, value] : object.fields()) {
+      fields.emplace_back(&key, &value);
+    }
+    std::sort(fields.begin(), fields.end(), [](const Field& a, const Field& b) {
+      return *a.first < *b.first;
+    });
+    for (const auto& [key, value] : fields) {
       if (!IsValidUtf8(*key)) {
         Fail(field, "keys must be valid UTF-8");
-        return out;
+        break;
       }
-      out[*key] = RenderValue(object.fields().at(*key), child, depth + 1);
+      Key(*key);
+      Value(*value, FieldPath{&field, *key}, depth + 1);
     }
-    return out;
+    writer_.EndObject();
   }
 
-  Json RenderValue(const google::protobuf::Value& value,
-                   const std::string& field, int depth) {
+  void Value(const google::protobuf::Value& value, const FieldPath& field,
+             int depth) {
     using google::protobuf::Value;
     switch (value.kind_case()) {
       case Value::kNullValue:
-        return Json(nullptr);
+        writer_.Null();
+        return;
       case Value::kNumberValue:
-        return Number(value.number_value(), field);
+        Number(value.number_value(), field);
+        return;
       case Value::kStringValue:
-        return String(value.string_value(), field);
+        String(value.string_value(), field);
+        return;
       case Value::kBoolValue:
-        return Json(value.bool_value());
+        writer_.Bool(value.bool_value());
+        return;
       case Value::kStructValue:
-        return RenderObject(value.struct_value(), field, depth);
+        Object(value.struct_value(), field, depth);
+        return;
       case Value::kListValue: {
-        Json out = Json::array();
+        writer_.StartArray();
         if (depth > kMaxStructDepth) {
           Fail(field, absl::StrCat("must not nest deeper than ",
                                    kMaxStructDepth, " levels"));
-          return out;
+        } else {
+          const auto& values = value.list_value().values();
+          for (int i = 0; i < values.size(); ++i) {
+            this->Value(values.Get(i), FieldPath{&field, {}, i}, depth + 1);
+          }
         }
-        const auto& values = value.list_value().values();
-        for (int i = 0; i < values.size(); ++i) {
-          out.push_back(RenderValue(
-              values.Get(i), absl::StrCat(field, "[", i, "]"), depth + 1));
-        }
-        return out;
+        writer_.EndArray();
+        return;
       }
       case Value::KIND_NOT_SET:
         break;
     }
     Fail(field,
          "must have a value (null, number, string, bool, struct or list)");
-    return Json(nullptr);
+    writer_.Null();
   }
 
-  const absl::Status& status() const { return status_; }
+  void StartObject() { writer_.StartObject(); }
+  void EndObject() { writer_.EndObject(); }
+  void StartArray() { writer_.StartArray(); }
+  void EndArray() { writer_.EndArray(); }
+
+  // The JSON written, or the first failure.
+  absl::StatusOr<std::string> Finish() {
+    if (!status_.ok()) return status_;
+    if (!writer_.IsComplete()) {
+      return absl::InternalError("payload JSON is incomplete");
+    }
+    return std::string(buffer_.GetString(), buffer_.GetSize());
+  }
 
  private:
   void Fail(std::string_view field, std::string_view reason) {
@@ -146,7 +224,12 @@ class Renderer {
           absl::StrCat(AsAbsl(field), ": ", AsAbsl(reason)));
     }
   }
+  void Fail(const FieldPath& field, std::string_view reason) {
+    if (status_.ok()) Fail(field.ToString(), reason);
+  }
 
+  rapidjson::StringBuffer buffer_;
+  Writer writer_;
   absl::Status status_;
 };
 
@@ -164,52 +247,66 @@ absl::StatusOr<std::string> RenderEventPayload(
   const webhook::v1::Execution& execution = request.execution();
   const webhook::v1::Run& run = execution.run();
   Renderer r;
-
-  Json messages = Json::array();
-  for (int i = 0; i < run.messages_size(); ++i) {
-    messages.push_back(r.RenderObject(
-        run.messages(i), absl::StrCat("execution.run.messages[", i, "]"), 1));
+  // Keys in the documented order.
+  r.StartObject();
+  r.Key("event");
+  if (request.event_type().empty()) {
+    r.String(kDefaultEventType, "event_type");
+  } else {
+    r.String(request.event_type(), "event_type");
   }
+  r.Key("triggerId");
+  r.String(request.trigger_id(), "trigger_id");
+  r.Key("triggerName");
+  r.String(request.trigger_name(), "trigger_name");
 
-  // Insertion order is the documented key order.
-  Json run_json = Json::object();
-  run_json["totalCostUsd"] =
-      r.Number(run.total_cost_usd(), "execution.run.total_cost_usd");
-  run_json["totalTokens"] = run.total_tokens();
-  run_json["startedAt"] = r.Time(run.has_started_at(), run.started_at(),
-                                 "execution.run.started_at");
-  run_json["completedAt"] = r.Time(run.has_completed_at(), run.completed_at(),
-                                   "execution.run.completed_at");
-  run_json["durationMs"] = run.duration_ms();
-  run_json["messages"] = std::move(messages);
+  r.Key("execution");
+  r.StartObject();
+  r.Key("jobId");
+  r.String(execution.job_id(), "execution.job_id");
+  r.Key("runId");
+  r.String(execution.run_id(), "execution.run_id");
+  r.Key("prompt");
+  r.String(execution.prompt(), "execution.prompt");
 
-  Json execution_json = Json::object();
-  execution_json["jobId"] = r.String(execution.job_id(), "execution.job_id");
-  execution_json["runId"] = r.String(execution.run_id(), "execution.run_id");
-  execution_json["prompt"] = r.String(execution.prompt(), "execution.prompt");
-  execution_json["run"] = std::move(run_json);
-  execution_json["queuedAt"] = r.Time(
-      execution.has_queued_at(), execution.queued_at(), "execution.queued_at");
-  execution_json["completedAt"] =
-      r.Time(execution.has_completed_at(), execution.completed_at(),
-             "execution.completed_at");
-  execution_json["durationMs"] = execution.duration_ms();
+  r.Key("run");
+  r.StartObject();
+  r.Key("totalCostUsd");
+  r.Number(run.total_cost_usd(), "execution.run.total_cost_usd");
+  r.Key("totalTokens");
+  r.Int(run.total_tokens());
+  r.Key("startedAt");
+  r.Time(run.has_started_at(), run.started_at(), "execution.run.started_at");
+  r.Key("completedAt");
+  r.Time(run.has_completed_at(), run.completed_at(),
+         "execution.run.completed_at");
+  r.Key("durationMs");
+  r.Int(run.duration_ms());
+  r.Key("messages");
+  r.StartArray();
+  for (int i = 0; i < run.messages_size(); ++i) {
+    const FieldPath messages{nullptr, "execution.run.messages"};
+    r.Object(run.messages(i), FieldPath{&messages, {}, i}, 1);
+  }
+  r.EndArray();
+  r.EndObject();  // run
 
-  Json payload = Json::object();
-  payload["event"] = request.event_type().empty()
-                         ? Json(kDefaultEventType)
-                         : r.String(request.event_type(), "event_type");
-  payload["triggerId"] = r.String(request.trigger_id(), "trigger_id");
-  payload["triggerName"] = r.String(request.trigger_name(), "trigger_name");
-  payload["execution"] = std::move(execution_json);
-  payload["threadId"] = r.String(request.thread_id(), "thread_id");
-  payload["userId"] = request.user_id();
+  r.Key("queuedAt");
+  r.Time(execution.has_queued_at(), execution.queued_at(),
+         "execution.queued_at");
+  r.Key("completedAt");
+  r.Time(execution.has_completed_at(), execution.completed_at(),
+         "execution.completed_at");
+  r.Key("durationMs");
+  r.Int(execution.duration_ms());
+  r.EndObject();  // execution
 
-  if (!r.status().ok()) return r.status();
-  // Every string was checked above, so the strict handler (which throws) is
-  // never reached; `replace` keeps this exception-free regardless.
-  return payload.dump(-1, ' ', /*ensure_ascii=*/false,
-                      Json::error_handler_t::replace);
+  r.Key("threadId");
+  r.String(request.thread_id(), "thread_id");
+  r.Key("userId");
+  r.Int(request.user_id());
+  r.EndObject();
+  return r.Finish();
 }
 
 webhook::v1::SubmitEventRequest DocumentedExampleEvent(
@@ -263,11 +360,32 @@ absl::Status ValidateJsonObject(std::string_view json, std::string_view field) {
 }
 
 std::string FormatTimestampMillis(int64_t unix_millis) {
-  // %E3S truncates to milliseconds, and FromUnixMillis is exact, so the
-  // output is exactly the given millisecond, also before 1970.
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ",
-                          absl::FromUnixMillis(unix_millis),
-                          absl::UTCTimeZone());
+  // Floor division, so that times before 1970 keep their millisecond
+  // (-1 ms is 1969-12-31T23:59:59.999Z).
+  int64_t seconds = unix_millis / 1000;
+  int64_t millis = unix_millis % 1000;
+  if (millis < 0) {
+    millis += 1000;
+    seconds -= 1;
+  }
+  const absl::CivilSecond civil =
+      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
+  // Written digit by digit: this runs four times per event, and a format
+  // string parse costs more than the rest of the payload.
+  std::string out = "0000-00-00T00:00:00.000Z";
+  const auto put = [&out](size_t pos, size_t width, int64_t value) {
+    for (size_t i = width; i-- > 0; value /= 10) {
+      out[pos + i] = static_cast<char>('0' + value % 10);
+    }
+  };
+  put(0, 4, civil.year());  // 0001 to 9999: callers check the range.
+  put(5, 2, civil.month());
+  put(8, 2, civil.day());
+  put(11, 2, civil.hour());
+  put(14, 2, civil.minute());
+  put(17, 2, civil.second());
+  put(20, 3, millis);
+  return out;
 }
 
 }  // namespace webhookd

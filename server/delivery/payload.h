@@ -35,7 +35,8 @@ std::string SamplePayload();
 // Returns InvalidArgument naming `field` unless `json` is a JSON object.
 absl::Status ValidateJsonObject(std::string_view json, std::string_view field);
 
-// Formats a time as RFC 3339 UTC with milliseconds: 2026-03-29T09:00:01.000Z.
+// Formats a time in years 0001 to 9999 as RFC 3339 UTC with milliseconds:
+// 2026-03-29T09:00:01.000Z.
 std::string FormatTimestampMillis(int64_t unix_millis);
 
 }  // namespace webhookd

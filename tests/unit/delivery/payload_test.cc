@@ -206,6 +206,29 @@ TEST(RenderEventPayloadTest, NumbersUseShortestRoundTripForm) {
   EXPECT_EQ(message["e"].get<double>(), 1e-7);
 }
 
+TEST(RenderEventPayloadTest, StringsAreEscapedAndRoundTrip) {
+  // Every control character, the two JSON escapes, '/', DEL and text in
+  // 2-, 3- and 4-byte UTF-8, long enough for the vectorised scan.
+  std::string text;
+  for (char c = 1; c < 0x20; ++c) text += c;
+  constexpr char kSpecial[] = "\0 \"quote\" back\\slash /slash \x7f";
+  text += std::string(kSpecial, sizeof(kSpecial) - 1);
+  text += "\u00e9\u20ac\U0001F600";
+  text += std::string(100, 'a');
+  webhook::v1::SubmitEventRequest request = DocumentedRequest();
+  request.mutable_execution()->set_prompt(text);
+  const std::string payload = RenderOrDie(request);
+  EXPECT_TRUE(absl::StrContains(payload,
+                                R"("prompt":"\u0001\u0002\u0003\u0004)"
+                                R"(\u0005\u0006\u0007\b\t\n\u000B\f\r)"))
+      << payload;
+  EXPECT_TRUE(absl::StrContains(payload, R"(\u001F\u0000 \"quote\" )"
+                                         R"(back\\slash /slash )"
+                                         "\x7f"))
+      << payload;
+  EXPECT_EQ(nlohmann::json::parse(payload)["execution"]["prompt"], text);
+}
+
 TEST(RenderEventPayloadTest, NanCostIsInvalidArgumentNamingField) {
   webhook::v1::SubmitEventRequest request = DocumentedRequest();
   request.mutable_execution()->mutable_run()->set_total_cost_usd(
@@ -390,6 +413,12 @@ TEST(FormatTimestampMillisTest, FormatsUtcWithThreeFractionalDigits) {
             "2026-03-29T09:00:12.450Z");
   EXPECT_EQ(FormatTimestampMillis(kQueuedAtSeconds * 1000 + 7),
             "2026-03-29T09:00:00.007Z");
+}
+
+TEST(FormatTimestampMillisTest, FormatsTheWholeProtobufRange) {
+  EXPECT_EQ(FormatTimestampMillis(-62135596800000), "0001-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatTimestampMillis(253402300799999), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatTimestampMillis(951782400000), "2000-02-29T00:00:00.000Z");
 }
 
 TEST(FormatTimestampMillisTest, FormatsTimesBefore1970) {
