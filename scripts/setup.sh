@@ -11,6 +11,7 @@ apt_packages=(
   libgtest-dev libgmock-dev libcpp-httplib-dev nlohmann-json3-dev rapidjson-dev libbenchmark-dev
   libmicrohttpd-dev wrk libjemalloc-dev
   libcli11-dev python3-grpcio python3-protobuf
+  postgresql libpq-dev
   bazel-bootstrap
   openssl clang libclang-rt-14-dev llvm
 )

@@ -6,10 +6,11 @@ source file, this checks that dependencies point one way:
 
     common <- security, http, storage <- delivery <- api <- app
 
-and that gRPC, libcurl and LevelDB stay where they belong: grpcpp only in
-server/api, server/app and client; curl only in server/http and
+and that gRPC, libcurl, LevelDB and libpq stay where they belong: grpcpp
+only in server/api, server/app and client; curl only in server/http and
 server/security (its URL parser); leveldb only in storage/leveldb and
-server/app. Usage: tests/layers/check_layers.py [project root]
+server/app; libpq only in storage/postgres (and in tests/, which no rule
+here covers). Usage: tests/layers/check_layers.py [project root]
 """
 
 import pathlib
@@ -24,6 +25,9 @@ ALLOWED = {
     "server/http": ["server/common"],
     "storage": ["server/common"],
     "storage/leveldb": ["server/common", "storage"],
+    # The PostgreSQL backend (to come); its tests start a private server
+    # (tests/support/postgres_server.h).
+    "storage/postgres": ["server/common", "storage"],
     "server/delivery": ["server/common", "server/security", "server/http",
                         "storage"],
     "server/api": ["server/common", "server/security", "server/delivery",
@@ -41,6 +45,11 @@ LIBRARIES = {
     "grpc/": ["server/api", "server/app", "client"],
     "curl/": ["server/http", "server/security"],
     "leveldb/": ["storage/leveldb", "server/app"],
+    # libpq, included as pkg-config has it ("libpq-fe.h") or by its
+    # /usr/include path; "libpq/" holds its other public headers.
+    "libpq-fe.h": ["storage/postgres"],
+    "libpq/": ["storage/postgres"],
+    "postgresql/": ["storage/postgres"],
     # Generated gRPC stubs; the messages (.pb.h) are fine everywhere.
     ".grpc.pb.h": ["server/api", "server/app", "client"],
 }
