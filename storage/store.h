@@ -25,6 +25,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "server/common/limits.h"
+#include "server/common/time_util.h"
 #include "storage/records.pb.h"
 #include "webhook/v1/webhook_service.pb.h"
 
@@ -117,6 +119,21 @@ enum class Durability {
   kSynced,    // On disk (fsync) before the call returns.
   kBuffered,  // Survives a process crash, may be lost in a machine crash.
 };
+
+// When a new delivery is due (see NewEvent): at its next_attempt_time, or
+// its create_time if that is unset.
+inline absl::Time FirstDue(const Delivery& delivery) {
+  return FromProtoTime(delivery.has_next_attempt_time()
+                           ? delivery.next_attempt_time()
+                           : delivery.create_time());
+}
+
+// The page size a List call uses for `page_size`: kDefaultPageSize for 0 or
+// less, at most kMaxPageSize.
+inline int ClampPageSize(int page_size) {
+  if (page_size <= 0) return kDefaultPageSize;
+  return page_size > kMaxPageSize ? kMaxPageSize : page_size;
+}
 
 // Store is safe for concurrent use by multiple threads. Every mutation is
 // atomic: all of it is written or none of it.

@@ -25,12 +25,19 @@
 #include "server/delivery/retry_policy.h"
 #include "server/security/address_policy.h"
 #include "storage/leveldb/repair.h"
+#include "storage/postgres/pg.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "Address to serve gRPC on, host:port (port 0 picks a free one).");
 ABSL_FLAG(std::string, data_dir, "./data",
           "Directory of the LevelDB database (created if missing). One "
           "process per directory.");
+ABSL_FLAG(std::string, postgres, "",
+          "libpq connection string (\"host=... dbname=...\" or "
+          "postgresql://...) of a PostgreSQL database to keep everything in, "
+          "instead of LevelDB under --data_dir. The schema is created or "
+          "upgraded at start. Keep the password out of it (PGPASSWORD or "
+          "~/.pgpass).");
 ABSL_FLAG(bool, allow_insecure_targets, false,
           "Allow http:// endpoint URLs and loopback/private hosts (local "
           "development and tests only).");
@@ -183,11 +190,28 @@ int main(int argc, char** argv) {
   const std::vector<std::string> allow_cidrs =
       RepeatedFlag(argc, argv, "allow_cidr");
 
-  if (absl::GetFlag(FLAGS_repair)) return Repair(absl::GetFlag(FLAGS_data_dir));
+  if (absl::GetFlag(FLAGS_repair)) {
+    if (!absl::GetFlag(FLAGS_postgres).empty()) {
+      return Fail(
+          "--repair repairs the LevelDB database of --data_dir; it does not "
+          "apply to --postgres");
+    }
+    return Repair(absl::GetFlag(FLAGS_data_dir));
+  }
 
   webhookd::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.postgres = absl::GetFlag(FLAGS_postgres);
+  std::string data_description = options.data_dir;
+  if (!options.postgres.empty()) {
+    absl::StatusOr<std::string> described =
+        webhookd::pg::DescribeConninfo(options.postgres);
+    if (!described.ok()) {
+      return Fail(absl::StrCat("--postgres: ", described.status().message()));
+    }
+    data_description = absl::StrCat("PostgreSQL (", *described, ")");
+  }
   options.target_policy.allow_insecure_targets =
       absl::GetFlag(FLAGS_allow_insecure_targets);
   absl::StatusOr<webhookd::AddressPolicy> addresses =
@@ -253,7 +277,7 @@ int main(int argc, char** argv) {
                   "no --api_keys_file: the API is unauthenticated and open to "
                   "anyone who can reach it on this machine");
   }
-  if (absl::IsDataLoss(server.status())) {
+  if (absl::IsDataLoss(server.status()) && options.postgres.empty()) {
     return Fail(absl::StrCat(
         server.status().ToString(),
         "\nwebhookd: the database is damaged. Stop here, back up the data "
@@ -264,7 +288,7 @@ int main(int argc, char** argv) {
   webhookd::Log(webhookd::LogLevel::kInfo,
                 absl::StrCat("webhookd ", webhookd::kVersion, " serving on ",
                              options.listen, " (port ", (*server)->port(),
-                             "), data in ", options.data_dir));
+                             "), data in ", data_description));
   if (options.target_policy.allow_insecure_targets) {
     webhookd::Log(webhookd::LogLevel::kWarning,
                   "--allow_insecure_targets: http:// and private addresses "

@@ -27,6 +27,7 @@
 #include "server/http/curl_sender.h"
 #include "server/security/address_policy.h"
 #include "storage/leveldb/leveldb_store.h"
+#include "storage/postgres/postgres_store.h"
 
 namespace webhookd {
 namespace {
@@ -170,8 +171,16 @@ absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
 absl::StatusOr<ServerDependencies> DefaultDependencies(
     const ServerOptions& options, const LevelDbStoreOptions& store_options) {
   ServerDependencies dependencies;
-  WEBHOOKD_ASSIGN_OR_RETURN(
-      dependencies.store, LevelDbStore::Open(options.data_dir, store_options));
+  if (options.postgres.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        dependencies.store,
+        LevelDbStore::Open(options.data_dir, store_options));
+  } else {
+    PostgresStoreOptions postgres;
+    postgres.conninfo = options.postgres;
+    WEBHOOKD_ASSIGN_OR_RETURN(dependencies.store,
+                              PostgresStore::Open(postgres));
+  }
   WEBHOOKD_ASSIGN_OR_RETURN(dependencies.sender, NewCurlSender(options));
   return dependencies;
 }

@@ -31,6 +31,9 @@ struct ServerOptions {
   // host:port; port 0 picks a free port (see WebhookServer::port()).
   std::string listen = "127.0.0.1:50051";
   std::string data_dir = "./data";
+  // A libpq connection string: keep everything in that PostgreSQL database
+  // instead of LevelDB under data_dir (README "Running on PostgreSQL").
+  std::string postgres;
   TargetPolicy target_policy;
   DeliveryEngineOptions engine;
   // Threads of the HTTP worker pool, each driving one curl multi handle.
@@ -87,7 +90,8 @@ struct ServerDependencies {
 };
 
 // LevelDB under options.data_dir (FailedPrecondition when another process
-// has it open), a CurlSender configured from options, the wall clock.
+// has it open), or the PostgreSQL database of options.postgres when set; a
+// CurlSender configured from options; the wall clock.
 // `store_options` are for tests (e.g. a file system that injects faults).
 absl::StatusOr<ServerDependencies> DefaultDependencies(
     const ServerOptions& options,

@@ -59,18 +59,6 @@ namespace keys = ::webhookd::leveldb_keys;
   absl::ReaderMutexLock db_lock_(&db_mu_); \
   if (db_ == nullptr) return ClosedError()
 
-// When a new delivery is due (see NewEvent).
-absl::Time FirstDue(const Delivery& delivery) {
-  return FromProtoTime(delivery.has_next_attempt_time()
-                           ? delivery.next_attempt_time()
-                           : delivery.create_time());
-}
-
-int ClampPageSize(int page_size) {
-  if (page_size <= 0) return kDefaultPageSize;
-  return page_size > kMaxPageSize ? kMaxPageSize : page_size;
-}
-
 // Walks the keys of one index range for a page, bounded in work.
 //
 // Visit(key, value) is called for each key after the token's (or from the

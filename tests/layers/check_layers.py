@@ -34,7 +34,7 @@ ALLOWED = {
                    "storage"],
     "server/app": ["server/common", "server/security", "server/http",
                    "server/delivery", "server/api", "storage",
-                   "storage/leveldb"],
+                   "storage/leveldb", "storage/postgres"],
     # The client links the signature and nothing else of the server.
     "client": ["server/security/signature.h"],
 }

@@ -17,7 +17,9 @@
 
 #include <memory>
 #include <ostream>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -75,6 +77,27 @@ class LevelDbBackend final : public StoreBackend {
   LevelDbBackend() = default;
 
   TestDir dir_;
+};
+
+// A PostgresStore on a new database of the test binary's shared PostgreSQL
+// server (SharedPostgresServer), started by the first Create. The database
+// is dropped with the backend.
+class PostgresBackend final : public StoreBackend {
+ public:
+  static constexpr std::string_view kName = "Postgres";
+  static absl::StatusOr<std::unique_ptr<StoreBackend>> Create();
+  ~PostgresBackend() override;
+
+  // StoreBackend
+  std::string_view name() const override { return kName; }
+  absl::StatusOr<std::unique_ptr<Store>> Open() override;
+
+ private:
+  explicit PostgresBackend(std::string database, std::string conninfo)
+      : database_(std::move(database)), conninfo_(std::move(conninfo)) {}
+
+  std::string database_;
+  std::string conninfo_;
 };
 
 }  // namespace webhookd::testing

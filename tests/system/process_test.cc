@@ -1,18 +1,24 @@
-// Tests of real webhookd processes: signals, start-up errors and crashes.
+// Tests of real webhookd processes: signals, start-up errors and crashes,
+// on LevelDB and, where the storage matters, on PostgreSQL too (a real
+// server the test binary starts).
 
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <atomic>
+#include <ostream>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
+#include "tests/support/postgres_server.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/webhookd_process.h"
 
@@ -88,12 +94,51 @@ TEST_F(ProcessTest, HelpListsEveryFlag) {
         "--max_in_flight", "--max_in_flight_per_endpoint",
         "--max_payload_bytes", "--shutdown_grace", "--port_file",
         "--max_queued_deliveries", "--log_retention", "--repair",
-        "--grpc_max_concurrent_streams", "--grpc_memory_limit_mb"}) {
+        "--grpc_max_concurrent_streams", "--grpc_memory_limit_mb",
+        "--postgres"}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
 }
 
-TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
+// The storage a webhookd of BackendProcessTest runs on.
+enum class Backend { kLevelDb, kPostgres };
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kLevelDb ? "LevelDb" : "Postgres";
+}
+
+// GoogleTest (and CTest's test names) print a parameter with this.
+void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::kLevelDb ? "LevelDb" : "Postgres");
+}
+
+// Flags that put a webhookd on a new PostgreSQL database of the binary's
+// shared server; empty (with a test failure) if it cannot be had.
+std::vector<std::string> PostgresFlags(const std::string& database) {
+  absl::StatusOr<testing::PostgresServer*> server =
+      testing::SharedPostgresServer();
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (!server.ok()) return {};
+  absl::StatusOr<std::string> conninfo = (*server)->CreateDatabase(database);
+  EXPECT_TRUE(conninfo.ok()) << conninfo.status();
+  if (!conninfo.ok()) return {};
+  return {"--postgres=" + *conninfo};
+}
+
+class BackendProcessTest : public ProcessTest,
+                           public ::testing::WithParamInterface<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kPostgres) {
+      backend_flags_ = PostgresFlags("kill_nine");
+      ASSERT_FALSE(backend_flags_.empty());
+    }
+  }
+
+  std::vector<std::string> backend_flags_;
+};
+
+TEST_P(BackendProcessTest, KillNineLosesNoAcknowledgedDelivery) {
   // Until the crash the receiver hangs, so some attempts are in flight and
   // the rest wait in the queue; afterwards it answers 200 at once.
   std::atomic<bool> healthy{false};
@@ -112,9 +157,10 @@ TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
     return response;
   });
 
-  const std::vector<std::string> flags = {"--max_in_flight=4",
-                                          "--retry_schedule=200ms,200ms,200ms",
-                                          "--attempt_timeout=20s"};
+  std::vector<std::string> flags = {"--max_in_flight=4",
+                                    "--retry_schedule=200ms,200ms,200ms",
+                                    "--attempt_timeout=20s"};
+  flags.insert(flags.end(), backend_flags_.begin(), backend_flags_.end());
   auto server = StartServer(flags);
   ASSERT_TRUE(server->status().ok()) << server->status();
   CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url("/a")));
@@ -152,6 +198,70 @@ TEST_F(ProcessTest, KillNineLosesNoAcknowledgedDelivery) {
     EXPECT_EQ(d.status(), webhook::v1::DELIVERY_STATUS_SUCCESS) << id;
   }
   receiver.Stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(Storage, BackendProcessTest,
+                         ::testing::Values(Backend::kLevelDb,
+                                           Backend::kPostgres),
+                         BackendName);
+
+TEST_F(ProcessTest, PostgresLogsWhereItsDataIsWithoutThePassword) {
+  std::vector<std::string> flags = PostgresFlags("startup_log");
+  ASSERT_FALSE(flags.empty());
+  flags[0] += " password=not-needed-with-trust";
+  auto server = StartServer(flags);
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  EXPECT_THAT(server->Log(),
+              HasSubstr("data in PostgreSQL (host=127.0.0.1 port="));
+  EXPECT_THAT(server->Log(), ::testing::Not(HasSubstr("not-needed")));
+  // It serves from the database: an endpoint survives a restart that uses
+  // another --data_dir.
+  const std::string id =
+      CreateEndpoint(server->stub(),
+                     MakeEndpoint("thread-1", "http://127.0.0.1:9/x"))
+          .id();
+  server->Signal(SIGTERM);
+  ASSERT_NE(server->Wait(absl::Seconds(20)), -1);
+  server =
+      WebhookdProcess::StartServer(dir_.Sub("other-data"), dir_.path(), flags);
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  webhook::v1::GetEndpointRequest get;
+  get.set_id(id);
+  webhook::v1::GetEndpointResponse got;
+  grpc::ClientContext context;
+  EXPECT_TRUE(server->stub().GetEndpoint(&context, get, &got).ok())
+      << server->Log();
+}
+
+TEST_F(ProcessTest, SecondNodeOnSamePostgresDatabaseFailsClearly) {
+  const std::vector<std::string> flags = PostgresFlags("second_node");
+  ASSERT_FALSE(flags.empty());
+  auto first = StartServer(flags);
+  ASSERT_TRUE(first->status().ok()) << first->status();
+  std::vector<std::string> args = {"--listen=127.0.0.1:0",
+                                   "--data_dir=" + dir_.Sub("data2")};
+  args.insert(args.end(), flags.begin(), flags.end());
+  WebhookdProcess second(args, dir_.Sub("second.log"));
+  const int status = second.Wait(absl::Seconds(20));
+  ASSERT_NE(status, -1) << "the second process must exit by itself";
+  EXPECT_TRUE(WIFEXITED(status)) << "exit, not a crash";
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_THAT(second.Log(), HasSubstr("another webhookd node"));
+  webhook::v1::ListEndpointsResponse list;
+  grpc::ClientContext context;
+  EXPECT_TRUE(first->stub().ListEndpoints(&context, {}, &list).ok());
+}
+
+TEST_F(ProcessTest, UnreachablePostgresStopsStartUpClearly) {
+  WebhookdProcess server(
+      {"--listen=127.0.0.1:0", "--data_dir=" + dir_.Sub("data"),
+       "--postgres=host=127.0.0.1 port=1 dbname=x connect_timeout=5"},
+      dir_.Sub("unreachable.log"));
+  const int status = server.Wait(absl::Seconds(30));
+  ASSERT_NE(status, -1) << "webhookd must exit by itself";
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_THAT(server.Log(), HasSubstr("cannot connect to PostgreSQL"));
 }
 
 }  // namespace

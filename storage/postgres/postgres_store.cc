@@ -1,0 +1,583 @@
+#include "storage/postgres/postgres_store.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "server/common/status_macros.h"
+#include "server/common/string_view.h"
+#include "server/common/time_util.h"
+#include "storage/postgres/migrations.h"
+
+namespace webhookd {
+namespace {
+
+using pg::Param;
+using pg::Result;
+using pg::Statement;
+
+// Transactions PostgreSQL aborted for a deadlock or a serialization failure
+// are run again up to this many times in all.
+constexpr int kTransactionAttempts = 3;
+
+// Queued deliveries ScanQueue reads per query.
+constexpr int kScanBatch = 10000;
+
+// pg_advisory_xact_lock key of retention: the bytes of "whdprune".
+constexpr int64_t kPruneLockKey = 0x7768647072756e65;
+// pg_advisory_lock key of PostgresStoreOptions::exclusive: "whdexcl1".
+constexpr int64_t kExclusiveLockKey = 0x7768646578636c31;
+
+constexpr std::string_view kUpsertDelivery = R"sql(
+INSERT INTO deliveries (id, event_id, endpoint_id, thread_id, user_id, status,
+                        create_us, record, due_us, manual, test)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (id) DO UPDATE SET
+  event_id = EXCLUDED.event_id, endpoint_id = EXCLUDED.endpoint_id,
+  thread_id = EXCLUDED.thread_id, user_id = EXCLUDED.user_id,
+  status = EXCLUDED.status, create_us = EXCLUDED.create_us,
+  record = EXCLUDED.record, due_us = EXCLUDED.due_us,
+  manual = EXCLUDED.manual, test = EXCLUDED.test)sql";
+
+constexpr std::string_view kAddStats = R"sql(
+INSERT INTO endpoint_stats (endpoint_id, attempts, successes,
+                            response_time_ms_sum)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (endpoint_id) DO UPDATE SET
+  attempts = endpoint_stats.attempts + EXCLUDED.attempts,
+  successes = endpoint_stats.successes + EXCLUDED.successes,
+  response_time_ms_sum =
+    endpoint_stats.response_time_ms_sum + EXCLUDED.response_time_ms_sum)sql";
+
+int64_t Micros(const google::protobuf::Timestamp& time) {
+  return absl::ToUnixMicros(FromProtoTime(time));
+}
+
+template <typename Message>
+absl::Status Parse(std::string_view bytes, std::string_view what,
+                   Message* message) {
+  if (!message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(
+        absl::StrCat("PostgreSQL: unreadable ", AsAbsl(what), " record"));
+  }
+  return absl::OkStatus();
+}
+
+// The statement writing a delivery's state (see DeliveryChange): its record
+// without payload, queued exactly while `due` is set.
+absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
+                                        std::optional<absl::Time> due,
+                                        bool manual) {
+  if (delivery.id().empty()) {
+    return absl::InvalidArgumentError("delivery without an id");
+  }
+  if (due.has_value() && delivery.endpoint_id().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queued delivery ", delivery.id(), " has no endpoint"));
+  }
+  std::string record;
+  if (delivery.payload().empty()) {
+    delivery.SerializeToString(&record);
+  } else {
+    Delivery stored = delivery;
+    stored.clear_payload();
+    stored.SerializeToString(&record);
+  }
+  return Statement{
+      "upsert_delivery",
+      kUpsertDelivery,
+      {Param::Text(delivery.id()), Param::Text(delivery.event_id()),
+       Param::Text(delivery.endpoint_id()), Param::Text(delivery.thread_id()),
+       Param::Int64(delivery.user_id()), Param::Int64(delivery.status()),
+       Param::Int64(Micros(delivery.create_time())), Param::Bytes(record),
+       due.has_value() ? Param::Int64(absl::ToUnixMicros(*due)) : Param::Null(),
+       Param::Bool(manual), Param::Bool(due.has_value() && delivery.test())}};
+}
+
+// The statements adding the counted attempts of `changes` to their
+// endpoints' totals, one per endpoint, in endpoint order so that concurrent
+// transactions lock the rows in the same order.
+std::vector<Statement> StatsUpdates(absl::Span<const DeliveryChange> changes) {
+  std::map<std::string, AttemptCounts> totals;
+  for (const DeliveryChange& change : changes) {
+    if (!change.counted_attempt.has_value()) continue;
+    AttemptCounts& counts = totals[change.delivery.endpoint_id()];
+    counts.attempts += 1;
+    counts.successes += change.counted_attempt->success ? 1 : 0;
+    counts.response_time_ms_sum += change.counted_attempt->response_time_ms;
+  }
+  std::vector<Statement> statements;
+  for (const auto& [endpoint_id, counts] : totals) {
+    statements.push_back(
+        Statement{"add_stats",
+                  kAddStats,
+                  {Param::Text(endpoint_id), Param::Int64(counts.attempts),
+                   Param::Int64(counts.successes),
+                   Param::Int64(counts.response_time_ms_sum)}});
+  }
+  return statements;
+}
+
+// --- Page tokens -------------------------------------------------------------
+//
+// A token is the web-safe base64 of "<length>:<listing><cursor>": the
+// listing (which filter it pages) and the position after the last row
+// returned. A token is only valid for the listing that made it, and it only
+// ever holds the position of a row the caller was shown.
+
+std::string EncodeToken(std::string_view listing, std::string_view cursor) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(listing.size(), ":", AsAbsl(listing), AsAbsl(cursor)));
+}
+
+absl::StatusOr<std::string> DecodeToken(std::string_view token,
+                                        std::string_view listing) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(AsAbsl(token), &raw)) {
+    return absl::InvalidArgumentError("page_token: malformed");
+  }
+  const size_t colon = raw.find(':');
+  size_t length = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(raw).substr(0, colon), &length) ||
+      raw.size() - colon - 1 < length) {
+    return absl::InvalidArgumentError("page_token: malformed");
+  }
+  if (std::string_view(raw).substr(colon + 1, length) != listing) {
+    return absl::InvalidArgumentError(
+        "page_token: belongs to another listing (its filter differs)");
+  }
+  return raw.substr(colon + 1 + length);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
+    const PostgresStoreOptions& options) {
+  WEBHOOKD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> connection,
+                            pg::Connection::Open(options.conninfo));
+  WEBHOOKD_RETURN_IF_ERROR(pg::Migrate(*connection));
+  if (options.exclusive) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Result locked,
+        connection->Exec(Statement{nullptr,
+                                   "SELECT pg_try_advisory_lock($1)",
+                                   {Param::Int64(kExclusiveLockKey)}}));
+    if (!locked.Bool(0, 0)) {
+      return absl::FailedPreconditionError(
+          "another webhookd node is using this PostgreSQL database; this "
+          "release runs one node per database");
+    }
+  } else {
+    connection.reset();
+  }
+  return std::unique_ptr<PostgresStore>(
+      new PostgresStore(options, std::move(connection)));
+}
+
+PostgresStore::PostgresStore(const PostgresStoreOptions& options,
+                             std::unique_ptr<pg::Connection> lock_holder)
+    : pool_(options.conninfo, options.max_connections),
+      lock_holder_(std::move(lock_holder)) {}
+
+absl::StatusOr<std::vector<Result>> PostgresStore::Transaction(
+    absl::Span<const Statement> statements, bool synced) {
+  absl::StatusOr<std::vector<Result>> results;
+  for (int attempt = 0; attempt < kTransactionAttempts; ++attempt) {
+    results = pool_.Transaction(statements, synced);
+    if (!absl::IsAborted(results.status())) break;
+  }
+  return results;
+}
+
+// --- Endpoints ---------------------------------------------------------------
+
+absl::Status PostgresStore::PutEndpoint(const Endpoint& endpoint) {
+  if (endpoint.id().empty()) {
+    return absl::InvalidArgumentError("endpoint without an id");
+  }
+  const Statement put{
+      "put_endpoint",
+      "INSERT INTO endpoints (id, user_id, thread_id, record) "
+      "VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+      "user_id = EXCLUDED.user_id, thread_id = EXCLUDED.thread_id, "
+      "record = EXCLUDED.record",
+      {Param::Text(endpoint.id()), Param::Int64(endpoint.user_id()),
+       Param::Text(endpoint.thread_id()),
+       Param::Bytes(endpoint.SerializeAsString())}};
+  return Transaction({&put, 1}).status();
+}
+
+absl::StatusOr<Endpoint> PostgresStore::GetEndpoint(std::string_view id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{"get_endpoint",
+                           "SELECT record FROM endpoints WHERE id = $1",
+                           {Param::Text(id)}}));
+  if (result.rows() == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("endpoint \"", AsAbsl(id), "\" not found"));
+  }
+  Endpoint endpoint;
+  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "endpoint", &endpoint));
+  return endpoint;
+}
+
+absl::StatusOr<EndpointPage> PostgresStore::ListEndpoints(
+    const EndpointFilter& filter, int page_size, std::string_view page_token) {
+  page_size = ClampPageSize(page_size);
+  const std::string listing =
+      absl::StrCat("endpoints\n", filter.thread_id.size(), ":",
+                   filter.thread_id, "\n", filter.user_id);
+  std::string after;
+  if (!page_token.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(after, DecodeToken(page_token, listing));
+  }
+  std::string sql = "SELECT record, id FROM endpoints WHERE id > $1";
+  std::vector<Param> params = {Param::Text(after)};
+  if (!filter.thread_id.empty()) {
+    params.push_back(Param::Text(filter.thread_id));
+    absl::StrAppend(&sql, " AND thread_id = $", params.size());
+  }
+  if (filter.user_id != 0) {
+    params.push_back(Param::Int64(filter.user_id));
+    absl::StrAppend(&sql, " AND user_id = $", params.size());
+  }
+  params.push_back(Param::Int64(page_size + 1));
+  absl::StrAppend(&sql, " ORDER BY id LIMIT $", params.size());
+  WEBHOOKD_ASSIGN_OR_RETURN(Result result,
+                            pool_.Exec(Statement{nullptr, sql, params}));
+  EndpointPage page;
+  const int shown = result.rows() < page_size ? result.rows() : page_size;
+  for (int row = 0; row < shown; ++row) {
+    Endpoint endpoint;
+    WEBHOOKD_RETURN_IF_ERROR(
+        Parse(result.Bytes(row, 0), "endpoint", &endpoint));
+    page.endpoints.push_back(std::move(endpoint));
+  }
+  if (result.rows() > page_size) {
+    page.next_page_token = EncodeToken(listing, result.Bytes(shown - 1, 1));
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<Endpoint>> PostgresStore::LoadEndpoints() {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{nullptr, "SELECT record FROM endpoints", {}}));
+  std::vector<Endpoint> endpoints(static_cast<size_t>(result.rows()));
+  for (int row = 0; row < result.rows(); ++row) {
+    WEBHOOKD_RETURN_IF_ERROR(
+        Parse(result.Bytes(row, 0), "endpoint", &endpoints[row]));
+  }
+  return endpoints;
+}
+
+absl::Status PostgresStore::DeleteEndpoint(
+    std::string_view id, absl::Span<const DeliveryChange> changes) {
+  std::vector<Statement> statements;
+  statements.push_back(Statement{
+      nullptr, "DELETE FROM endpoints WHERE id = $1", {Param::Text(id)}});
+  for (const DeliveryChange& change : changes) {
+    WEBHOOKD_ASSIGN_OR_RETURN(Statement statement,
+                              DeliveryState(change.delivery, change.next_due,
+                                            change.next_attempt_manual));
+    statements.push_back(std::move(statement));
+  }
+  for (Statement& statement : StatsUpdates(changes)) {
+    statements.push_back(std::move(statement));
+  }
+  // Checked first, so that a missing endpoint changes nothing. Another node
+  // may delete it in between: then its queued deliveries are ended twice,
+  // the same way, and the caller is told NotFound.
+  WEBHOOKD_RETURN_IF_ERROR(GetEndpoint(id).status());
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            Transaction(statements));
+  if (results.front().affected() == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("endpoint \"", AsAbsl(id), "\" not found"));
+  }
+  return absl::OkStatus();
+}
+
+// --- Events and deliveries ---------------------------------------------------
+
+absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
+  std::vector<Statement> statements;
+  for (const NewEvent& insert : events) {
+    const EventRecord& event = *insert.event;
+    if (event.id().empty()) {
+      return absl::InvalidArgumentError("event without an id");
+    }
+    statements.push_back(Statement{
+        "insert_event",
+        "INSERT INTO events (id, create_us, record) VALUES ($1, $2, $3)",
+        {Param::Text(event.id()), Param::Int64(event.create_time_unix_micros()),
+         Param::Bytes(event.SerializeAsString())}});
+    for (const Delivery& delivery : insert.deliveries) {
+      WEBHOOKD_ASSIGN_OR_RETURN(
+          Statement statement,
+          DeliveryState(delivery, FirstDue(delivery), /*manual=*/false));
+      statements.push_back(std::move(statement));
+    }
+    if (!event.idempotency_key().empty()) {
+      SubmitEventResponse response;
+      response.set_event_id(event.id());
+      for (const Delivery& delivery : insert.deliveries) {
+        response.add_delivery_ids(delivery.id());
+      }
+      statements.push_back(Statement{
+          "insert_submission",
+          "INSERT INTO submissions (user_id, idempotency_key, create_us, "
+          "response) VALUES ($1, $2, $3, $4)",
+          {Param::Int64(event.user_id()), Param::Text(event.idempotency_key()),
+           Param::Int64(event.create_time_unix_micros()),
+           Param::Bytes(response.SerializeAsString())}});
+    }
+  }
+  if (statements.empty()) return absl::OkStatus();
+  return Transaction(statements).status();
+}
+
+absl::StatusOr<SubmitEventResponse> PostgresStore::FindSubmission(
+    int64_t user_id, std::string_view idempotency_key) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(
+          Statement{"find_submission",
+                    "SELECT response FROM submissions "
+                    "WHERE user_id = $1 AND idempotency_key = $2",
+                    {Param::Int64(user_id), Param::Text(idempotency_key)}}));
+  if (result.rows() == 0) {
+    return absl::NotFoundError("no submission with this idempotency key");
+  }
+  SubmitEventResponse response;
+  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "idempotency", &response));
+  return response;
+}
+
+absl::StatusOr<EventRecord> PostgresStore::GetEvent(std::string_view id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{"get_event",
+                           "SELECT record FROM events WHERE id = $1",
+                           {Param::Text(id)}}));
+  if (result.rows() == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("event \"", AsAbsl(id), "\" not found"));
+  }
+  EventRecord event;
+  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "event", &event));
+  return event;
+}
+
+absl::StatusOr<Delivery> PostgresStore::GetDelivery(std::string_view id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{"get_delivery",
+                           "SELECT d.record, e.record FROM deliveries d "
+                           "LEFT JOIN events e ON e.id = d.event_id "
+                           "WHERE d.id = $1",
+                           {Param::Text(id)}}));
+  if (result.rows() == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("delivery \"", AsAbsl(id), "\" not found"));
+  }
+  Delivery delivery;
+  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "delivery", &delivery));
+  if (result.IsNull(0, 1)) {
+    return absl::DataLossError(absl::StrCat("event \"", delivery.event_id(),
+                                            "\" of delivery \"", AsAbsl(id),
+                                            "\" is missing"));
+  }
+  EventRecord event;
+  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 1), "event", &event));
+  delivery.set_payload(std::move(*event.mutable_payload()));
+  return delivery;
+}
+
+absl::StatusOr<DeliveryPage> PostgresStore::ListDeliveries(
+    const DeliveryFilter& filter, int page_size, std::string_view page_token) {
+  page_size = ClampPageSize(page_size);
+  const std::string listing = absl::StrCat(
+      "deliveries\n", filter.endpoint_id.size(), ":", filter.endpoint_id, "\n",
+      filter.thread_id.size(), ":", filter.thread_id, "\n",
+      static_cast<int>(filter.status), "\n", filter.user_id);
+  std::string sql = "SELECT record, create_us, id FROM deliveries WHERE true";
+  std::vector<Param> params;
+  const auto where = [&](std::string_view condition, Param param) {
+    params.push_back(std::move(param));
+    absl::StrAppend(&sql, " AND ", AsAbsl(condition), " $", params.size());
+  };
+  if (!page_token.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(const std::string cursor,
+                              DecodeToken(page_token, listing));
+    const std::vector<std::string> parts =
+        absl::StrSplit(cursor, absl::MaxSplits(' ', 1));
+    int64_t create_us = 0;
+    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &create_us)) {
+      return absl::InvalidArgumentError("page_token: malformed");
+    }
+    params.push_back(Param::Int64(create_us));
+    params.push_back(Param::Text(parts[1]));
+    // Newest first, and ids ascending within one microsecond.
+    absl::StrAppend(&sql, " AND (create_us < $", params.size() - 1,
+                    " OR (create_us = $", params.size() - 1, " AND id > $",
+                    params.size(), "))");
+  }
+  if (!filter.endpoint_id.empty()) {
+    where("endpoint_id =", Param::Text(filter.endpoint_id));
+  }
+  if (!filter.thread_id.empty()) {
+    where("thread_id =", Param::Text(filter.thread_id));
+  }
+  if (filter.status != webhook::v1::DELIVERY_STATUS_UNSPECIFIED) {
+    where("status =", Param::Int64(filter.status));
+  }
+  if (filter.user_id != 0) where("user_id =", Param::Int64(filter.user_id));
+  params.push_back(Param::Int64(page_size + 1));
+  absl::StrAppend(&sql, " ORDER BY create_us DESC, id LIMIT $", params.size());
+  WEBHOOKD_ASSIGN_OR_RETURN(Result result,
+                            pool_.Exec(Statement{nullptr, sql, params}));
+  DeliveryPage page;
+  const int shown = result.rows() < page_size ? result.rows() : page_size;
+  for (int row = 0; row < shown; ++row) {
+    Delivery delivery;
+    WEBHOOKD_RETURN_IF_ERROR(
+        Parse(result.Bytes(row, 0), "delivery", &delivery));
+    delivery.clear_payload();
+    delivery.clear_attempt_history();
+    page.deliveries.push_back(std::move(delivery));
+  }
+  if (result.rows() > page_size) {
+    page.next_page_token =
+        EncodeToken(listing, absl::StrCat(result.Int64(shown - 1, 1), " ",
+                                          AsAbsl(result.Bytes(shown - 1, 2))));
+  }
+  return page;
+}
+
+absl::Status PostgresStore::UpdateDeliveries(
+    absl::Span<const DeliveryChange> changes, Durability durability) {
+  if (changes.empty()) return absl::OkStatus();
+  std::vector<Statement> statements;
+  statements.reserve(changes.size() + 1);
+  for (const DeliveryChange& change : changes) {
+    WEBHOOKD_ASSIGN_OR_RETURN(Statement statement,
+                              DeliveryState(change.delivery, change.next_due,
+                                            change.next_attempt_manual));
+    statements.push_back(std::move(statement));
+  }
+  for (Statement& statement : StatsUpdates(changes)) {
+    statements.push_back(std::move(statement));
+  }
+  return Transaction(statements, durability == Durability::kSynced).status();
+}
+
+absl::Status PostgresStore::ScanQueue(
+    const std::function<void(const QueuedDelivery&)>& visit) {
+  std::string after;
+  QueuedDelivery queued;
+  while (true) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Result result,
+        pool_.Exec(Statement{
+            "scan_queue",
+            "SELECT id, endpoint_id, due_us, manual, test FROM deliveries "
+            "WHERE due_us IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
+            {Param::Text(after), Param::Int64(kScanBatch)}}));
+    for (int row = 0; row < result.rows(); ++row) {
+      queued.delivery_id.assign(result.Bytes(row, 0));
+      queued.endpoint_id.assign(result.Bytes(row, 1));
+      queued.due = absl::FromUnixMicros(result.Int64(row, 2));
+      queued.manual = result.Bool(row, 3);
+      queued.test = result.Bool(row, 4);
+      visit(queued);
+    }
+    if (result.rows() < kScanBatch) return absl::OkStatus();
+    after.assign(result.Bytes(result.rows() - 1, 0));
+  }
+}
+
+absl::StatusOr<AttemptCounts> PostgresStore::GetAttemptCounts(
+    std::string_view endpoint_id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{"get_stats",
+                           "SELECT attempts, successes, response_time_ms_sum "
+                           "FROM endpoint_stats WHERE endpoint_id = $1",
+                           {Param::Text(endpoint_id)}}));
+  AttemptCounts counts;
+  if (result.rows() > 0) {
+    counts.attempts = result.Int64(0, 0);
+    counts.successes = result.Int64(0, 1);
+    counts.response_time_ms_sum = result.Int64(0, 2);
+  }
+  return counts;
+}
+
+// --- Retention ---------------------------------------------------------------
+
+absl::StatusOr<PruneResult> PostgresStore::PruneBefore(
+    absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
+  if (max_records == 0) return PruneResult();
+  const Param limit = Param::Int64(static_cast<int64_t>(max_records));
+  const Param before = Param::Int64(absl::ToUnixMicros(cutoff));
+  const std::vector<Statement> statements = {
+      // One node at a time; the others wait, then find less to do.
+      Statement{nullptr,
+                "SELECT pg_advisory_xact_lock($1)",
+                {Param::Int64(kPruneLockKey)}},
+      // Finished deliveries, oldest first, and the events none of whose
+      // deliveries remain. (The statement sees the table as it was before
+      // its own deletes: the deliveries it removes are left out by id.)
+      Statement{nullptr,
+                "WITH gone AS (DELETE FROM deliveries WHERE id IN ("
+                "  SELECT id FROM deliveries"
+                "  WHERE due_us IS NULL AND create_us < $1"
+                "  ORDER BY create_us LIMIT $2) RETURNING id, event_id),"
+                " emptied AS (DELETE FROM events e"
+                "  WHERE e.id IN (SELECT event_id FROM gone) AND NOT EXISTS ("
+                "    SELECT 1 FROM deliveries d WHERE d.event_id = e.id"
+                "    AND d.id NOT IN (SELECT id FROM gone)) RETURNING 1)"
+                " SELECT (SELECT count(*) FROM gone),"
+                " (SELECT count(*) FROM emptied)",
+                {before, limit}},
+      // Old events that never had a delivery.
+      Statement{nullptr,
+                "DELETE FROM events WHERE id IN (SELECT e.id FROM events e "
+                "WHERE e.create_us < $1 AND NOT EXISTS "
+                "(SELECT 1 FROM deliveries d WHERE d.event_id = e.id) "
+                "ORDER BY e.create_us LIMIT $2)",
+                {before, limit}},
+      Statement{nullptr,
+                "DELETE FROM submissions WHERE (user_id, idempotency_key) IN "
+                "(SELECT user_id, idempotency_key FROM submissions "
+                "WHERE create_us < $1 ORDER BY create_us LIMIT $2)",
+                {Param::Int64(absl::ToUnixMicros(idempotency_cutoff)), limit}},
+  };
+  // Not synced: a prune lost in a crash is simply done again.
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            Transaction(statements, /*synced=*/false));
+  PruneResult pruned;
+  pruned.deliveries = static_cast<size_t>(results[1].Int64(0, 0));
+  pruned.events =
+      static_cast<size_t>(results[1].Int64(0, 1) + results[2].affected());
+  pruned.idempotency_records = static_cast<size_t>(results[3].affected());
+  pruned.more = pruned.deliveries >= max_records;
+  return pruned;
+}
+
+}  // namespace webhookd

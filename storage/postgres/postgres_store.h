@@ -1,0 +1,96 @@
+// PostgresStore: the Store kept in a PostgreSQL database, so that several
+// webhookd nodes can share one (webhookd --postgres=<connection string>).
+// Its schema is in migrations.h, applied when the store opens.
+//
+// Durability is PostgreSQL's: a synced write returns once the commit is in
+// the server's write-ahead log on disk (synchronous_commit as configured on
+// the server, "on" by default); a buffered one (Durability::kBuffered) does
+// not wait for that flush. With the database unreachable every call
+// returns Unavailable, and the store connects again by itself on the next
+// call once the database is back.
+
+#ifndef WEBHOOKD_STORAGE_POSTGRES_POSTGRES_STORE_H_
+#define WEBHOOKD_STORAGE_POSTGRES_POSTGRES_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "storage/postgres/pg.h"
+#include "storage/store.h"
+
+namespace webhookd {
+
+struct PostgresStoreOptions {
+  // A libpq connection string: "host=db.internal dbname=webhookd user=..."
+  // or "postgresql://user@host/dbname". Passwords are best kept out of it
+  // (PGPASSWORD or ~/.pgpass).
+  std::string conninfo;
+  // Connections the store opens at most; calls beyond wait for one.
+  int max_connections = 8;
+  // Hold the database for this node alone (a session advisory lock, taken
+  // at Open): a second store opened on it fails with FailedPrecondition.
+  // The delivery queue is still kept in each node's memory, so two nodes
+  // would both send the same deliveries; until work is claimed in the
+  // database, a node must have it to itself.
+  bool exclusive = true;
+};
+
+class PostgresStore : public Store {
+ public:
+  // Connects, then creates or upgrades the schema (migrations.h).
+  // Unavailable if the database cannot be reached; FailedPrecondition if its
+  // schema is newer than this release or a migration fails.
+  static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(
+      const PostgresStoreOptions& options);
+
+  absl::Status PutEndpoint(const Endpoint& endpoint) override;
+  absl::StatusOr<Endpoint> GetEndpoint(std::string_view id) override;
+  absl::StatusOr<EndpointPage> ListEndpoints(
+      const EndpointFilter& filter, int page_size,
+      std::string_view page_token) override;
+  absl::StatusOr<std::vector<Endpoint>> LoadEndpoints() override;
+  absl::Status DeleteEndpoint(
+      std::string_view id, absl::Span<const DeliveryChange> changes) override;
+  absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
+  absl::StatusOr<SubmitEventResponse> FindSubmission(
+      int64_t user_id, std::string_view idempotency_key) override;
+  absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
+  absl::StatusOr<Delivery> GetDelivery(std::string_view id) override;
+  absl::StatusOr<DeliveryPage> ListDeliveries(
+      const DeliveryFilter& filter, int page_size,
+      std::string_view page_token) override;
+  absl::Status UpdateDeliveries(absl::Span<const DeliveryChange> changes,
+                                Durability durability) override;
+  absl::Status ScanQueue(
+      const std::function<void(const QueuedDelivery&)>& visit) override;
+  absl::StatusOr<AttemptCounts> GetAttemptCounts(
+      std::string_view endpoint_id) override;
+  absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
+                                          absl::Time idempotency_cutoff,
+                                          size_t max_records) override;
+
+ private:
+  PostgresStore(const PostgresStoreOptions& options,
+                std::unique_ptr<pg::Connection> lock_holder);
+
+  // Runs the statements in one transaction, again if PostgreSQL aborted it
+  // for a deadlock or serialization failure (a few times at most).
+  absl::StatusOr<std::vector<pg::Result>> Transaction(
+      absl::Span<const pg::Statement> statements, bool synced = true);
+
+  pg::Pool pool_;
+  // The connection holding the exclusive lock, or nullptr.
+  std::unique_ptr<pg::Connection> lock_holder_;
+};
+
+}  // namespace webhookd
+
+#endif  // WEBHOOKD_STORAGE_POSTGRES_POSTGRES_STORE_H_
