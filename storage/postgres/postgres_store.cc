@@ -75,6 +75,21 @@ absl::Status Parse(std::string_view bytes, std::string_view what,
   return absl::OkStatus();
 }
 
+// Reads the record in the first column of the one row `statement` finds,
+// or NotFound "<what> "<id>" not found".
+template <typename Message>
+absl::StatusOr<Message> ReadRecord(pg::Pool& pool, const Statement& statement,
+                                   std::string_view what, std::string_view id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(Result result, pool.Exec(statement));
+  if (result.rows() == 0) {
+    return absl::NotFoundError(
+        absl::StrCat(AsAbsl(what), " \"", AsAbsl(id), "\" not found"));
+  }
+  Message message;
+  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), what, &message));
+  return message;
+}
+
 // The statement writing a delivery's state (see DeliveryChange): its record
 // without payload, queued exactly while `due` is set.
 absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
@@ -221,18 +236,12 @@ absl::Status PostgresStore::PutEndpoint(const Endpoint& endpoint) {
 }
 
 absl::StatusOr<Endpoint> PostgresStore::GetEndpoint(std::string_view id) {
-  WEBHOOKD_ASSIGN_OR_RETURN(
-      Result result,
-      pool_.Exec(Statement{"get_endpoint",
-                           "SELECT record FROM endpoints WHERE id = $1",
-                           {Param::Text(id)}}));
-  if (result.rows() == 0) {
-    return absl::NotFoundError(
-        absl::StrCat("endpoint \"", AsAbsl(id), "\" not found"));
-  }
-  Endpoint endpoint;
-  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "endpoint", &endpoint));
-  return endpoint;
+  return ReadRecord<Endpoint>(
+      pool_,
+      Statement{"get_endpoint",
+                "SELECT record FROM endpoints WHERE id = $1",
+                {Param::Text(id)}},
+      "endpoint", id);
 }
 
 absl::StatusOr<EndpointPage> PostgresStore::ListEndpoints(
@@ -369,18 +378,12 @@ absl::StatusOr<SubmitEventResponse> PostgresStore::FindSubmission(
 }
 
 absl::StatusOr<EventRecord> PostgresStore::GetEvent(std::string_view id) {
-  WEBHOOKD_ASSIGN_OR_RETURN(
-      Result result,
-      pool_.Exec(Statement{"get_event",
-                           "SELECT record FROM events WHERE id = $1",
-                           {Param::Text(id)}}));
-  if (result.rows() == 0) {
-    return absl::NotFoundError(
-        absl::StrCat("event \"", AsAbsl(id), "\" not found"));
-  }
-  EventRecord event;
-  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "event", &event));
-  return event;
+  return ReadRecord<EventRecord>(
+      pool_,
+      Statement{"get_event",
+                "SELECT record FROM events WHERE id = $1",
+                {Param::Text(id)}},
+      "event", id);
 }
 
 absl::StatusOr<Delivery> PostgresStore::GetDelivery(std::string_view id) {

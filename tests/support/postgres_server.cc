@@ -48,19 +48,6 @@ kill -0 "$p" 2>/dev/null && exit 0
 rm -rf "$d"
 )";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// The end of a log, for an error message.
-std::string Tail(const std::string& text) {
-  constexpr size_t kTail = 4096;
-  return text.size() <= kTail ? text : "..." + text.substr(text.size() - kTail);
-}
-
 std::string Describe(const RunResult& result) {
   return absl::StrCat(
       "exit code ", result.exit_code, ": ",
@@ -381,7 +368,7 @@ absl::Status PostgresServer::StartServer() {
   RunProgram("pg_ctl", {"-D", data_dir_, "-m", "immediate", "stop"});
   return absl::UnavailableError(absl::StrCat(
       "PostgreSQL did not start on 127.0.0.1:", port_, " (pg_ctl start ",
-      Describe(result), "); the end of ", log_path_, ":\n", Tail(Log())));
+      Describe(result), "); the end of ", log_path_, ":\n", LogTail(Log())));
 }
 
 std::string PostgresServer::ConnectionString(std::string_view db) const {
@@ -429,7 +416,7 @@ absl::Status PostgresServer::Stop() {
   if (result.exit_code != 0) {
     return absl::UnavailableError(absl::StrCat("pg_ctl stop ", Describe(result),
                                                "; the end of ", log_path_,
-                                               ":\n", Tail(Log())));
+                                               ":\n", LogTail(Log())));
   }
   running_ = false;
   return absl::OkStatus();

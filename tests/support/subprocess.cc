@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -227,6 +229,18 @@ RunResult Subprocess::Finish(absl::Duration timeout) {
   result.out = std::move(out_);
   result.err = std::move(err_);
   return result;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::string LogTail(const std::string& text) {
+  constexpr size_t kTail = 4096;
+  return text.size() <= kTail ? text : "..." + text.substr(text.size() - kTail);
 }
 
 }  // namespace webhookd::testing

@@ -28,6 +28,12 @@ struct RunResult {
   std::string err;
 };
 
+// The whole of a file ("" if it cannot be read): a process's log.
+std::string ReadFile(const std::string& path);
+
+// The last 4 KiB of a log, for an error message.
+std::string LogTail(const std::string& text);
+
 // Whether a wait status (as Subprocess::Wait returns it) is a normal exit
 // with `code`; false for a timeout (-1) or a signal.
 bool ExitedWith(int status, int code);

@@ -12,22 +12,6 @@
 #include "absl/strings/strip.h"
 
 namespace webhookd::testing {
-namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// The end of a log, for an error message.
-std::string Tail(const std::string& text) {
-  constexpr size_t kTail = 4096;
-  return text.size() <= kTail ? text : "..." + text.substr(text.size() - kTail);
-}
-
-}  // namespace
 
 std::string WebhookdBinary() { return WEBHOOKD_BINARY; }
 
@@ -95,7 +79,7 @@ std::unique_ptr<WebhookdProcess> WebhookdProcess::Start(
         exited ? "exited before serving"
                : absl::StrCat("did not serve within ",
                               absl::FormatDuration(options.start_timeout)),
-        "; its log ", options.log_path, ":\n", Tail(process->Log())));
+        "; its log ", options.log_path, ":\n", LogTail(process->Log())));
     return process;
   }
   process->channel_ = grpc::CreateChannel(process->address(),
