@@ -120,6 +120,50 @@ enum class Durability {
   kBuffered,  // Survives a process crash, may be lost in a machine crash.
 };
 
+// A queued delivery claimed by one node of several sharing a store: only
+// that node attempts it while the claim holds, and only it can record the
+// outcome (UpdateClaimed), by its token. A claim ends when its lease runs
+// out (the node stalled or died: another node may claim the delivery), when
+// the node records an outcome, or when it releases the claim.
+struct Claim {
+  QueuedDelivery entry;
+  // The fencing token: a new, larger one for every claim of any delivery.
+  int64_t token = 0;
+  // When the lease runs out, by the store's clock.
+  absl::Time lease_until;
+};
+
+// The delivery queue of a store that several nodes share (PostgreSQL).
+// Instead of loading the whole queue (Store::ScanQueue), each node claims
+// due deliveries in batches. Safe for concurrent use, also across nodes.
+class SharedQueue {
+ public:
+  virtual ~SharedQueue() = default;
+
+  // Claims up to `max` deliveries that are queued and due at `now` and that
+  // no live claim holds, earliest due first, for `lease` (by the store's
+  // clock, so that nodes with skewed clocks agree on leases). Deliveries of
+  // disabled endpoints are left alone, test deliveries aside. Claimers
+  // running at once get disjoint batches.
+  virtual absl::StatusOr<std::vector<Claim>> ClaimDue(absl::Time now,
+                                                      absl::Duration lease,
+                                                      size_t max) = 0;
+  // Extends to `lease` from now every claim this node still holds; returns
+  // the new end of the leases.
+  virtual absl::StatusOr<absl::Time> RenewClaims(absl::Duration lease) = 0;
+  // Ends claims without recording an attempt (the delivery stays queued,
+  // claimable at once). Claims that are no longer this node's are skipped.
+  virtual absl::Status ReleaseClaims(absl::Span<const Claim> claims) = 0;
+  // UpdateDeliveries for claimed deliveries: applies changes[i] (and counts
+  // its attempt) only if its delivery is still claimed with tokens[i], and
+  // ends that claim. Returns the ids of the changes not applied: their
+  // claim was lost (it ran out and another node claimed the delivery), so
+  // the other node's record stands.
+  virtual absl::StatusOr<std::vector<std::string>> UpdateClaimed(
+      absl::Span<const DeliveryChange> changes,
+      absl::Span<const int64_t> tokens, Durability durability) = 0;
+};
+
 // When a new delivery is due (see NewEvent): at its next_attempt_time, or
 // its create_time if that is unset.
 inline absl::Time FirstDue(const Delivery& delivery) {
@@ -221,6 +265,12 @@ class Store {
   virtual absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                                   absl::Time idempotency_cutoff,
                                                   size_t max_records) = 0;
+
+  // Several nodes.
+
+  // The queue shared with other nodes, or nullptr for a store of one node
+  // (which loads its queue with ScanQueue).
+  virtual SharedQueue* shared_queue() { return nullptr; }
 };
 
 }  // namespace webhookd

@@ -76,6 +76,24 @@ CREATE TABLE endpoint_stats (
   response_time_ms_sum bigint NOT NULL
 );
 )sql"},
+    {2, "claims", R"sql(
+-- Several nodes share the queue: a queued delivery is attempted by the node
+-- whose claim holds it (claim_owner until claim_until_us, by the database's
+-- clock), and only a write carrying its claim_token records the outcome.
+ALTER TABLE deliveries
+  ADD COLUMN claim_owner text,
+  ADD COLUMN claim_until_us bigint,
+  ADD COLUMN claim_token bigint NOT NULL DEFAULT 0;
+CREATE SEQUENCE claim_tokens;
+DROP INDEX deliveries_queued;
+CREATE INDEX deliveries_queued ON deliveries (due_us, claim_until_us)
+  WHERE due_us IS NOT NULL;
+CREATE INDEX deliveries_claimed ON deliveries (claim_owner)
+  WHERE claim_owner IS NOT NULL;
+-- Whether the endpoint is enabled, for claims; NULL until PostgresStore
+-- fills it from the record at start-up (records written before this).
+ALTER TABLE endpoints ADD COLUMN enabled boolean;
+)sql"},
 };
 
 constexpr std::string_view kCreateVersionTable = R"sql(

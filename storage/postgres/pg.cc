@@ -117,7 +117,12 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
   return std::unique_ptr<Connection>(new Connection(conn));
 }
 
-Connection::Connection(pg_conn* conn) : conn_(conn) {}
+Connection::Connection(pg_conn* conn) : conn_(conn) {
+  // Notices ("relation ... already exists, skipping") are not errors, and
+  // libpq would print them on stderr.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
+}
 
 Connection::~Connection() { PQfinish(conn_); }
 
@@ -168,17 +173,16 @@ absl::StatusOr<int> Connection::Send(const Statement& statement) {
   const int count = static_cast<int>(statement.params.size());
   int results = 1;
   if (statement.name == nullptr) {
-    const std::string sql(statement.sql);
-    if (PQsendQueryParams(conn_, sql.c_str(), count, nullptr, values.data(),
-                          lengths.data(), formats.data(), kBinary) == 0) {
+    if (PQsendQueryParams(conn_, statement.sql.c_str(), count, nullptr,
+                          values.data(), lengths.data(), formats.data(),
+                          kBinary) == 0) {
       return ConnectionError("send");
     }
     return results;
   }
   if (!prepared_.contains(statement.name)) {
-    const std::string sql(statement.sql);
-    if (PQsendPrepare(conn_, statement.name, sql.c_str(), count, nullptr) ==
-        0) {
+    if (PQsendPrepare(conn_, statement.name, statement.sql.c_str(), count,
+                      nullptr) == 0) {
       return ConnectionError("prepare");
     }
     // Counted now, so the same statement later in this pipeline is not

@@ -60,7 +60,7 @@ class Param {
 // name is prepared once per connection and then executed by name.
 struct Statement {
   const char* name = nullptr;  // Static storage; nullptr: not prepared.
-  std::string_view sql;
+  std::string sql;
   std::vector<Param> params;
 };
 

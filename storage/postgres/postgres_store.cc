@@ -1,5 +1,6 @@
 #include "storage/postgres/postgres_store.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "server/common/ids.h"
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
 #include "server/common/time_util.h"
@@ -112,7 +114,7 @@ absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
   }
   return Statement{
       "upsert_delivery",
-      kUpsertDelivery,
+      std::string(kUpsertDelivery),
       {Param::Text(delivery.id()), Param::Text(delivery.event_id()),
        Param::Text(delivery.endpoint_id()), Param::Text(delivery.thread_id()),
        Param::Int64(delivery.user_id()), Param::Int64(delivery.status()),
@@ -137,7 +139,7 @@ std::vector<Statement> StatsUpdates(absl::Span<const DeliveryChange> changes) {
   for (const auto& [endpoint_id, counts] : totals) {
     statements.push_back(
         Statement{"add_stats",
-                  kAddStats,
+                  std::string(kAddStats),
                   {Param::Text(endpoint_id), Param::Int64(counts.attempts),
                    Param::Int64(counts.successes),
                    Param::Int64(counts.response_time_ms_sum)}});
@@ -177,6 +179,28 @@ absl::StatusOr<std::string> DecodeToken(std::string_view token,
   return raw.substr(colon + 1 + length);
 }
 
+// Migration 2 added endpoints.enabled, which only the records knew:
+// filled here from them (once; later writes set it).
+absl::Status FillEndpointsEnabled(pg::Connection& connection) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result rows, connection.Exec(Statement{
+                       nullptr,
+                       "SELECT id, record FROM endpoints WHERE enabled IS NULL",
+                       {}}));
+  std::vector<Statement> updates;
+  for (int row = 0; row < rows.rows(); ++row) {
+    Endpoint endpoint;
+    WEBHOOKD_RETURN_IF_ERROR(Parse(rows.Bytes(row, 1), "endpoint", &endpoint));
+    updates.push_back(Statement{
+        nullptr,
+        "UPDATE endpoints SET enabled = $2 WHERE id = $1 AND "
+        "enabled IS NULL",
+        {Param::Text(rows.Bytes(row, 0)), Param::Bool(endpoint.enabled())}});
+  }
+  if (updates.empty()) return absl::OkStatus();
+  return connection.Transaction(updates).status();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
@@ -184,6 +208,7 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
   WEBHOOKD_ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> connection,
                             pg::Connection::Open(options.conninfo));
   WEBHOOKD_RETURN_IF_ERROR(pg::Migrate(*connection));
+  WEBHOOKD_RETURN_IF_ERROR(FillEndpointsEnabled(*connection));
   if (options.exclusive) {
     WEBHOOKD_ASSIGN_OR_RETURN(
         Result locked,
@@ -204,7 +229,8 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
 
 PostgresStore::PostgresStore(const PostgresStoreOptions& options,
                              std::unique_ptr<pg::Connection> lock_holder)
-    : pool_(options.conninfo, options.max_connections),
+    : node_id_(NewId("node_")),
+      pool_(options.conninfo, options.max_connections),
       lock_holder_(std::move(lock_holder)) {}
 
 absl::StatusOr<std::vector<Result>> PostgresStore::Transaction(
@@ -225,13 +251,14 @@ absl::Status PostgresStore::PutEndpoint(const Endpoint& endpoint) {
   }
   const Statement put{
       "put_endpoint",
-      "INSERT INTO endpoints (id, user_id, thread_id, record) "
-      "VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET "
+      "INSERT INTO endpoints (id, user_id, thread_id, record, enabled) "
+      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET "
       "user_id = EXCLUDED.user_id, thread_id = EXCLUDED.thread_id, "
-      "record = EXCLUDED.record",
+      "record = EXCLUDED.record, enabled = EXCLUDED.enabled",
       {Param::Text(endpoint.id()), Param::Int64(endpoint.user_id()),
        Param::Text(endpoint.thread_id()),
-       Param::Bytes(endpoint.SerializeAsString())}};
+       Param::Bytes(endpoint.SerializeAsString()),
+       Param::Bool(endpoint.enabled())}};
   return Transaction({&put, 1}).status();
 }
 
@@ -581,6 +608,160 @@ absl::StatusOr<PruneResult> PostgresStore::PruneBefore(
   pruned.idempotency_records = static_cast<size_t>(results[3].affected());
   pruned.more = pruned.deliveries >= max_records;
   return pruned;
+}
+
+// --- Several nodes -----------------------------------------------------------
+
+namespace {
+
+// The database's clock in microseconds, for leases.
+constexpr std::string_view kDbNowMicros =
+    "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
+}  // namespace
+
+absl::StatusOr<std::vector<Claim>> PostgresStore::ClaimDue(absl::Time now,
+                                                           absl::Duration lease,
+                                                           size_t max) {
+  if (max == 0) return std::vector<Claim>();
+  const std::string sql =
+      absl::StrCat("WITH db AS (SELECT ", AsAbsl(kDbNowMicros),
+                   " AS now_us) "
+                   "UPDATE deliveries d SET claim_owner = $1, "
+                   "claim_until_us = (SELECT now_us FROM db) + $3, "
+                   "claim_token = nextval('claim_tokens') "
+                   "WHERE d.id IN (SELECT q.id FROM deliveries q "
+                   "  WHERE q.due_us IS NOT NULL AND q.due_us <= $2"
+                   "  AND (q.claim_until_us IS NULL OR"
+                   "       q.claim_until_us <= (SELECT now_us FROM db))"
+                   "  AND (q.test OR NOT EXISTS (SELECT 1 FROM endpoints e"
+                   "       WHERE e.id = q.endpoint_id AND e.enabled = false))"
+                   "  ORDER BY q.due_us LIMIT $4 FOR UPDATE OF q SKIP LOCKED) "
+                   "RETURNING d.id, d.endpoint_id, d.due_us, d.manual, d.test, "
+                   "d.claim_token, d.claim_until_us");
+  const Statement claim{
+      "claim_due",
+      sql,
+      {Param::Text(node_id_), Param::Int64(absl::ToUnixMicros(now)),
+       Param::Int64(absl::ToInt64Microseconds(lease)),
+       Param::Int64(static_cast<int64_t>(max))}};
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            Transaction({&claim, 1}));
+  const Result& rows = results.front();
+  std::vector<Claim> claims(static_cast<size_t>(rows.rows()));
+  for (int row = 0; row < rows.rows(); ++row) {
+    Claim& claim_row = claims[row];
+    claim_row.entry.delivery_id.assign(rows.Bytes(row, 0));
+    claim_row.entry.endpoint_id.assign(rows.Bytes(row, 1));
+    claim_row.entry.due = absl::FromUnixMicros(rows.Int64(row, 2));
+    claim_row.entry.manual = rows.Bool(row, 3);
+    claim_row.entry.test = rows.Bool(row, 4);
+    claim_row.token = rows.Int64(row, 5);
+    claim_row.lease_until = absl::FromUnixMicros(rows.Int64(row, 6));
+  }
+  return claims;
+}
+
+absl::StatusOr<absl::Time> PostgresStore::RenewClaims(absl::Duration lease) {
+  // The new end is computed once, so the one returned is the one written.
+  const Statement renew{
+      "renew_claims",
+      absl::StrCat("WITH db AS (SELECT ", AsAbsl(kDbNowMicros),
+                   " + $2 AS until_us), renewed AS (UPDATE deliveries "
+                   "SET claim_until_us = (SELECT until_us FROM db) "
+                   "WHERE claim_owner = $1) SELECT until_us FROM db"),
+      {Param::Text(node_id_), Param::Int64(absl::ToInt64Microseconds(lease))}};
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            Transaction({&renew, 1}));
+  return absl::FromUnixMicros(results.front().Int64(0, 0));
+}
+
+absl::Status PostgresStore::ReleaseClaims(absl::Span<const Claim> claims) {
+  std::vector<Statement> releases;
+  releases.reserve(claims.size());
+  for (const Claim& claim : claims) {
+    releases.push_back(Statement{
+        "release_claim",
+        "UPDATE deliveries SET claim_owner = NULL, claim_until_us = NULL "
+        "WHERE id = $1 AND claim_token = $2 AND claim_owner = $3",
+        {Param::Text(claim.entry.delivery_id), Param::Int64(claim.token),
+         Param::Text(node_id_)}});
+  }
+  if (releases.empty()) return absl::OkStatus();
+  return Transaction(releases).status();
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
+    absl::Span<const DeliveryChange> changes, absl::Span<const int64_t> tokens,
+    Durability durability) {
+  if (changes.size() != tokens.size()) {
+    return absl::InvalidArgumentError("UpdateClaimed: one token per change");
+  }
+  // Endpoint order, so that transactions of several nodes take the stats
+  // rows' locks in one order.
+  std::vector<size_t> order(changes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return changes[a].delivery.endpoint_id() <
+           changes[b].delivery.endpoint_id();
+  });
+  std::vector<Statement> statements;
+  statements.reserve(changes.size());
+  for (size_t i : order) {
+    const DeliveryChange& change = changes[i];
+    WEBHOOKD_ASSIGN_OR_RETURN(Statement state,
+                              DeliveryState(change.delivery, change.next_due,
+                                            change.next_attempt_manual));
+    // Of the upsert's parameters, those an update changes: id, status,
+    // record, due_us, manual and test; then the token and, for a counted
+    // attempt, its stats, written only if the update was.
+    const std::vector<Param>& row = state.params;
+    std::vector<Param> params = {row[0],
+                                 row[5],
+                                 row[7],
+                                 row[8],
+                                 row[9],
+                                 row[10],
+                                 Param::Int64(tokens[i])};
+    constexpr std::string_view kFencedUpdate =
+        "WITH updated AS (UPDATE deliveries SET status = $2, record = $3, "
+        "due_us = $4, manual = $5, test = $6, claim_owner = NULL, "
+        "claim_until_us = NULL WHERE id = $1 AND claim_token = $7 "
+        "RETURNING endpoint_id)";
+    if (change.counted_attempt.has_value()) {
+      params.push_back(Param::Int64(change.counted_attempt->success ? 1 : 0));
+      params.push_back(Param::Int64(change.counted_attempt->response_time_ms));
+      statements.push_back(Statement{
+          "update_claimed_counted",
+          absl::StrCat(
+              AsAbsl(kFencedUpdate),
+              ", counted AS (INSERT INTO endpoint_stats (endpoint_id, "
+              "attempts, successes, response_time_ms_sum) "
+              "SELECT endpoint_id, 1, $8::bigint, $9::bigint FROM updated "
+              "ON CONFLICT (endpoint_id) DO UPDATE SET "
+              "attempts = endpoint_stats.attempts + EXCLUDED.attempts, "
+              "successes = endpoint_stats.successes + EXCLUDED.successes, "
+              "response_time_ms_sum = endpoint_stats.response_time_ms_sum + "
+              "EXCLUDED.response_time_ms_sum RETURNING 1) "
+              "SELECT count(*) FROM updated"),
+          std::move(params)});
+    } else {
+      statements.push_back(Statement{
+          "update_claimed",
+          absl::StrCat(AsAbsl(kFencedUpdate), " SELECT count(*) FROM updated"),
+          std::move(params)});
+    }
+  }
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      std::vector<Result> results,
+      Transaction(statements, durability == Durability::kSynced));
+  std::vector<std::string> lost;
+  for (size_t k = 0; k < order.size(); ++k) {
+    if (results[k].Int64(0, 0) == 0) {
+      lost.push_back(changes[order[k]].delivery.id());
+    }
+  }
+  return lost;
 }
 
 }  // namespace webhookd

@@ -43,7 +43,7 @@ struct PostgresStoreOptions {
   bool exclusive = true;
 };
 
-class PostgresStore : public Store {
+class PostgresStore : public Store, public SharedQueue {
  public:
   // Connects, then creates or upgrades the schema (migrations.h).
   // Unavailable if the database cannot be reached; FailedPrecondition if its
@@ -76,6 +76,20 @@ class PostgresStore : public Store {
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
+  SharedQueue* shared_queue() override { return this; }
+
+  // SharedQueue, as this node (node_id()).
+  absl::StatusOr<std::vector<Claim>> ClaimDue(absl::Time now,
+                                              absl::Duration lease,
+                                              size_t max) override;
+  absl::StatusOr<absl::Time> RenewClaims(absl::Duration lease) override;
+  absl::Status ReleaseClaims(absl::Span<const Claim> claims) override;
+  absl::StatusOr<std::vector<std::string>> UpdateClaimed(
+      absl::Span<const DeliveryChange> changes,
+      absl::Span<const int64_t> tokens, Durability durability) override;
+
+  // This node's name in claims: new for every store opened.
+  const std::string& node_id() const { return node_id_; }
 
  private:
   PostgresStore(const PostgresStoreOptions& options,
@@ -86,6 +100,7 @@ class PostgresStore : public Store {
   absl::StatusOr<std::vector<pg::Result>> Transaction(
       absl::Span<const pg::Statement> statements, bool synced = true);
 
+  const std::string node_id_;
   pg::Pool pool_;
   // The connection holding the exclusive lock, or nullptr.
   std::unique_ptr<pg::Connection> lock_holder_;

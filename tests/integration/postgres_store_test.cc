@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,13 +19,19 @@
 #include "gtest/gtest.h"
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/pg.h"
+#include "tests/support/eventually.h"
 #include "tests/support/postgres_server.h"
+#include "tests/support/store_test_util.h"
 
 namespace webhookd {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
 
 // A fresh database on the binary's shared server, named after the test.
 std::string FreshDatabase() {
@@ -49,13 +56,27 @@ std::unique_ptr<pg::Connection> Connect(const std::string& conninfo) {
 }
 
 Endpoint MakeEndpoint(const std::string& id) {
-  Endpoint endpoint;
-  endpoint.set_id(id);
-  endpoint.set_user_id(7);
-  endpoint.set_thread_id("thread-1");
-  endpoint.set_url("https://example.com/hook");
-  return endpoint;
+  return testing::MakeEndpoint(id, "thread-1");
 }
+
+// A store on `conninfo` that shares it with others (no exclusive lock).
+std::unique_ptr<PostgresStore> OpenShared(const std::string& conninfo) {
+  PostgresStoreOptions options;
+  options.conninfo = conninfo;
+  options.exclusive = false;
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open(options);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
+std::vector<std::string> ClaimedIds(const std::vector<Claim>& claims) {
+  std::vector<std::string> ids;
+  for (const Claim& claim : claims) ids.push_back(claim.entry.delivery_id);
+  return ids;
+}
+
+const absl::Time kNow = absl::FromUnixMicros(testing::kBaseMicros);
 
 TEST(PostgresMigrationsTest, OpenCreatesTheSchemaAtTheLastVersion) {
   const std::string conninfo = FreshDatabase();
@@ -228,6 +249,224 @@ TEST(PostgresConninfoTest, DescriptionLeavesThePasswordOut) {
   EXPECT_THAT(*described, Not(HasSubstr("s3cret")));
   EXPECT_THAT(*described, HasSubstr("host=db.internal"));
   EXPECT_FALSE(pg::DescribeConninfo("host='unterminated").ok());
+}
+
+// --- Claims: several nodes sharing the queue ---------------------------------
+
+TEST(PostgresClaimsTest, ConcurrentNodesClaimEachDueDeliveryOnce) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<PostgresStore> setup = OpenShared(conninfo);
+  ASSERT_NE(setup, nullptr);
+  std::vector<std::string> all;
+  for (int e = 0; e < 60; ++e) {
+    for (const Delivery& delivery :
+         testing::Submit(*setup, absl::StrCat("ev", e), "thread-1",
+                         {"ep_1", "ep_2"}, testing::kBaseMicros - e)) {
+      all.push_back(delivery.id());
+    }
+  }
+  constexpr int kNodes = 3;
+  std::vector<std::unique_ptr<PostgresStore>> nodes;
+  for (int n = 0; n < kNodes; ++n) nodes.push_back(OpenShared(conninfo));
+  std::vector<std::vector<std::string>> claimed(kNodes);
+  std::vector<std::thread> threads;
+  for (int n = 0; n < kNodes; ++n) {
+    threads.emplace_back([&, n] {
+      // Bounded: 120 deliveries, at least one claimed per non-empty round.
+      for (int round = 0; round < 200; ++round) {
+        absl::StatusOr<std::vector<Claim>> batch =
+            nodes[n]->ClaimDue(kNow, absl::Hours(1), 7);
+        ASSERT_TRUE(batch.ok()) << batch.status();
+        if (batch->empty()) return;
+        for (const Claim& claim : *batch) {
+          claimed[n].push_back(claim.entry.delivery_id);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::vector<std::string> union_of_claims;
+  for (const auto& ids : claimed) {
+    union_of_claims.insert(union_of_claims.end(), ids.begin(), ids.end());
+  }
+  EXPECT_THAT(union_of_claims, UnorderedElementsAreArray(all));
+  EXPECT_EQ(
+      std::set<std::string>(union_of_claims.begin(), union_of_claims.end())
+          .size(),
+      union_of_claims.size())
+      << "a delivery was claimed twice";
+}
+
+TEST(PostgresClaimsTest, OnlyDueDeliveriesOfEnabledEndpointsAreClaimed) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<PostgresStore> node = OpenShared(conninfo);
+  ASSERT_NE(node, nullptr);
+  Endpoint disabled = testing::MakeEndpoint("ep_off", "thread-1");
+  disabled.set_enabled(false);
+  ASSERT_OK(node->PutEndpoint(disabled));
+  ASSERT_OK(node->PutEndpoint(testing::MakeEndpoint("ep_on", "thread-1")));
+  const std::vector<Delivery> now = testing::Submit(
+      *node, "ev_now", "thread-1", {"ep_on", "ep_off"}, testing::kBaseMicros);
+  testing::Submit(*node, "ev_later", "thread-1", {"ep_on"},
+                  testing::kBaseMicros + 60'000'000);
+  // A test delivery goes even to a disabled endpoint.
+  Delivery test = testing::MakeDelivery("dlv_test", "ev_test", "ep_off",
+                                        "thread-1", testing::kBaseMicros);
+  test.set_test(true);
+  ASSERT_OK(node->InsertEvent(testing::MakeEvent("ev_test", "thread-1", {test}),
+                              {test}));
+
+  absl::StatusOr<std::vector<Claim>> claims =
+      node->ClaimDue(kNow, absl::Hours(1), 100);
+  ASSERT_OK(claims);
+  EXPECT_THAT(ClaimedIds(*claims),
+              UnorderedElementsAre(now[0].id(), "dlv_test"));
+  // Enabling the endpoint makes its delivery claimable.
+  Endpoint enabled = disabled;
+  enabled.set_enabled(true);
+  ASSERT_OK(node->PutEndpoint(enabled));
+  claims = node->ClaimDue(kNow, absl::Hours(1), 100);
+  ASSERT_OK(claims);
+  EXPECT_THAT(ClaimedIds(*claims), ElementsAre(now[1].id()));
+}
+
+TEST(PostgresClaimsTest, ReleasedClaimIsClaimableAtOnce) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<PostgresStore> a = OpenShared(conninfo);
+  std::unique_ptr<PostgresStore> b = OpenShared(conninfo);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  testing::Submit(*a, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+  absl::StatusOr<std::vector<Claim>> held =
+      a->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(held);
+  ASSERT_EQ(held->size(), 1u);
+  absl::StatusOr<std::vector<Claim>> none =
+      b->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(none);
+  EXPECT_THAT(*none, IsEmpty());
+  // Another node cannot release a claim that is not its own.
+  ASSERT_OK(b->ReleaseClaims(*held));
+  none = b->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(none);
+  EXPECT_THAT(*none, IsEmpty());
+
+  ASSERT_OK(a->ReleaseClaims(*held));
+  absl::StatusOr<std::vector<Claim>> taken =
+      b->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(taken);
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_GT((*taken)[0].token, (*held)[0].token);
+}
+
+TEST(PostgresClaimsTest, ExpiredClaimIsTakenOverAndTheOldClaimerIsFenced) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<PostgresStore> stalled = OpenShared(conninfo);
+  std::unique_ptr<PostgresStore> other = OpenShared(conninfo);
+  ASSERT_NE(stalled, nullptr);
+  ASSERT_NE(other, nullptr);
+  const std::vector<Delivery> deliveries = testing::Submit(
+      *stalled, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+  absl::StatusOr<std::vector<Claim>> first =
+      stalled->ClaimDue(kNow, absl::Milliseconds(1), 10);
+  ASSERT_OK(first);
+  ASSERT_EQ(first->size(), 1u);
+  // Once the 1 ms lease has run out by the database's clock, the other node
+  // takes the delivery over.
+  std::vector<Claim> second;
+  testing::Eventually([&] {
+    absl::StatusOr<std::vector<Claim>> claims =
+        other->ClaimDue(kNow, absl::Hours(1), 10);
+    if (claims.ok()) second = *claims;
+    return !second.empty();
+  });
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_GT(second[0].token, (*first)[0].token);
+
+  // The stalled node wakes up and records its attempt: fenced.
+  const DeliveryChange stale = testing::Finished(deliveries[0], 500, 7);
+  absl::StatusOr<std::vector<std::string>> lost =
+      stalled->UpdateClaimed({stale}, {(*first)[0].token}, Durability::kSynced);
+  ASSERT_OK(lost);
+  EXPECT_THAT(*lost, ElementsAre(deliveries[0].id()));
+  // The node holding the claim records its own.
+  const DeliveryChange good = testing::Finished(deliveries[0], 200, 3);
+  lost = other->UpdateClaimed({good}, {second[0].token}, Durability::kSynced);
+  ASSERT_OK(lost);
+  EXPECT_THAT(*lost, IsEmpty());
+  // Its record stands, counted once; the claim is over and the delivery is
+  // finished, so nobody claims it again.
+  absl::StatusOr<Delivery> stored = other->GetDelivery(deliveries[0].id());
+  ASSERT_OK(stored);
+  EXPECT_EQ(stored->status(), good.delivery.status());
+  absl::StatusOr<AttemptCounts> counts = other->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 1);
+  EXPECT_EQ(counts->successes, 1);
+  EXPECT_EQ(counts->response_time_ms_sum, 3);
+  absl::StatusOr<std::vector<Claim>> after =
+      stalled->ClaimDue(kNow + absl::Hours(24), absl::Hours(1), 10);
+  ASSERT_OK(after);
+  EXPECT_THAT(*after, IsEmpty());
+}
+
+TEST(PostgresClaimsTest, RenewedClaimsOutliveTheirFirstLease) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<PostgresStore> a = OpenShared(conninfo);
+  std::unique_ptr<PostgresStore> b = OpenShared(conninfo);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  testing::Submit(*a, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+  absl::StatusOr<std::vector<Claim>> held =
+      a->ClaimDue(kNow, absl::Seconds(30), 10);
+  ASSERT_OK(held);
+  ASSERT_EQ(held->size(), 1u);
+  absl::StatusOr<absl::Time> until = a->RenewClaims(absl::Hours(2));
+  ASSERT_OK(until);
+  EXPECT_GT(*until, (*held)[0].lease_until + absl::Hours(1));
+  // The database holds the renewed lease: well past the first one.
+  std::unique_ptr<pg::Connection> connection = Connect(conninfo);
+  ASSERT_NE(connection, nullptr);
+  absl::StatusOr<pg::Result> row = connection->Exec(pg::Statement{
+      nullptr,
+      "SELECT claim_until_us, claim_owner FROM deliveries WHERE id = $1",
+      {pg::Param::Text((*held)[0].entry.delivery_id)}});
+  ASSERT_OK(row);
+  EXPECT_EQ(absl::FromUnixMicros(row->Int64(0, 0)), *until);
+  EXPECT_EQ(row->Bytes(0, 1), a->node_id());
+  absl::StatusOr<std::vector<Claim>> none =
+      b->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(none);
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST(PostgresClaimsTest, EndpointsWrittenBeforeTheClaimsMigrationGetEnabled) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<pg::Connection> connection = Connect(conninfo);
+  ASSERT_NE(connection, nullptr);
+  // A database at schema 1 with a disabled endpoint in it.
+  ASSERT_OK(pg::Migrate(*connection, pg::Migrations().subspan(0, 1)));
+  Endpoint disabled = testing::MakeEndpoint("ep_off", "thread-1");
+  disabled.set_enabled(false);
+  ASSERT_OK(connection->Exec(
+      pg::Statement{nullptr,
+                    "INSERT INTO endpoints (id, user_id, thread_id, record) "
+                    "VALUES ($1, 7, 'thread-1', $2)",
+                    {pg::Param::Text("ep_off"),
+                     pg::Param::Bytes(disabled.SerializeAsString())}}));
+  std::unique_ptr<PostgresStore> node = OpenShared(conninfo);
+  ASSERT_NE(node, nullptr);
+  testing::Submit(*node, "ev", "thread-1", {"ep_off"}, testing::kBaseMicros);
+  absl::StatusOr<std::vector<Claim>> claims =
+      node->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(claims);
+  EXPECT_THAT(*claims, IsEmpty()) << "the endpoint is disabled";
 }
 
 }  // namespace
