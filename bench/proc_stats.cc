@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -52,6 +53,69 @@ int64_t NowNanos() {
   return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
 }
 
+namespace {
+
+// The fields of /proc/<pid>/stat the benchmark reads, in clock ticks.
+struct StatFields {
+  pid_t ppid = 0;
+  int64_t utime = 0;
+  int64_t stime = 0;
+  int64_t cutime = 0;  // Of the children it has waited for.
+  int64_t cstime = 0;
+};
+
+std::optional<StatFields> ParseStat(const std::string& stat) {
+  // Fields after the command name (which may hold spaces and parentheses):
+  // ppid is field 4, utime 14, stime 15, cutime 16 and cstime 17.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 > stat.size()) {
+    return std::nullopt;
+  }
+  std::vector<std::string> fields =
+      absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
+  StatFields out;
+  int64_t ppid = 0;
+  if (fields.size() < 15 || !absl::SimpleAtoi(fields[1], &ppid) ||
+      !absl::SimpleAtoi(fields[11], &out.utime) ||
+      !absl::SimpleAtoi(fields[12], &out.stime) ||
+      !absl::SimpleAtoi(fields[13], &out.cutime) ||
+      !absl::SimpleAtoi(fields[14], &out.cstime)) {
+    return std::nullopt;
+  }
+  out.ppid = static_cast<pid_t>(ppid);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root) {
+  std::string stat;
+  if (!ReadFile(absl::StrCat("/proc/", root, "/stat"), &stat)) {
+    return absl::NotFoundError(absl::StrCat("process ", root, " is gone"));
+  }
+  const std::optional<StatFields> fields = ParseStat(stat);
+  if (!fields.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("unreadable /proc/", root, "/stat"));
+  }
+  // Children that exited are in the root's cutime and cstime.
+  int64_t ticks =
+      fields->utime + fields->stime + fields->cutime + fields->cstime;
+  std::error_code error;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(name, &pid) || pid == root) continue;
+    if (!ReadFile(entry.path().string() + "/stat", &stat)) continue;
+    const std::optional<StatFields> child = ParseStat(stat);
+    if (child.has_value() && child->ppid == root) {
+      ticks += child->utime + child->stime;
+    }
+  }
+  return static_cast<double>(ticks) / sysconf(_SC_CLK_TCK);
+}
+
 absl::StatusOr<ProcessSample> SampleProcess(pid_t pid) {
   const std::string dir = absl::StrCat("/proc/", pid);
   std::string stat;
@@ -60,21 +124,13 @@ absl::StatusOr<ProcessSample> SampleProcess(pid_t pid) {
   }
   // Fields after the command name (which may hold spaces and parentheses):
   // state is field 3, utime field 14 and stime field 15.
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) {
-    return absl::DataLossError(absl::StrCat("unreadable ", dir, "/stat"));
-  }
-  std::vector<std::string> fields =
-      absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
-  int64_t utime = 0;
-  int64_t stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
+  const std::optional<StatFields> fields = ParseStat(stat);
+  if (!fields.has_value()) {
     return absl::DataLossError(absl::StrCat("unreadable ", dir, "/stat"));
   }
   ProcessSample sample;
   sample.cpu_seconds =
-      static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+      static_cast<double>(fields->utime + fields->stime) / sysconf(_SC_CLK_TCK);
   std::string status;
   if (ReadFile(dir + "/status", &status)) {
     sample.rss_bytes = StatusKilobytes(status, "VmRSS");

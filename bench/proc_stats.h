@@ -30,6 +30,11 @@ struct ProcessSample {
 // Reads /proc/<pid>/{stat,status,io}. NotFound if the process is gone.
 absl::StatusOr<ProcessSample> SampleProcess(pid_t pid);
 
+// utime + stime of `root` and of its children, with those of its children
+// that have exited (cutime + cstime), seconds: the CPU of a server made of
+// processes, such as PostgreSQL's postmaster and backends.
+absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root);
+
 // Sum of the sizes of the regular files below `path` (0 if missing).
 int64_t DirectoryBytes(const std::string& path);
 

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -36,7 +37,9 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -48,6 +51,7 @@
 #include "bench/load_generator.h"
 #include "bench/proc_stats.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/postgres_server.h"
 #include "tests/support/webhookd_process.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
@@ -89,6 +93,11 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::ZeroDuration(),
           "After the schedule, how long to wait for outstanding deliveries "
           "before closing the ledger (0: 30s; fanout_big: 120s per event).");
 ABSL_FLAG(int, runs, 1, "Repetitions (fresh webhookd each); medians shown.");
+ABSL_FLAG(bool, postgres, false,
+          "Run webhookd on PostgreSQL (--postgres): the benchmark starts a "
+          "private PostgreSQL server from Debian's packages on loopback (as "
+          "the tests do) and gives each webhookd a new database; the figures "
+          "add the database's CPU (postmaster and backends).");
 ABSL_FLAG(bool, calibrate, true,
           "Measure the loopback ceiling with wrk after the runs "
           "(--no-calibrate to skip).");
@@ -334,11 +343,43 @@ void AddLatencies(std::vector<Figure>& figures, const std::string& key,
 struct Server {
   std::unique_ptr<testing::WebhookdProcess> process;  // Null with --target.
   std::string address;
-  pid_t pid = 0;  // 0: unknown.
+  pid_t pid = 0;           // 0: unknown.
+  pid_t database_pid = 0;  // The PostgreSQL postmaster; 0: none.
   std::string data_dir;
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::unique_ptr<WebhookService::Stub> stub;
 };
+
+// The PostgreSQL server of --postgres, started by Main; null without it.
+testing::PostgresServer* g_postgres = nullptr;
+
+// `flags` plus, with --postgres, the database of the run `name` (created by
+// the first call for that name; a restart gets the same one).
+absl::StatusOr<std::vector<std::string>> WithStorage(
+    const std::string& name, std::vector<std::string> flags) {
+  if (g_postgres == nullptr) return flags;
+  std::string database = absl::AsciiStrToLower(name);
+  for (char& c : database) {
+    if (!absl::ascii_isalnum(c)) c = '_';
+  }
+  absl::StatusOr<std::string> conninfo = g_postgres->CreateDatabase(database);
+  if (absl::IsAlreadyExists(conninfo.status())) {
+    conninfo = g_postgres->ConnectionString(database);
+  }
+  if (!conninfo.ok()) return conninfo.status();
+  flags.push_back("--postgres=" + *conninfo);
+  return flags;
+}
+
+// The postmaster's pid: the first line of postmaster.pid; 0 if unknown.
+pid_t PostmasterPid() {
+  if (g_postgres == nullptr) return 0;
+  std::ifstream in(g_postgres->dir() + "/data/postmaster.pid");
+  std::string line;
+  pid_t pid = 0;
+  if (std::getline(in, line) && absl::SimpleAtoi(line, &pid)) return pid;
+  return 0;
+}
 
 // Starts webhookd (--webhookd) over `data_dir`, logging to
 // <work_dir>/<name>.log, and waits until it serves.
@@ -350,7 +391,10 @@ absl::StatusOr<std::unique_ptr<testing::WebhookdProcess>> SpawnWebhookd(
   options.binary = absl::GetFlag(FLAGS_webhookd);
   options.data_dir = data_dir;
   options.log_path = absl::StrCat(settings.work_dir, "/", name, ".log");
-  options.flags = flags;
+  absl::StatusOr<std::vector<std::string>> with_storage =
+      WithStorage(name, flags);
+  if (!with_storage.ok()) return with_storage.status();
+  options.flags = *std::move(with_storage);
   options.start_timeout = timeout;
   std::unique_ptr<testing::WebhookdProcess> process =
       testing::WebhookdProcess::Start(options);
@@ -374,6 +418,7 @@ absl::StatusOr<Server> StartServer(const Settings& settings,
     server.process = *std::move(process);
     server.address = server.process->address();
     server.pid = server.process->pid();
+    server.database_pid = PostmasterPid();
   }
   server.channels = OpenChannels(server.address, absl::GetFlag(FLAGS_channels));
   for (const auto& channel : server.channels) {
@@ -467,14 +512,16 @@ absl::StatusOr<Workload> SetUpWorkload(const Settings& settings, Server& server,
 class Monitor {
  public:
   Monitor(pid_t server_pid, std::vector<int64_t> instants, HttpSink& sink,
-          std::string label)
+          std::string label, pid_t database_pid = 0)
       : server_pid_(server_pid),
+        database_pid_(database_pid),
         instants_(std::move(instants)),
         sink_(sink),
         label_(std::move(label)),
         answered_base_(sink.answered_ok()),
         server_(instants_.size()),
-        self_(instants_.size()) {
+        self_(instants_.size()),
+        database_(instants_.size()) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Monitor() { Stop(); }
@@ -486,6 +533,8 @@ class Monitor {
     return server_[i];
   }
   const std::optional<ProcessSample>& self(size_t i) const { return self_[i]; }
+  // CPU seconds of the database's processes; nullopt without one.
+  const std::optional<double>& database(size_t i) const { return database_[i]; }
   // Blocks until every instant has been sampled (bounded: 5 s after the
   // last one).
   void AwaitSamples() {
@@ -513,6 +562,10 @@ class Monitor {
       if (next < instants_.size() && NowNanos() >= instants_[next]) {
         server_[next] = Sample(server_pid_);
         self_[next] = Sample(getpid());
+        if (database_pid_ > 0) {
+          absl::StatusOr<double> cpu = ProcessTreeCpuSeconds(database_pid_);
+          if (cpu.ok()) database_[next] = *cpu;
+        }
         if (++next == instants_.size()) sampled_.Notify();
       }
       if (NowNanos() >= next_progress) {
@@ -528,12 +581,14 @@ class Monitor {
   }
 
   const pid_t server_pid_;
+  const pid_t database_pid_;
   const std::vector<int64_t> instants_;
   HttpSink& sink_;
   const std::string label_;
   const int64_t answered_base_;
   std::vector<std::optional<ProcessSample>> server_;
   std::vector<std::optional<ProcessSample>> self_;
+  std::vector<std::optional<double>> database_;
   absl::Notification done_;
   absl::Notification sampled_;
   std::thread thread_;
@@ -564,7 +619,9 @@ void AddResourceFigures(PhaseResult& result, const Server& server,
                         const std::optional<ProcessSample>& s1,
                         const std::optional<ProcessSample>& self0,
                         const std::optional<ProcessSample>& self1,
-                        double window_s, int64_t deliveries) {
+                        double window_s, int64_t deliveries,
+                        std::optional<double> database0 = std::nullopt,
+                        std::optional<double> database1 = std::nullopt) {
   const double per_1000 = deliveries > 0 ? 1000.0 / deliveries : kNaN;
   double cpu = kNaN;
   double written = kNaN;
@@ -582,6 +639,14 @@ void AddResourceFigures(PhaseResult& result, const Server& server,
   if (self0 && self1) self_cpu = self1->cpu_seconds - self0->cpu_seconds;
   Add(result.figures, "bench_cpu_cores", "benchmark CPU use (generator + sink)",
       self_cpu / window_s, "cores");
+  if (server.database_pid > 0) {
+    const double database_cpu =
+        database0 && database1 ? *database1 - *database0 : kNaN;
+    Add(result.figures, "database_cpu_s_per_1000_deliveries",
+        "PostgreSQL CPU per 1,000 deliveries", database_cpu * per_1000, "s");
+    Add(result.figures, "database_cpu_cores", "PostgreSQL CPU use (window)",
+        database_cpu / window_s, "cores");
+  }
   Add(result.figures, "disk_write_bytes_per_delivery",
       "disk write_bytes per delivery (/proc/<pid>/io)",
       deliveries > 0 ? written / deliveries : kNaN, "B");
@@ -636,7 +701,7 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   }
   const double window_s = (w1 - w0) / 1e9;
 
-  Monitor monitor(server.pid, {w0, w1}, sink, label);
+  Monitor monitor(server.pid, {w0, w1}, sink, label, server.database_pid);
   LoadGenerator generator(server.channels, workload->requests);
   std::vector<EventOutcome> events = generator.Run(plan, start);
   const int64_t load_end = NowNanos();
@@ -730,7 +795,8 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
       Quantile(ack_latency, ack_missing, 0.99), "ms");
   AddResourceFigures(result, server, monitor.server(0), monitor.server(1),
                      monitor.self(0), monitor.self(1), window_s,
-                     delivered_in_window);
+                     delivered_in_window, monitor.database(0),
+                     monitor.database(1));
   const int64_t data_bytes =
       server.data_dir.empty() ? 0 : DirectoryBytes(server.data_dir);
   Add(f, "data_dir_bytes_per_delivery",
@@ -1248,6 +1314,27 @@ int Main(int argc, char** argv) {
   }
   settings.work_dir = pattern;
 
+  // Kept until the end of Main: the webhookd runs' databases live in it.
+  std::unique_ptr<testing::PostgresServer> postgres;
+  if (absl::GetFlag(FLAGS_postgres)) {
+    if (!absl::GetFlag(FLAGS_target).empty()) {
+      std::fprintf(stderr,
+                   "webhook-bench: --postgres starts webhookd on PostgreSQL "
+                   "itself; with --target, start yours with --postgres\n");
+      return 2;
+    }
+    Progress("starting a private PostgreSQL server");
+    absl::StatusOr<std::unique_ptr<testing::PostgresServer>> started =
+        testing::PostgresServer::Start();
+    if (!started.ok()) {
+      std::fprintf(stderr, "webhook-bench: PostgreSQL: %s\n",
+                   std::string(started.status().message()).c_str());
+      return 2;
+    }
+    postgres = *std::move(started);
+    g_postgres = postgres.get();
+  }
+
   HttpSink::Options sink_options;
   sink_options.threads = absl::GetFlag(FLAGS_sink_threads);
   sink_options.hang_time = absl::GetFlag(FLAGS_hang_time);
@@ -1279,6 +1366,7 @@ int Main(int argc, char** argv) {
       {"drain_timeout_s", absl::ToDoubleSeconds(settings.drain_timeout)},
       {"max_outstanding", absl::GetFlag(FLAGS_max_outstanding)},
       {"channels", absl::GetFlag(FLAGS_channels)},
+      {"storage", absl::GetFlag(FLAGS_postgres) ? "postgres" : "leveldb"},
       {"sink_threads", sink_options.threads},
       {"server_flags", settings.server_flags},
       {"target", absl::GetFlag(FLAGS_target)}};

@@ -329,7 +329,10 @@ TEST_F(CorruptionTest, CorruptedDatabaseIsReportedClearlyAtStartUp) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
   const std::string log = server.Log();
   EXPECT_THAT(log, HasSubstr("holds a corrupted LevelDB database"));
-  EXPECT_THAT(log, HasSubstr("checksum mismatch"));
+  // LevelDB's own words for the damage, which depend on where the bytes
+  // fell: "checksum mismatch" inside a record, "bad record length" on a
+  // record's header (the log's layout follows the timing of group commits).
+  EXPECT_THAT(log, HasSubstr("Corruption: "));
   EXPECT_THAT(log,
               HasSubstr(absl::StrCat("webhookd --repair --data_dir=", data_)));
 }
@@ -346,7 +349,7 @@ TEST_F(CorruptionTest, RepairReportsLossesAndTheServerStartsAgain) {
   // What was damaged depends on where the bytes fell; the report always
   // has these parts.
   EXPECT_THAT(report, HasSubstr("could not be read"));
-  EXPECT_THAT(report, HasSubstr("checksum mismatch"));
+  EXPECT_THAT(report, HasSubstr("Corruption: "));
   EXPECT_THAT(report, HasSubstr("LevelDB's repair:"));
   EXPECT_THAT(report, HasSubstr("After the repair: 1 endpoints"));
   EXPECT_THAT(report, HasSubstr("Could not keep:"));

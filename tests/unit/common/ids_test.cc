@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/eventually.h"
 
 namespace webhookd {
 namespace {
@@ -56,8 +57,13 @@ TEST(NewIdTest, StartsWithTheCreationTimeSoIdsSortByIt) {
   ASSERT_TRUE(absl::SimpleHexAtoi(first.substr(4, 12), &millis)) << first;
   EXPECT_GE(millis, before);
   EXPECT_LE(millis, after);
-  absl::SleepFor(absl::Milliseconds(2));
-  const std::string second = NewId("dlv_");
+  // An id made in a later millisecond sorts after it: made until the clock
+  // has moved on (bounded by Eventually).
+  std::string second;
+  testing::Eventually([&] {
+    second = NewId("dlv_");
+    return second.substr(4, 12) != first.substr(4, 12);
+  });
   EXPECT_LT(first, second);
 }
 
