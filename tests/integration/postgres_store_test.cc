@@ -332,14 +332,31 @@ TEST(PostgresClaimsTest, OnlyDueDeliveriesOfEnabledEndpointsAreClaimed) {
   EXPECT_THAT(ClaimedIds(*claims), ElementsAre(now[1].id()));
 }
 
-TEST(PostgresClaimsTest, ReleasedClaimIsClaimableAtOnce) {
-  const std::string conninfo = FreshDatabase();
-  ASSERT_FALSE(conninfo.empty());
-  std::unique_ptr<PostgresStore> a = OpenShared(conninfo);
-  std::unique_ptr<PostgresStore> b = OpenShared(conninfo);
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
-  testing::Submit(*a, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+// Two nodes on a fresh database holding one delivery, due at kNow.
+class PostgresTwoNodesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    conninfo_ = FreshDatabase();
+    ASSERT_FALSE(conninfo_.empty());
+    a_ = OpenShared(conninfo_);
+    b_ = OpenShared(conninfo_);
+    ASSERT_NE(a_, nullptr);
+    ASSERT_NE(b_, nullptr);
+    const std::vector<Delivery> deliveries =
+        testing::Submit(*a_, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+    ASSERT_EQ(deliveries.size(), 1u);
+    delivery_ = deliveries[0];
+  }
+
+  std::string conninfo_;
+  std::unique_ptr<PostgresStore> a_;
+  std::unique_ptr<PostgresStore> b_;
+  Delivery delivery_;
+};
+
+TEST_F(PostgresTwoNodesTest, ReleasedClaimIsClaimableAtOnce) {
+  PostgresStore* a = a_.get();
+  PostgresStore* b = b_.get();
   absl::StatusOr<std::vector<Claim>> held =
       a->ClaimDue(kNow, absl::Hours(1), 10);
   ASSERT_OK(held);
@@ -362,15 +379,10 @@ TEST(PostgresClaimsTest, ReleasedClaimIsClaimableAtOnce) {
   EXPECT_GT((*taken)[0].token, (*held)[0].token);
 }
 
-TEST(PostgresClaimsTest, ExpiredClaimIsTakenOverAndTheOldClaimerIsFenced) {
-  const std::string conninfo = FreshDatabase();
-  ASSERT_FALSE(conninfo.empty());
-  std::unique_ptr<PostgresStore> stalled = OpenShared(conninfo);
-  std::unique_ptr<PostgresStore> other = OpenShared(conninfo);
-  ASSERT_NE(stalled, nullptr);
-  ASSERT_NE(other, nullptr);
-  const std::vector<Delivery> deliveries = testing::Submit(
-      *stalled, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+TEST_F(PostgresTwoNodesTest, ExpiredClaimIsTakenOverAndTheOldClaimerIsFenced) {
+  PostgresStore* stalled = a_.get();
+  PostgresStore* other = b_.get();
+  const std::vector<Delivery> deliveries = {delivery_};
   absl::StatusOr<std::vector<Claim>> first =
       stalled->ClaimDue(kNow, absl::Milliseconds(1), 10);
   ASSERT_OK(first);
@@ -414,14 +426,10 @@ TEST(PostgresClaimsTest, ExpiredClaimIsTakenOverAndTheOldClaimerIsFenced) {
   EXPECT_THAT(*after, IsEmpty());
 }
 
-TEST(PostgresClaimsTest, RenewedClaimsOutliveTheirFirstLease) {
-  const std::string conninfo = FreshDatabase();
-  ASSERT_FALSE(conninfo.empty());
-  std::unique_ptr<PostgresStore> a = OpenShared(conninfo);
-  std::unique_ptr<PostgresStore> b = OpenShared(conninfo);
-  ASSERT_NE(a, nullptr);
-  ASSERT_NE(b, nullptr);
-  testing::Submit(*a, "ev", "thread-1", {"ep_1"}, testing::kBaseMicros);
+TEST_F(PostgresTwoNodesTest, RenewedClaimsOutliveTheirFirstLease) {
+  PostgresStore* a = a_.get();
+  PostgresStore* b = b_.get();
+  const std::string& conninfo = conninfo_;
   absl::StatusOr<std::vector<Claim>> held =
       a->ClaimDue(kNow, absl::Seconds(30), 10);
   ASSERT_OK(held);
