@@ -208,7 +208,8 @@ TEST(RenderEventPayloadTest, NumbersUseShortestRoundTripForm) {
 
 TEST(RenderEventPayloadTest, StringsAreEscapedAndRoundTrip) {
   // Every control character, the two JSON escapes, '/', DEL and text in
-  // 2-, 3- and 4-byte UTF-8, long enough for the vectorised scan.
+  // 2-, 3- and 4-byte UTF-8: escaped byte for byte as earlier releases did
+  // (lower-case hex), and parsed back to the same text.
   std::string text;
   for (char c = 1; c < 0x20; ++c) text += c;
   constexpr char kSpecial[] = "\0 \"quote\" back\\slash /slash \x7f";
@@ -220,9 +221,9 @@ TEST(RenderEventPayloadTest, StringsAreEscapedAndRoundTrip) {
   const std::string payload = RenderOrDie(request);
   EXPECT_TRUE(absl::StrContains(payload,
                                 R"("prompt":"\u0001\u0002\u0003\u0004)"
-                                R"(\u0005\u0006\u0007\b\t\n\u000B\f\r)"))
+                                R"(\u0005\u0006\u0007\b\t\n\u000b\f\r)"))
       << payload;
-  EXPECT_TRUE(absl::StrContains(payload, R"(\u001F\u0000 \"quote\" )"
+  EXPECT_TRUE(absl::StrContains(payload, R"(\u001f\u0000 \"quote\" )"
                                          R"(back\\slash /slash )"
                                          "\x7f"))
       << payload;
