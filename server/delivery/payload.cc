@@ -207,8 +207,6 @@ class Renderer {
   }
 
   void Int(int64_t value) { writer_.Int64(value); }
-  void Bool(bool value) { writer_.Bool(value); }
-  void Null() { writer_.Null(); }
 
   template <typename Field>
   void Number(double value, const Field& field) {
