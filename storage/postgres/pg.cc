@@ -131,8 +131,6 @@ bool Connection::healthy() const {
          PQtransactionStatus(conn_) == PQTRANS_IDLE;
 }
 
-int Connection::socket() const { return PQsocket(conn_); }
-
 absl::Status Connection::ConnectionError(std::string_view what) {
   return absl::UnavailableError(absl::StrCat("PostgreSQL ", AsAbsl(what), ": ",
                                              Trimmed(PQerrorMessage(conn_))));
@@ -226,7 +224,8 @@ absl::StatusOr<std::vector<Result>> Connection::Transaction(
     broken_ = true;
     return ConnectionError("pipeline");
   }
-  // The caller's statements, between BEGIN (and SET LOCAL) and COMMIT.
+  // The caller's statements, between BEGIN (and SET LOCAL) and COMMIT when
+  // there is more than one.
   std::vector<int> expected;       // Results of each sent statement.
   std::vector<bool> callers;       // Whether a sent statement is the caller's.
   std::vector<const char*> names;  // The statement's name.
@@ -242,12 +241,13 @@ absl::StatusOr<std::vector<Result>> Connection::Transaction(
     callers.push_back(caller);
     names.push_back(statement.name);
   };
-  send(Statement{nullptr, "BEGIN", {}}, false);
+  const bool block = statements.size() > 1 || !synced;
+  if (block) send(Statement{nullptr, "BEGIN", {}}, false);
   if (!synced) {
     send(Statement{nullptr, "SET LOCAL synchronous_commit = off", {}}, false);
   }
   for (const Statement& statement : statements) send(statement, true);
-  send(Statement{nullptr, "COMMIT", {}}, false);
+  if (block) send(Statement{nullptr, "COMMIT", {}}, false);
   if (error.ok() && PQpipelineSync(conn_) == 0) error = ConnectionError("sync");
   if (!error.ok()) {
     // Part of a pipeline may have been sent: the connection's state is

@@ -104,7 +104,9 @@ class Connection {
   // Runs `sql` (no parameters, may hold several statements) and discards
   // the results.
   absl::Status ExecScript(std::string_view sql);
-  // Runs the statements in one transaction, sent in one round trip, and
+  // Runs the statements in one transaction, sent in one round trip (a
+  // single synced statement without BEGIN and COMMIT: a pipeline runs it in
+  // a transaction of its own anyway), and
   // returns their results in order. With synced = false, the commit does
   // not wait for the server's WAL flush (synchronous_commit off): it
   // survives a crash of the node but may be lost if the database server
@@ -115,9 +117,6 @@ class Connection {
 
   // False once the connection broke: the pool drops it.
   bool healthy() const;
-  // The socket, for waiting on notifications (LISTEN).
-  int socket() const;
-  pg_conn* raw() { return conn_; }
 
  private:
   explicit Connection(pg_conn* conn);
@@ -169,8 +168,6 @@ class Pool {
   absl::StatusOr<Result> Exec(const Statement& statement);
   absl::StatusOr<std::vector<Result>> Transaction(
       absl::Span<const Statement> statements, bool synced = true);
-
-  const std::string& conninfo() const { return conninfo_; }
 
  private:
   void Release(std::unique_ptr<Connection> connection);

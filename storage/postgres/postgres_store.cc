@@ -53,15 +53,19 @@ ON CONFLICT (id) DO UPDATE SET
   record = EXCLUDED.record, due_us = EXCLUDED.due_us,
   manual = EXCLUDED.manual, test = EXCLUDED.test)sql";
 
-constexpr std::string_view kAddStats = R"sql(
-INSERT INTO endpoint_stats (endpoint_id, attempts, successes,
-                            response_time_ms_sum)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (endpoint_id) DO UPDATE SET
-  attempts = endpoint_stats.attempts + EXCLUDED.attempts,
-  successes = endpoint_stats.successes + EXCLUDED.successes,
-  response_time_ms_sum =
-    endpoint_stats.response_time_ms_sum + EXCLUDED.response_time_ms_sum)sql";
+// Adds counts to an endpoint's totals; `rows` yields (endpoint_id,
+// attempts, successes, response_time_ms_sum).
+std::string AddStatsSql(std::string_view rows) {
+  return absl::StrCat(
+      "INSERT INTO endpoint_stats (endpoint_id, attempts, successes, "
+      "response_time_ms_sum) ",
+      AsAbsl(rows),
+      " ON CONFLICT (endpoint_id) DO UPDATE SET "
+      "attempts = endpoint_stats.attempts + EXCLUDED.attempts, "
+      "successes = endpoint_stats.successes + EXCLUDED.successes, "
+      "response_time_ms_sum = "
+      "endpoint_stats.response_time_ms_sum + EXCLUDED.response_time_ms_sum");
+}
 
 int64_t Micros(const google::protobuf::Timestamp& time) {
   return absl::ToUnixMicros(FromProtoTime(time));
@@ -135,16 +139,33 @@ std::vector<Statement> StatsUpdates(absl::Span<const DeliveryChange> changes) {
     counts.successes += change.counted_attempt->success ? 1 : 0;
     counts.response_time_ms_sum += change.counted_attempt->response_time_ms;
   }
+  static const std::string* const kAddStats =
+      new std::string(AddStatsSql("VALUES ($1, $2, $3, $4)"));
   std::vector<Statement> statements;
   for (const auto& [endpoint_id, counts] : totals) {
     statements.push_back(
         Statement{"add_stats",
-                  std::string(kAddStats),
+                  *kAddStats,
                   {Param::Text(endpoint_id), Param::Int64(counts.attempts),
                    Param::Int64(counts.successes),
                    Param::Int64(counts.response_time_ms_sum)}});
   }
   return statements;
+}
+
+// Parses the records in column 0 of the first min(rows, page_size) rows of
+// a listing (which asks for page_size + 1, to know whether more follow);
+// returns how many it parsed.
+template <typename Message>
+absl::StatusOr<int> ParsePage(const Result& result, int page_size,
+                              std::string_view what,
+                              std::vector<Message>* out) {
+  const int shown = result.rows() < page_size ? result.rows() : page_size;
+  out->resize(static_cast<size_t>(shown));
+  for (int row = 0; row < shown; ++row) {
+    WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(row, 0), what, &(*out)[row]));
+  }
+  return shown;
 }
 
 // --- Page tokens -------------------------------------------------------------
@@ -296,13 +317,9 @@ absl::StatusOr<EndpointPage> PostgresStore::ListEndpoints(
   WEBHOOKD_ASSIGN_OR_RETURN(Result result,
                             pool_.Exec(Statement{nullptr, sql, params}));
   EndpointPage page;
-  const int shown = result.rows() < page_size ? result.rows() : page_size;
-  for (int row = 0; row < shown; ++row) {
-    Endpoint endpoint;
-    WEBHOOKD_RETURN_IF_ERROR(
-        Parse(result.Bytes(row, 0), "endpoint", &endpoint));
-    page.endpoints.push_back(std::move(endpoint));
-  }
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      const int shown,
+      ParsePage(result, page_size, "endpoint", &page.endpoints));
   if (result.rows() > page_size) {
     page.next_page_token = EncodeToken(listing, result.Bytes(shown - 1, 1));
   }
@@ -482,14 +499,12 @@ absl::StatusOr<DeliveryPage> PostgresStore::ListDeliveries(
   WEBHOOKD_ASSIGN_OR_RETURN(Result result,
                             pool_.Exec(Statement{nullptr, sql, params}));
   DeliveryPage page;
-  const int shown = result.rows() < page_size ? result.rows() : page_size;
-  for (int row = 0; row < shown; ++row) {
-    Delivery delivery;
-    WEBHOOKD_RETURN_IF_ERROR(
-        Parse(result.Bytes(row, 0), "delivery", &delivery));
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      const int shown,
+      ParsePage(result, page_size, "delivery", &page.deliveries));
+  for (Delivery& delivery : page.deliveries) {
     delivery.clear_payload();
     delivery.clear_attempt_history();
-    page.deliveries.push_back(std::move(delivery));
   }
   if (result.rows() > page_size) {
     page.next_page_token =
@@ -705,6 +720,20 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
     return changes[a].delivery.endpoint_id() <
            changes[b].delivery.endpoint_id();
   });
+  // The fenced update: parameters $1 to $7 below; with a counted attempt,
+  // its stats ($8, $9) are added only if the update was made.
+  static constexpr std::string_view kFencedUpdate =
+      "WITH updated AS (UPDATE deliveries SET status = $2, record = $3, "
+      "due_us = $4, manual = $5, test = $6, claim_owner = NULL, "
+      "claim_until_us = NULL WHERE id = $1 AND claim_token = $7 "
+      "RETURNING endpoint_id)";
+  static const std::string* const kUpdate = new std::string(
+      absl::StrCat(AsAbsl(kFencedUpdate), " SELECT count(*) FROM updated"));
+  static const std::string* const kUpdateCounted = new std::string(
+      absl::StrCat(AsAbsl(kFencedUpdate), ", counted AS (",
+                   AddStatsSql("SELECT endpoint_id, 1, $8::bigint, $9::bigint "
+                               "FROM updated"),
+                   " RETURNING 1) SELECT count(*) FROM updated"));
   std::vector<Statement> statements;
   statements.reserve(changes.size());
   for (size_t i : order) {
@@ -713,8 +742,7 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
                               DeliveryState(change.delivery, change.next_due,
                                             change.next_attempt_manual));
     // Of the upsert's parameters, those an update changes: id, status,
-    // record, due_us, manual and test; then the token and, for a counted
-    // attempt, its stats, written only if the update was.
+    // record, due_us, manual and test; then the token.
     const std::vector<Param>& row = state.params;
     std::vector<Param> params = {row[0],
                                  row[5],
@@ -723,33 +751,14 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
                                  row[9],
                                  row[10],
                                  Param::Int64(tokens[i])};
-    constexpr std::string_view kFencedUpdate =
-        "WITH updated AS (UPDATE deliveries SET status = $2, record = $3, "
-        "due_us = $4, manual = $5, test = $6, claim_owner = NULL, "
-        "claim_until_us = NULL WHERE id = $1 AND claim_token = $7 "
-        "RETURNING endpoint_id)";
     if (change.counted_attempt.has_value()) {
       params.push_back(Param::Int64(change.counted_attempt->success ? 1 : 0));
       params.push_back(Param::Int64(change.counted_attempt->response_time_ms));
-      statements.push_back(Statement{
-          "update_claimed_counted",
-          absl::StrCat(
-              AsAbsl(kFencedUpdate),
-              ", counted AS (INSERT INTO endpoint_stats (endpoint_id, "
-              "attempts, successes, response_time_ms_sum) "
-              "SELECT endpoint_id, 1, $8::bigint, $9::bigint FROM updated "
-              "ON CONFLICT (endpoint_id) DO UPDATE SET "
-              "attempts = endpoint_stats.attempts + EXCLUDED.attempts, "
-              "successes = endpoint_stats.successes + EXCLUDED.successes, "
-              "response_time_ms_sum = endpoint_stats.response_time_ms_sum + "
-              "EXCLUDED.response_time_ms_sum RETURNING 1) "
-              "SELECT count(*) FROM updated"),
-          std::move(params)});
+      statements.push_back(Statement{"update_claimed_counted", *kUpdateCounted,
+                                     std::move(params)});
     } else {
-      statements.push_back(Statement{
-          "update_claimed",
-          absl::StrCat(AsAbsl(kFencedUpdate), " SELECT count(*) FROM updated"),
-          std::move(params)});
+      statements.push_back(
+          Statement{"update_claimed", *kUpdate, std::move(params)});
     }
   }
   WEBHOOKD_ASSIGN_OR_RETURN(
