@@ -45,16 +45,6 @@ int64_t StatusKilobytes(const std::string& status, const std::string& name) {
   return 0;
 }
 
-}  // namespace
-
-int64_t NowNanos() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
-}
-
-namespace {
-
 // The fields of /proc/<pid>/stat the benchmark reads, in clock ticks.
 struct StatFields {
   pid_t ppid = 0;
@@ -87,6 +77,12 @@ std::optional<StatFields> ParseStat(const std::string& stat) {
 }
 
 }  // namespace
+
+int64_t NowNanos() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
 
 absl::StatusOr<double> ProcessTreeCpuSeconds(pid_t root) {
   std::string stat;
