@@ -133,6 +133,24 @@ struct Claim {
   absl::Time lease_until;
 };
 
+// What a node learns of the writes of the other nodes sharing its store
+// (SharedQueue::Watch), in their commit order, on the store's watch thread.
+// Writes of this node are not reported back to it.
+class ClusterWatcher {
+ public:
+  virtual ~ClusterWatcher() = default;
+  // New deliveries and new states of deliveries, without payload.
+  virtual void DeliveriesChanged(absl::Span<const Delivery> deliveries) = 0;
+  // An endpoint was created, replaced or deleted: read it again.
+  virtual void EndpointChanged(std::string_view endpoint_id) = 0;
+  // Deliveries were queued that may be due now: claim.
+  virtual void WorkQueued() = 0;
+  // Reports may have been missed (the watch lost its connection and made a
+  // new one): read again whatever is cached. Also called once when the
+  // watch starts.
+  virtual void Resync() = 0;
+};
+
 // The delivery queue of a store that several nodes share (PostgreSQL).
 // Instead of loading the whole queue (Store::ScanQueue), each node claims
 // due deliveries in batches. Safe for concurrent use, also across nodes.
@@ -162,6 +180,23 @@ class SharedQueue {
   virtual absl::StatusOr<std::vector<std::string>> UpdateClaimed(
       absl::Span<const DeliveryChange> changes,
       absl::Span<const int64_t> tokens, Durability durability) = 0;
+  // Claims one delivery, queued or not, for `lease`, so that its state can
+  // be rewritten (RetryDelivery) with UpdateClaimed. NotFound if there is no
+  // such delivery; FailedPrecondition if a live claim holds it (an attempt
+  // is under way on some node).
+  virtual absl::StatusOr<Claim> ClaimOne(std::string_view delivery_id,
+                                         absl::Duration lease) = 0;
+  // The queued deliveries of an endpoint, claimed or not (to end them when
+  // it is deleted).
+  virtual absl::StatusOr<std::vector<QueuedDelivery>> QueuedOf(
+      std::string_view endpoint_id) = 0;
+
+  // Starts reporting the other nodes' writes to `watcher` (which must
+  // outlive StopWatching) from a thread of the store's; it reconnects by
+  // itself after losing the database. One watcher per store.
+  virtual absl::Status Watch(ClusterWatcher* watcher) = 0;
+  // Stops the reports and joins the thread. Idempotent.
+  virtual void StopWatching() = 0;
 };
 
 // When a new delivery is due (see NewEvent): at its next_attempt_time, or

@@ -773,4 +773,18 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
   return lost;
 }
 
+// In progress: the cluster work of issue 13.
+absl::StatusOr<Claim> PostgresStore::ClaimOne(std::string_view,
+                                              absl::Duration) {
+  return absl::UnimplementedError("ClaimOne");
+}
+absl::StatusOr<std::vector<QueuedDelivery>> PostgresStore::QueuedOf(
+    std::string_view) {
+  return absl::UnimplementedError("QueuedOf");
+}
+absl::Status PostgresStore::Watch(ClusterWatcher*) {
+  return absl::UnimplementedError("Watch");
+}
+void PostgresStore::StopWatching() {}
+
 }  // namespace webhookd

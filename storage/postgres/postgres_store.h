@@ -87,6 +87,12 @@ class PostgresStore : public Store, public SharedQueue {
   absl::StatusOr<std::vector<std::string>> UpdateClaimed(
       absl::Span<const DeliveryChange> changes,
       absl::Span<const int64_t> tokens, Durability durability) override;
+  absl::StatusOr<Claim> ClaimOne(std::string_view delivery_id,
+                                 absl::Duration lease) override;
+  absl::StatusOr<std::vector<QueuedDelivery>> QueuedOf(
+      std::string_view endpoint_id) override;
+  absl::Status Watch(ClusterWatcher* watcher) override;
+  void StopWatching() override;
 
   // This node's name in claims: new for every store opened.
   const std::string& node_id() const { return node_id_; }
