@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/logging.h"
 
@@ -14,11 +15,12 @@ constexpr absl::Duration kRetryAfterWriteFailure = absl::Seconds(1);
 }  // namespace
 
 AttemptRecorder::AttemptRecorder(Store& store, const EndpointManager& endpoints,
-                                 Scheduler& scheduler, ChangeBus& bus,
-                                 RetryPolicy policy)
+                                 Scheduler& scheduler, Claimer* claimer,
+                                 ChangeBus& bus, RetryPolicy policy)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
+      claimer_(claimer),
       bus_(bus),
       policy_(std::move(policy)) {}
 
@@ -31,8 +33,20 @@ void AttemptRecorder::Add(Completion completion) {
 bool AttemptRecorder::WaitForCompletions(absl::Duration max_wait) {
   absl::MutexLock lock(&mu_);
   while (completions_.empty()) {
-    if (closed_ && scheduler_.running() == 0) return false;
-    cv_.WaitWithTimeout(&mu_, max_wait);
+    if (closed_ && scheduler_.running() == 0) {
+      if (!unwritten_.empty()) {
+        Log(LogLevel::kError,
+            absl::StrCat("shutting down with ", unwritten_.size(),
+                         " attempts not recorded: the store did not answer; "
+                         "they are made again once their claims run out"));
+        unwritten_.clear();
+      }
+      return false;
+    }
+    // Outcomes kept while the store failed are written again at this pace.
+    if (cv_.WaitWithTimeout(&mu_, max_wait) && !unwritten_.empty()) {
+      return true;
+    }
   }
   return true;
 }
@@ -58,24 +72,97 @@ void AttemptRecorder::FailWaiters(const absl::Status& status) {
   for (auto& [id, done] : waiters) done(status);
 }
 
+absl::Status AttemptRecorder::Write(absl::Span<const DeliveryChange> changes,
+                                    Durability durability,
+                                    std::vector<bool>* applied) {
+  if (applied != nullptr) applied->assign(changes.size(), true);
+  if (claimer_ == nullptr) return store_.UpdateDeliveries(changes, durability);
+  std::vector<DeliveryChange> claimed;
+  std::vector<int64_t> tokens;
+  std::vector<size_t> index;  // Of the change in `changes`.
+  for (size_t i = 0; i < changes.size(); ++i) {
+    std::optional<int64_t> token = claimer_->Take(changes[i].delivery.id());
+    if (!token.has_value()) {
+      // Given up by this node: another may have attempted it since.
+      if (applied != nullptr) (*applied)[i] = false;
+      continue;
+    }
+    claimed.push_back(changes[i]);
+    tokens.push_back(*token);
+    index.push_back(i);
+  }
+  // Outcomes that could not be written before go first, in their order.
+  std::vector<ClaimedChange> earlier;
+  {
+    absl::MutexLock lock(&mu_);
+    earlier.swap(unwritten_);
+  }
+  std::vector<DeliveryChange> all;
+  std::vector<int64_t> all_tokens;
+  all.reserve(earlier.size() + claimed.size());
+  for (ClaimedChange& change : earlier) {
+    all.push_back(std::move(change.change));
+    all_tokens.push_back(change.token);
+  }
+  all.insert(all.end(), claimed.begin(), claimed.end());
+  all_tokens.insert(all_tokens.end(), tokens.begin(), tokens.end());
+  if (all.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> lost =
+      store_.shared_queue()->UpdateClaimed(all, all_tokens, durability);
+  if (!lost.ok()) {
+    // Kept, with their tokens, to be written when the store answers again:
+    // a token still fences them then.
+    absl::MutexLock lock(&mu_);
+    for (size_t k = 0; k < all.size(); ++k) {
+      unwritten_.push_back({std::move(all[k]), all_tokens[k]});
+    }
+    return lost.status();
+  }
+  const absl::flat_hash_set<std::string> fenced(lost->begin(), lost->end());
+  for (size_t k = 0; k < earlier.size(); ++k) {
+    if (!fenced.contains(all[k].delivery.id())) bus_.Publish(all[k].delivery);
+  }
+  if (!earlier.empty()) {
+    Log(LogLevel::kInfo, absl::StrCat("recorded ", earlier.size(),
+                                      " attempts kept while the store failed"));
+  }
+  if (applied != nullptr) {
+    for (size_t k = 0; k < claimed.size(); ++k) {
+      if (fenced.contains(claimed[k].delivery.id())) {
+        (*applied)[index[k]] = false;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   std::vector<Completion> completions;
+  bool unwritten;
   {
     absl::MutexLock lock(&mu_);
     completions.swap(completions_);
+    unwritten = !unwritten_.empty();
   }
-  if (completions.empty()) return 0;
+  if (completions.empty() && !unwritten) return 0;
 
   std::vector<DeliveryChange> changes;
   std::vector<const Completion*> recorded;
   std::vector<QueuedDelivery> again;
+  std::vector<std::string> ended;
   changes.reserve(completions.size());
   recorded.reserve(completions.size());
   for (const Completion& completion : completions) {
     const Delivery& before = completion.attempt.delivery;
     if (completion.result.aborted) {
-      // Cut short by shutdown: the attempt is made again by the next run.
-      again.push_back(QueueEntryOf(before, completion.attempt.manual));
+      // Cut short by shutdown: the attempt is made again by the next run,
+      // or, on a shared store, by whichever node claims it once this one
+      // gives its claims back.
+      if (claimer_ == nullptr) {
+        again.push_back(QueueEntryOf(before, completion.attempt.manual));
+      } else {
+        ended.push_back(before.id());
+      }
       continue;
     }
     AttemptOutcome outcome;
@@ -89,9 +176,16 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
     recorded.push_back(&completion);
   }
   // Buffered: losing an outcome in a machine crash only causes a resend.
-  const absl::Status written =
-      store_.UpdateDeliveries(changes, Durability::kBuffered);
-  if (!written.ok()) {
+  std::vector<bool> applied;
+  const absl::Status written = Write(changes, Durability::kBuffered, &applied);
+  if (!written.ok() && claimer_ != nullptr) {
+    // Kept by Write; the store's queue still holds these deliveries.
+    Log(LogLevel::kError,
+        absl::StrCat("recording ", changes.size(),
+                     " attempts: ", written.ToString(),
+                     "; their outcomes are written when the store answers "
+                     "again, or they are made again"));
+  } else if (!written.ok()) {
     // The store still holds the state before these attempts. Make them
     // again a little later (at least once), rather than act on outcomes the
     // store does not know; test deliveries report their outcome anyway.
@@ -106,14 +200,22 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
       again.push_back(std::move(entry));
     }
   }
-  std::vector<std::string> ended;
   std::vector<std::pair<DeliveryCallback, Delivery>> finished_tests;
   {
     absl::MutexLock lock(&mu_);
     for (size_t i = 0; i < changes.size(); ++i) {
-      const Delivery& delivery = changes[i].delivery;
-      if (!written.ok() && !delivery.test()) continue;  // Queued again.
-      if (changes[i].next_due.has_value()) {
+      const DeliveryChange& change = changes[i];
+      const Delivery& delivery = change.delivery;
+      if (claimer_ != nullptr) {
+        // The store's queue has the retries; this node claims them when
+        // due, like any other node.
+        ended.push_back(delivery.id());
+        if (written.ok() && applied[i] && change.next_due.has_value()) {
+          claimer_->WakeAt(*change.next_due);
+        }
+      } else if (!written.ok() && !delivery.test()) {
+        continue;  // Queued again.
+      } else if (change.next_due.has_value()) {
         again.push_back(QueueEntryOf(delivery, false));
       } else {
         ended.push_back(delivery.id());
@@ -129,7 +231,9 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   }
   scheduler_.Settle(ended, again, completions.size());
   if (written.ok()) {
-    for (const DeliveryChange& change : changes) bus_.Publish(change.delivery);
+    for (size_t i = 0; i < changes.size(); ++i) {
+      if (applied[i]) bus_.Publish(changes[i].delivery);
+    }
   }
   for (auto& [done, delivery] : finished_tests) done(std::move(delivery));
   return completions.size();

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/delivery/change_bus.h"
+#include "server/delivery/claimer.h"
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/retry_policy.h"
 #include "server/delivery/scheduler.h"
@@ -46,9 +47,11 @@ class AttemptRecorder {
  public:
   using DeliveryCallback = std::function<void(absl::StatusOr<Delivery>)>;
 
-  // Every reference must outlive the recorder.
+  // Every reference must outlive the recorder. `claimer`: on a node
+  // sharing its store with others, the node's claims; nullptr otherwise.
   AttemptRecorder(Store& store, const EndpointManager& endpoints,
-                  Scheduler& scheduler, ChangeBus& bus, RetryPolicy policy);
+                  Scheduler& scheduler, Claimer* claimer, ChangeBus& bus,
+                  RetryPolicy policy);
   AttemptRecorder(const AttemptRecorder&) = delete;
   AttemptRecorder& operator=(const AttemptRecorder&) = delete;
 
@@ -63,9 +66,17 @@ class AttemptRecorder {
   // again a second later (at least once). Returns how many were recorded.
   size_t RecordCompleted(absl::Time now);
 
+  // Stores new states of deliveries this node attempted or ended. On a
+  // shared store, each is written only if this node still holds the
+  // delivery's claim (which it ends); (*applied)[i] tells whether
+  // changes[i] was. If the write fails, those still claimed are kept and
+  // written with the next call (RecordCompleted makes one every max_wait).
+  absl::Status Write(absl::Span<const DeliveryChange> changes,
+                     Durability durability, std::vector<bool>* applied);
+
   // Blocks until an attempt is added, or, after Close(), until no attempt
-  // is running; wakes at least every `max_wait`. Returns false in the
-  // latter case.
+  // is running; wakes at least every `max_wait`, and returns then if
+  // outcomes wait to be written again. Returns false in the latter case.
   bool WaitForCompletions(absl::Duration max_wait);
   // No attempt will start any more: WaitForCompletions returns false once
   // the running ones are recorded.
@@ -81,12 +92,21 @@ class AttemptRecorder {
   Store& store_;
   const EndpointManager& endpoints_;
   Scheduler& scheduler_;
+  Claimer* const claimer_;
   ChangeBus& bus_;
   const RetryPolicy policy_;
+
+  // An outcome not yet written, with the token of its claim.
+  struct ClaimedChange {
+    DeliveryChange change;
+    int64_t token;
+  };
 
   absl::Mutex mu_;
   absl::CondVar cv_;
   std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
+  // Outcomes the store failed to take (shared stores only).
+  std::vector<ClaimedChange> unwritten_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, DeliveryCallback> test_waiters_
       ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

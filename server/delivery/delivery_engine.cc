@@ -8,6 +8,7 @@
 #include "server/common/ids.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
+#include "server/common/string_view.h"
 #include "server/common/time_util.h"
 #include "server/delivery/payload.h"
 #include "server/delivery/validation.h"
@@ -22,11 +23,43 @@ constexpr absl::Duration kMaxWait = absl::Seconds(1);
 // most with the documented payload; older ones are read from the store.
 constexpr size_t kFreshDeliveries = 16384;
 
+// How much longer than an attempt a claim holds by default: time to record
+// the outcome, and for renewals to land while the store is slow.
+constexpr absl::Duration kLeaseMargin = absl::Seconds(15);
+
+ClaimerOptions ClaimerOptionsOf(const DeliveryEngineOptions& options) {
+  ClaimerOptions claimer;
+  claimer.attempt_timeout = options.attempt_timeout;
+  claimer.lease = options.claim_lease > absl::ZeroDuration()
+                      ? options.claim_lease
+                      : options.attempt_timeout + kLeaseMargin;
+  claimer.max_held = options.limits.max_in_flight;
+  return claimer;
+}
+
 std::thread NamedThread(const char* name, std::function<void()> loop) {
   return std::thread([name, loop = std::move(loop)] {
     pthread_setname_np(pthread_self(), name);
     loop();
   });
+}
+
+// The state of `delivery` once a manual attempt was asked for at `now`,
+// without payload.
+Delivery ManualRetryOf(const Delivery& delivery, absl::Time now) {
+  Delivery next = delivery;
+  next.clear_payload();
+  next.set_status(webhook::v1::DELIVERY_STATUS_RETRYING);
+  *next.mutable_next_attempt_time() = ToProtoTime(now);
+  return next;
+}
+
+DeliveryChange ManualRetryChange(const Delivery& next) {
+  DeliveryChange change;
+  change.delivery = next;
+  change.next_due = NextAttemptDue(next);
+  change.next_attempt_manual = true;
+  return change;
 }
 
 }  // namespace
@@ -42,13 +75,21 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
       sender_(sender),
       clock_(clock),
       options_(std::move(options)),
+      shared_(store.shared_queue()),
+      claimer_(shared_ == nullptr
+                   ? nullptr
+                   : std::make_unique<Claimer>(*shared_, scheduler,
+                                               ClaimerOptionsOf(options_))),
+      watcher_(*this),
       fresh_(kFreshDeliveries),
-      pipeline_(store, endpoints, scheduler, fresh_, bus, clock,
+      pipeline_(store, endpoints, scheduler, claimer_.get(), fresh_, bus, clock,
                 SubmitPipelineOptions{options_.retry_policy.max_attempts(),
                                       options_.max_payload_bytes}),
-      recorder_(store, endpoints, scheduler, bus, options_.retry_policy),
+      recorder_(store, endpoints, scheduler, claimer_.get(), bus,
+                options_.retry_policy),
       dispatcher_(
-          store, endpoints, scheduler, fresh_, sender, recorder_, bus,
+          store, endpoints, scheduler, claimer_.get(), fresh_, sender,
+          recorder_, bus,
           DispatcherOptions{options_.attempt_timeout, options_.user_agent}) {}
 
 DeliveryEngine::~DeliveryEngine() { Stop(absl::ZeroDuration()); }
@@ -61,6 +102,24 @@ absl::Status DeliveryEngine::Start() {
     }
     started_ = true;
   }
+  if (shared_ != nullptr) {
+    // Its first Resync loads the endpoints again, after which no change
+    // of another node's is missed.
+    WEBHOOKD_RETURN_IF_ERROR(shared_->Watch(&watcher_));
+    if (options_.run_threads) {
+      claim_thread_ = NamedThread("engine-claim", [this] { ClaimLoop(); });
+    }
+  } else {
+    WEBHOOKD_RETURN_IF_ERROR(LoadQueue());
+  }
+  if (!options_.run_threads) return absl::OkStatus();
+  committer_ = NamedThread("engine-commit", [this] { CommitLoop(); });
+  dispatch_thread_ = NamedThread("engine-dispatch", [this] { DispatchLoop(); });
+  recorder_thread_ = NamedThread("engine-record", [this] { RecordLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status DeliveryEngine::LoadQueue() {
   // Straight into the scheduler, entry by entry: no second copy of a large
   // backlog in memory. The threads start after the whole queue is known,
   // so a delivery is never resumed from an older state.
@@ -74,10 +133,6 @@ absl::Status DeliveryEngine::Start() {
     Log(LogLevel::kInfo,
         absl::StrCat("resuming ", resumed, " queued deliveries"));
   }
-  if (!options_.run_threads) return absl::OkStatus();
-  committer_ = NamedThread("engine-commit", [this] { CommitLoop(); });
-  dispatch_thread_ = NamedThread("engine-dispatch", [this] { DispatchLoop(); });
-  recorder_thread_ = NamedThread("engine-record", [this] { RecordLoop(); });
   return absl::OkStatus();
 }
 
@@ -100,6 +155,10 @@ void DeliveryEngine::Stop(absl::Duration grace) {
   }
   scheduler_.Close();
   if (threads) dispatch_thread_.join();
+  if (claimer_ != nullptr) {
+    claimer_->Close();
+    if (threads) claim_thread_.join();
+  }
   if (started) {
     // Every callback of the sender has run once Shutdown returns.
     sender_.Shutdown(grace);
@@ -111,6 +170,16 @@ void DeliveryEngine::Stop(absl::Duration grace) {
     }
   }
   recorder_.FailWaiters(absl::UnavailableError("the server is shutting down"));
+  if (started && shared_ != nullptr) {
+    shared_->StopWatching();
+    // What this node claimed and did not attempt goes to the other nodes
+    // at once, rather than when the leases run out.
+    if (absl::Status released = claimer_->ReleaseAll(); !released.ok()) {
+      Log(LogLevel::kError,
+          absl::StrCat("giving back claims at shutdown: ", released.ToString(),
+                       "; other nodes take them when their leases run out"));
+    }
+  }
 }
 
 void DeliveryEngine::CommitLoop() {
@@ -129,7 +198,43 @@ void DeliveryEngine::RecordLoop() {
   }
 }
 
+void DeliveryEngine::ClaimLoop() {
+  while (claimer_->Wait(clock_)) claimer_->Step(clock_.Now());
+}
+
 size_t DeliveryEngine::CommitPending() { return pipeline_.CommitPending(); }
+
+size_t DeliveryEngine::ClaimDue(absl::Time now) {
+  return claimer_ == nullptr ? 0 : claimer_->Step(now);
+}
+
+void DeliveryEngine::Watcher::DeliveriesChanged(
+    absl::Span<const Delivery> deliveries) {
+  for (const Delivery& delivery : deliveries) engine_.bus_.Publish(delivery);
+}
+
+void DeliveryEngine::Watcher::EndpointChanged(std::string_view endpoint_id) {
+  if (absl::Status refreshed =
+          engine_.endpoints_.Refresh(std::string(endpoint_id));
+      !refreshed.ok()) {
+    // The cache may be stale until the next resync.
+    Log(LogLevel::kError,
+        absl::StrCat("reading endpoint ", AsAbsl(endpoint_id),
+                     " changed by another node: ", refreshed.ToString()));
+  }
+  // Enabled, its deliveries may be claimed now.
+  engine_.claimer_->Wake();
+}
+
+void DeliveryEngine::Watcher::WorkQueued() { engine_.claimer_->Wake(); }
+
+void DeliveryEngine::Watcher::Resync() {
+  if (absl::Status loaded = engine_.endpoints_.Load(); !loaded.ok()) {
+    Log(LogLevel::kError,
+        absl::StrCat("reloading endpoints: ", loaded.ToString()));
+  }
+  engine_.claimer_->Wake();
+}
 
 size_t DeliveryEngine::DispatchDue(absl::Time now) {
   return dispatcher_.DispatchDue(now);
@@ -177,7 +282,11 @@ absl::Status DeliveryEngine::SendTest(const Caller& caller,
   event.set_create_time_unix_micros(absl::ToUnixMicros(clock_.Now()));
   Delivery delivery = NewDeliveryOf(event, endpoint->id(), 1, /*test=*/true);
   event.add_delivery_ids(delivery.id());
-  WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvent(event, {delivery}));
+  const NewEvent insert{&event, {&delivery, 1}};
+  // On a shared store claimed by this node, which answers the caller.
+  WEBHOOKD_RETURN_IF_ERROR(claimer_ == nullptr
+                               ? store_.InsertEvents({&insert, 1})
+                               : claimer_->Insert({&insert, 1}, clock_.Now()));
   bus_.Publish(delivery);  // Before queueing, as the pipeline does.
   {
     // Under mu_, so that Stop (which sets stopping_ first) answers this
@@ -206,6 +315,7 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
     }
     if (!owned.ok()) return owned.status();
   }
+  if (claimer_ != nullptr) return RetryClaimed(id);
   // Take the delivery out of the queue so no attempt can start while its
   // state is checked and rewritten.
   const Scheduler::Withdrawal withdrawal = scheduler_.Withdraw(id);
@@ -222,34 +332,11 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
     return status;
   };
   if (!delivery.ok()) return restore(delivery.status());
-  switch (delivery->status()) {
-    case webhook::v1::DELIVERY_STATUS_SUCCESS:
-      return restore(absl::FailedPreconditionError(
-          absl::StrCat("delivery \"", id, "\" already succeeded")));
-    case webhook::v1::DELIVERY_STATUS_PENDING:
-      return restore(absl::FailedPreconditionError(absl::StrCat(
-          "delivery \"", id,
-          "\" has not been attempted yet; its first attempt is queued")));
-    default:
-      break;
+  if (absl::Status retryable = CheckRetryable(*delivery); !retryable.ok()) {
+    return restore(retryable);
   }
-  if (delivery->attempts() >= delivery->max_attempts()) {
-    return restore(absl::FailedPreconditionError(
-        absl::StrCat("delivery \"", id, "\" has used all its ",
-                     delivery->max_attempts(), " attempts")));
-  }
-  if (endpoints_.Find(delivery->endpoint_id()) == nullptr) {
-    return restore(absl::FailedPreconditionError(
-        absl::StrCat("the endpoint of delivery \"", id, "\" was deleted")));
-  }
-  Delivery next = *delivery;
-  next.clear_payload();
-  next.set_status(webhook::v1::DELIVERY_STATUS_RETRYING);
-  *next.mutable_next_attempt_time() = ToProtoTime(clock_.Now());
-  DeliveryChange change;
-  change.delivery = next;
-  change.next_due = NextAttemptDue(next);
-  change.next_attempt_manual = true;
+  Delivery next = ManualRetryOf(*delivery, clock_.Now());
+  DeliveryChange change = ManualRetryChange(next);
   if (absl::Status written =
           store_.UpdateDeliveries({change}, Durability::kSynced);
       !written.ok()) {
@@ -259,6 +346,64 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
   scheduler_.Schedule(QueueEntryOf(next, /*manual=*/true));
   next.set_payload(delivery->payload());
   return next;
+}
+
+absl::StatusOr<Delivery> DeliveryEngine::RetryClaimed(const std::string& id) {
+  // The claim keeps every node from attempting the delivery meanwhile;
+  // one held by another node means an attempt is under way there.
+  const absl::Time sent = clock_.Now();
+  WEBHOOKD_ASSIGN_OR_RETURN(Claim claim,
+                            shared_->ClaimOne(id, claimer_->lease()));
+  claimer_->Add({&claim, 1}, sent);
+  absl::StatusOr<Delivery> delivery = store_.GetDelivery(id);
+  absl::Status retryable =
+      delivery.ok() ? CheckRetryable(*delivery) : delivery.status();
+  if (!retryable.ok()) {
+    if (claimer_->Take(id).has_value()) {
+      // Its lease runs out otherwise; then any node may claim it again.
+      shared_->ReleaseClaims({&claim, 1}).IgnoreError();
+    }
+    return retryable;
+  }
+  Delivery next = ManualRetryOf(*delivery, clock_.Now());
+  const DeliveryChange change = ManualRetryChange(next);
+  std::vector<bool> applied;
+  WEBHOOKD_RETURN_IF_ERROR(
+      recorder_.Write({&change, 1}, Durability::kSynced, &applied));
+  if (!applied[0]) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("an attempt of delivery \"", id, "\" is in progress"));
+  }
+  bus_.Publish(next);
+  // Queued in the store and claimable at once, by this node or another.
+  claimer_->Wake();
+  next.set_payload(delivery->payload());
+  return next;
+}
+
+absl::Status DeliveryEngine::CheckRetryable(const Delivery& delivery) const {
+  const std::string& id = delivery.id();
+  switch (delivery.status()) {
+    case webhook::v1::DELIVERY_STATUS_SUCCESS:
+      return absl::FailedPreconditionError(
+          absl::StrCat("delivery \"", id, "\" already succeeded"));
+    case webhook::v1::DELIVERY_STATUS_PENDING:
+      return absl::FailedPreconditionError(absl::StrCat(
+          "delivery \"", id,
+          "\" has not been attempted yet; its first attempt is queued"));
+    default:
+      break;
+  }
+  if (delivery.attempts() >= delivery.max_attempts()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("delivery \"", id, "\" has used all its ",
+                     delivery.max_attempts(), " attempts"));
+  }
+  if (endpoints_.Find(delivery.endpoint_id()) == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the endpoint of delivery \"", id, "\" was deleted"));
+  }
+  return absl::OkStatus();
 }
 
 size_t DeliveryEngine::QueuedCount() const { return scheduler_.size(); }

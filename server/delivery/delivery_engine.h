@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -20,6 +22,7 @@
 #include "server/common/version.h"
 #include "server/delivery/attempt_recorder.h"
 #include "server/delivery/change_bus.h"
+#include "server/delivery/claimer.h"
 #include "server/delivery/dispatcher.h"
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/fresh_deliveries.h"
@@ -42,8 +45,12 @@ struct DeliveryEngineOptions {
   size_t max_payload_bytes = kDefaultMaxPayloadBytes;
   // Sent as User-Agent.
   std::string user_agent = kUserAgent;
-  // Whether Start() runs the engine's three threads (commit, dispatch,
-  // record), which call the step functions below in loops. Without them
+  // On a store shared with other nodes: how long a claim on a delivery
+  // holds without renewal (see Claimer). Zero: attempt_timeout + 15 s.
+  absl::Duration claim_lease = absl::ZeroDuration();
+  // Whether Start() runs the engine's threads (commit, dispatch, record,
+  // and claim on a shared store), which call the step functions below in
+  // loops. Without them
   // nothing moves until a caller steps the engine: for deterministic tests
   // driven by a fake clock and a fake sender.
   bool run_threads = true;
@@ -73,7 +80,10 @@ class DeliveryEngine {
   ~DeliveryEngine();
 
   // Loads the queue left by a previous run and starts delivering: overdue
-  // deliveries, and attempts cut short by a crash, go out at once.
+  // deliveries, and attempts cut short by a crash, go out at once. On a
+  // store shared with other nodes, nothing is loaded: the engine claims
+  // due deliveries as it has room, and watches the other nodes' writes
+  // (endpoint changes, deliveries for the ChangeBus, new work).
   absl::Status Start();
 
   // Stops taking deliveries, lets attempts in flight finish for up to
@@ -115,11 +125,36 @@ class DeliveryEngine {
   // AttemptRecorder::RecordCompleted: records the attempts that finished,
   // learnt at `now`. Returns how many were recorded.
   size_t RecordCompleted(absl::Time now);
+  // Claimer::Step on a shared store (0 otherwise): claims the deliveries
+  // due at `now` that this node has room for. Returns how many.
+  size_t ClaimDue(absl::Time now);
 
  private:
+  // What the other nodes sharing the store write, applied to this node.
+  class Watcher : public ClusterWatcher {
+   public:
+    explicit Watcher(DeliveryEngine& engine) : engine_(engine) {}
+    void DeliveriesChanged(absl::Span<const Delivery> deliveries) override;
+    void EndpointChanged(std::string_view endpoint_id) override;
+    void WorkQueued() override;
+    void Resync() override;
+
+   private:
+    DeliveryEngine& engine_;
+  };
+
+  // Start() on a store of one node: schedules its whole queue.
+  absl::Status LoadQueue();
+  // Retry() on a shared store, whose caller may access the delivery: the
+  // delivery is claimed while its state is checked and rewritten.
+  absl::StatusOr<Delivery> RetryClaimed(const std::string& delivery_id);
+  // Why `delivery` cannot be retried, or OK.
+  absl::Status CheckRetryable(const Delivery& delivery) const;
+
   void CommitLoop();
   void DispatchLoop();
   void RecordLoop();
+  void ClaimLoop();
 
   Store& store_;
   EndpointManager& endpoints_;
@@ -128,6 +163,10 @@ class DeliveryEngine {
   HttpSender& sender_;
   const Clock& clock_;
   const DeliveryEngineOptions options_;
+  // Set on a store shared with other nodes.
+  SharedQueue* const shared_;
+  std::unique_ptr<Claimer> claimer_;
+  Watcher watcher_;
   FreshDeliveries fresh_;
   SubmitPipeline pipeline_;
   AttemptRecorder recorder_;
@@ -141,6 +180,7 @@ class DeliveryEngine {
   std::thread committer_;
   std::thread dispatch_thread_;
   std::thread recorder_thread_;
+  std::thread claim_thread_;
 };
 
 }  // namespace webhookd

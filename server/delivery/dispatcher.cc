@@ -21,12 +21,14 @@ bool IsFinal(DeliveryStatus status) {
 }  // namespace
 
 Dispatcher::Dispatcher(Store& store, const EndpointManager& endpoints,
-                       Scheduler& scheduler, FreshDeliveries& fresh,
-                       HttpSender& sender, AttemptRecorder& recorder,
-                       ChangeBus& bus, DispatcherOptions options)
+                       Scheduler& scheduler, Claimer* claimer,
+                       FreshDeliveries& fresh, HttpSender& sender,
+                       AttemptRecorder& recorder, ChangeBus& bus,
+                       DispatcherOptions options)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
+      claimer_(claimer),
       fresh_(fresh),
       sender_(sender),
       recorder_(recorder),
@@ -36,6 +38,9 @@ Dispatcher::Dispatcher(Store& store, const EndpointManager& endpoints,
 size_t Dispatcher::DispatchDue(absl::Time now) {
   const std::vector<QueuedDelivery> due =
       scheduler_.TakeDue(now, [this](const std::string& endpoint_id) {
+        // A node sharing its store gives the deliveries of a disabled
+        // endpoint back (Dispatch) rather than hold them.
+        if (claimer_ != nullptr) return false;
         EndpointManager::EndpointPtr endpoint = endpoints_.Find(endpoint_id);
         return endpoint != nullptr && !endpoint->enabled();
       });
@@ -43,7 +48,45 @@ size_t Dispatcher::DispatchDue(absl::Time now) {
   return due.size();
 }
 
+bool Dispatcher::Claimed(const QueuedDelivery& entry, absl::Time now) {
+  if (claimer_ == nullptr) return true;
+  if (!entry.test) {
+    EndpointManager::EndpointPtr endpoint = endpoints_.Find(entry.endpoint_id);
+    if (endpoint != nullptr && !endpoint->enabled()) {
+      // Disabled meanwhile: back to the store, where no node claims it
+      // until the endpoint is enabled again.
+      if (std::optional<int64_t> token = claimer_->Take(entry.delivery_id);
+          token.has_value()) {
+        Claim claim;
+        claim.entry = entry;
+        claim.token = *token;
+        if (absl::Status released =
+                store_.shared_queue()->ReleaseClaims({&claim, 1});
+            !released.ok()) {
+          // Its lease runs out instead.
+          Log(LogLevel::kError,
+              absl::StrCat("giving back delivery ", entry.delivery_id, ": ",
+                           released.ToString()));
+        }
+      }
+      scheduler_.Settle({&entry.delivery_id, 1}, {}, 1);
+      return false;
+    }
+  }
+  if (!claimer_->CoversAttempt(entry.delivery_id, now)) {
+    // The claim may run out before the attempt ends, and another node
+    // attempt it meanwhile. Wait for a renewal; if none lands, the claimer
+    // gives the claim up.
+    QueuedDelivery later = entry;
+    later.due = now + kRetryAfterReadFailure;
+    scheduler_.Settle({}, {&later, 1}, 1);
+    return false;
+  }
+  return true;
+}
+
 void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
+  if (!Claimed(entry, now)) return;
   // A first attempt of a delivery just submitted: its state is in memory.
   if (std::optional<FreshDelivery> fresh = fresh_.Take(entry.delivery_id);
       fresh.has_value()) {
@@ -60,6 +103,7 @@ void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
       later.due = now + kRetryAfterReadFailure;
       scheduler_.Settle({}, {&later, 1}, 1);
     } else {
+      if (claimer_ != nullptr) claimer_->Take(entry.delivery_id);
       scheduler_.Settle({&entry.delivery_id, 1}, {}, 1);
     }
     return;
@@ -92,14 +136,16 @@ void Dispatcher::Start(Delivery delivery, std::string payload,
 void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
   DeliveryChange change;
   change.delivery = EndedDelivery(std::move(delivery), why);
-  if (absl::Status written =
-          store_.UpdateDeliveries({change}, Durability::kSynced);
-      !written.ok()) {
+  std::vector<bool> applied;
+  const absl::Status written =
+      recorder_.Write({&change, 1}, Durability::kSynced, &applied);
+  if (!written.ok()) {
     Log(LogLevel::kError, absl::StrCat("ending delivery ", change.delivery.id(),
                                        ": ", written.ToString()));
   }
   scheduler_.Settle({&change.delivery.id(), 1}, {}, 1);
-  bus_.Publish(change.delivery);
+  // Listeners learn only what the store has.
+  if (written.ok() && applied[0]) bus_.Publish(change.delivery);
 }
 
 HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,

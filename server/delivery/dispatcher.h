@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "server/delivery/attempt_recorder.h"
 #include "server/delivery/change_bus.h"
+#include "server/delivery/claimer.h"
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/scheduler.h"
@@ -28,10 +29,11 @@ struct DispatcherOptions {
 // (the engine's dispatch thread, or a test).
 class Dispatcher {
  public:
-  // Every reference must outlive the dispatcher.
+  // Every reference must outlive the dispatcher. `claimer`: on a node
+  // sharing its store with others, the node's claims; nullptr otherwise.
   Dispatcher(Store& store, const EndpointManager& endpoints,
-             Scheduler& scheduler, FreshDeliveries& fresh, HttpSender& sender,
-             AttemptRecorder& recorder, ChangeBus& bus,
+             Scheduler& scheduler, Claimer* claimer, FreshDeliveries& fresh,
+             HttpSender& sender, AttemptRecorder& recorder, ChangeBus& bus,
              DispatcherOptions options);
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -50,6 +52,10 @@ class Dispatcher {
 
  private:
   void Dispatch(const QueuedDelivery& entry, absl::Time now);
+  // On a shared store: whether `entry` may be attempted at `now` by this
+  // node (its endpoint is enabled and its claim outlasts an attempt); if
+  // not, settles it.
+  bool Claimed(const QueuedDelivery& entry, absl::Time now);
   // Starts the attempt of `delivery` (without payload unless a test) with
   // `payload` as the body, or ends it if its endpoint is gone.
   void Start(Delivery delivery, std::string payload,
@@ -60,6 +66,7 @@ class Dispatcher {
   Store& store_;
   const EndpointManager& endpoints_;
   Scheduler& scheduler_;
+  Claimer* const claimer_;
   FreshDeliveries& fresh_;
   HttpSender& sender_;
   AttemptRecorder& recorder_;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/ids.h"
 #include "server/common/paging.h"
@@ -30,9 +31,33 @@ EndpointManager::EndpointManager(Store& store, const Clock& clock,
       bus_(bus) {}
 
 absl::Status EndpointManager::Load() {
+  absl::MutexLock write_lock(&write_mu_);
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
                             store_.LoadEndpoints());
+  absl::flat_hash_set<std::string> stored;
+  stored.reserve(endpoints.size());
+  for (const Endpoint& endpoint : endpoints) stored.insert(endpoint.id());
+  std::vector<EndpointPtr> gone;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, endpoint] : by_id_) {
+      if (!stored.contains(id)) gone.push_back(endpoint);
+    }
+  }
+  for (const EndpointPtr& endpoint : gone) CacheErase(*endpoint);
   for (Endpoint& endpoint : endpoints) CachePut(std::move(endpoint));
+  return absl::OkStatus();
+}
+
+absl::Status EndpointManager::Refresh(const std::string& id) {
+  absl::MutexLock write_lock(&write_mu_);
+  absl::StatusOr<Endpoint> stored = store_.GetEndpoint(id);
+  if (absl::IsNotFound(stored.status())) {
+    if (EndpointPtr cached = Find(id); cached != nullptr) CacheErase(*cached);
+    return absl::OkStatus();
+  }
+  if (!stored.ok()) return stored.status();
+  CachePut(*std::move(stored));
   return absl::OkStatus();
 }
 
@@ -161,30 +186,46 @@ absl::Status EndpointManager::Delete(const Caller& caller,
   EndpointPtr current = FindFor(caller, id);
   if (current == nullptr) return EndpointNotFound(id);
   // Out of the queue first, so that no attempt of them starts meanwhile.
-  std::vector<Delivery> queued;
-  std::vector<DeliveryChange> changes;
-  for (const std::string& delivery_id : scheduler_.RemoveEndpoint(id)) {
-    absl::StatusOr<Delivery> delivery = store_.GetDelivery(delivery_id);
-    if (!delivery.ok()) continue;
-    queued.push_back(*delivery);
-    DeliveryChange& change = changes.emplace_back();
-    change.delivery =
-        EndedDelivery(*std::move(delivery), "endpoint was deleted");
+  const std::vector<std::string> local = scheduler_.RemoveEndpoint(id);
+  std::vector<std::string> queued_ids = local;
+  absl::Status status = absl::OkStatus();
+  if (SharedQueue* shared = store_.shared_queue(); shared != nullptr) {
+    // Most of the endpoint's queue is in the store, claimed by no node or
+    // by others (which record an attempt under way, and retry nothing once
+    // they learn of the deletion).
+    absl::StatusOr<std::vector<QueuedDelivery>> in_store = shared->QueuedOf(id);
+    status = in_store.status();
+    if (in_store.ok()) {
+      const absl::flat_hash_set<std::string> here(local.begin(), local.end());
+      for (const QueuedDelivery& entry : *in_store) {
+        if (!here.contains(entry.delivery_id)) {
+          queued_ids.push_back(entry.delivery_id);
+        }
+      }
+    }
   }
-  if (absl::Status deleted = store_.DeleteEndpoint(id, changes);
-      !deleted.ok()) {
+  std::vector<DeliveryChange> changes;
+  if (status.ok()) {
+    for (const std::string& delivery_id : queued_ids) {
+      absl::StatusOr<Delivery> delivery = store_.GetDelivery(delivery_id);
+      if (!delivery.ok()) continue;
+      DeliveryChange& change = changes.emplace_back();
+      change.delivery =
+          EndedDelivery(*std::move(delivery), "endpoint was deleted");
+    }
+    status = store_.DeleteEndpoint(id, changes);
+  }
+  if (!status.ok()) {
+    // Back into this node's queue, as they were.
     std::vector<QueuedDelivery> entries;
-    for (const Delivery& delivery : queued) {
-      entries.push_back(QueueEntryOf(delivery, false));
+    for (const std::string& delivery_id : local) {
+      absl::StatusOr<Delivery> delivery = store_.GetDelivery(delivery_id);
+      if (delivery.ok()) entries.push_back(QueueEntryOf(*delivery, false));
     }
     scheduler_.Schedule(entries);
-    return deleted;
+    return status;
   }
-  {
-    absl::MutexLock cache_lock(&mu_);
-    UnindexThread(current->thread_id(), current->id());
-    by_id_.erase(current->id());
-  }
+  CacheErase(*current);
   for (const DeliveryChange& change : changes) bus_.Publish(change.delivery);
   return absl::OkStatus();
 }
@@ -202,6 +243,12 @@ void EndpointManager::UnindexThread(const std::string& thread_id,
   if (thread == by_thread_.end()) return;
   thread->second.erase(id);
   if (thread->second.empty()) by_thread_.erase(thread);
+}
+
+void EndpointManager::CacheErase(const Endpoint& endpoint) {
+  absl::MutexLock lock(&mu_);
+  UnindexThread(endpoint.thread_id(), endpoint.id());
+  by_id_.erase(endpoint.id());
 }
 
 void EndpointManager::CachePut(Endpoint endpoint) {

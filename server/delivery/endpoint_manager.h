@@ -40,8 +40,12 @@ class EndpointManager {
   EndpointManager(const EndpointManager&) = delete;
   EndpointManager& operator=(const EndpointManager&) = delete;
 
-  // Fills the cache from the store. Call once before use.
+  // Fills the cache from the store: once before use, and again when it may
+  // have missed changes made by other nodes sharing the store.
   absl::Status Load();
+  // Reads one endpoint again from the store into the cache, or drops it
+  // from the cache if it is gone: another node changed it.
+  absl::Status Refresh(const std::string& id);
 
   // Validates and stores a new endpoint, enabled, with a fresh id, owned by
   // the caller's user (PermissionDenied if request.user_id names another).
@@ -85,6 +89,7 @@ class EndpointManager {
   absl::StatusOr<Endpoint> Replace(Endpoint endpoint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void CachePut(Endpoint endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  void CacheErase(const Endpoint& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
   // Removes `id` from the thread index, dropping the thread when empty.
   void UnindexThread(const std::string& thread_id, const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

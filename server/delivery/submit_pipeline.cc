@@ -34,12 +34,14 @@ Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
 }
 
 SubmitPipeline::SubmitPipeline(Store& store, EndpointManager& endpoints,
-                               Scheduler& scheduler, FreshDeliveries& fresh,
-                               ChangeBus& bus, const Clock& clock,
+                               Scheduler& scheduler, Claimer* claimer,
+                               FreshDeliveries& fresh, ChangeBus& bus,
+                               const Clock& clock,
                                SubmitPipelineOptions options)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
+      claimer_(claimer),
       fresh_(fresh),
       bus_(bus),
       clock_(clock),
@@ -145,6 +147,14 @@ size_t SubmitPipeline::CommitPending() {
   return batch.size();
 }
 
+absl::Status SubmitPipeline::Insert(absl::Span<const NewEvent> inserts) {
+  if (inserts.empty()) return absl::OkStatus();
+  // On a shared store, claimed as they are written, so that this node,
+  // which has the payloads in memory, makes their first attempts.
+  return claimer_ == nullptr ? store_.InsertEvents(inserts)
+                             : claimer_->Insert(inserts, clock_.Now());
+}
+
 void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
   // What each submit is answered with; unset for those written below.
   std::vector<std::optional<absl::StatusOr<SubmitEventResponse>>> answers(
@@ -180,8 +190,31 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
     inserts.push_back(NewEvent{&event, batch[i].deliveries});
     written_index.push_back(i);
   }
-  const absl::Status written =
-      inserts.empty() ? absl::OkStatus() : store_.InsertEvents(inserts);
+  absl::Status written = Insert(inserts);
+  if (absl::IsAlreadyExists(written)) {
+    // Another node sharing the store wrote an event with one of these
+    // idempotency keys after they were looked up: those submits get its
+    // answer, and the others are written again.
+    std::vector<NewEvent> rest;
+    std::vector<size_t> rest_index;
+    for (size_t k = 0; k < inserts.size(); ++k) {
+      const size_t i = written_index[k];
+      const EventRecord& event = batch[i].event;
+      if (!event.idempotency_key().empty()) {
+        absl::StatusOr<SubmitEventResponse> stored =
+            store_.FindSubmission(event.user_id(), event.idempotency_key());
+        if (stored.ok() || !absl::IsNotFound(stored.status())) {
+          answers[i] = std::move(stored);
+          continue;
+        }
+      }
+      rest.push_back(inserts[k]);
+      rest_index.push_back(i);
+    }
+    inserts.swap(rest);
+    written_index.swap(rest_index);
+    written = Insert(inserts);
+  }
   if (written.ok()) {
     // Published before queueing, so that listeners never see the outcome
     // of an attempt (from the recorder) before the creation.

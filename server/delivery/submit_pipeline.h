@@ -16,6 +16,7 @@
 #include "server/common/caller.h"
 #include "server/common/clock.h"
 #include "server/delivery/change_bus.h"
+#include "server/delivery/claimer.h"
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/scheduler.h"
@@ -38,10 +39,11 @@ class SubmitPipeline {
   using SubmitCallback =
       std::function<void(absl::StatusOr<SubmitEventResponse>)>;
 
-  // Every argument must outlive the pipeline.
+  // Every argument must outlive the pipeline. `claimer`: on a node sharing
+  // its store with others, the node's claims; nullptr otherwise.
   SubmitPipeline(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
-                 FreshDeliveries& fresh, ChangeBus& bus, const Clock& clock,
-                 SubmitPipelineOptions options);
+                 Claimer* claimer, FreshDeliveries& fresh, ChangeBus& bus,
+                 const Clock& clock, SubmitPipelineOptions options);
   SubmitPipeline(const SubmitPipeline&) = delete;
   SubmitPipeline& operator=(const SubmitPipeline&) = delete;
 
@@ -81,10 +83,13 @@ class SubmitPipeline {
   absl::StatusOr<PendingSubmit> Prepare(
       const Caller& caller, const webhook::v1::SubmitEventRequest& request);
   void CommitBatch(std::vector<PendingSubmit>& batch);
+  // Writes the events; on a shared store, claims their deliveries too.
+  absl::Status Insert(absl::Span<const NewEvent> inserts);
 
   Store& store_;
   EndpointManager& endpoints_;
   Scheduler& scheduler_;
+  Claimer* const claimer_;
   FreshDeliveries& fresh_;
   ChangeBus& bus_;
   const Clock& clock_;

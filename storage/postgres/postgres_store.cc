@@ -774,6 +774,10 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
 }
 
 // In progress: the cluster work of issue 13.
+absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
+    absl::Span<const NewEvent>, absl::Duration) {
+  return absl::UnimplementedError("InsertClaimed");
+}
 absl::StatusOr<Claim> PostgresStore::ClaimOne(std::string_view,
                                               absl::Duration) {
   return absl::UnimplementedError("ClaimOne");
