@@ -21,6 +21,9 @@ Claimer::Claimer(SharedQueue& queue, Scheduler& scheduler,
 void Claimer::Add(absl::Span<const Claim> claims, absl::Time requested_at) {
   absl::MutexLock lock(&mu_);
   for (const Claim& claim : claims) {
+    // A new claim of a delivery whose older claim ran out while in flight
+    // here: the attempt is recorded with the new token.
+    orphaned_.erase(claim.entry.delivery_id);
     held_.insert_or_assign(
         claim.entry.delivery_id,
         Held{claim, generation_, requested_at + options_.lease});
