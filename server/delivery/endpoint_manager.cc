@@ -97,10 +97,28 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
 }
 
 absl::StatusOr<Endpoint> EndpointManager::Get(const Caller& caller,
-                                              const std::string& id) const {
+                                              const std::string& id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointPtr endpoint, Current(caller, id));
+  return Redacted(*endpoint);
+}
+
+absl::StatusOr<EndpointManager::EndpointPtr> EndpointManager::Current(
+    const Caller& caller, const std::string& id) {
+  if (store_.shared_queue() != nullptr) {
+    // Other nodes change endpoints too, and this node's cache learns of
+    // it a moment later: callers get (and change) what is stored.
+    absl::StatusOr<Endpoint> stored = store_.GetEndpoint(id);
+    if (absl::IsNotFound(stored.status())) {
+      if (EndpointPtr cached = Find(id); cached != nullptr) CacheErase(*cached);
+    } else if (!stored.ok()) {
+      return stored.status();
+    } else {
+      CachePut(*std::move(stored));
+    }
+  }
   EndpointPtr endpoint = FindFor(caller, id);
   if (endpoint == nullptr) return EndpointNotFound(id);
-  return Redacted(*endpoint);
+  return endpoint;
 }
 
 absl::StatusOr<EndpointPage> EndpointManager::List(
@@ -122,8 +140,7 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
         "update_mask: name at least one field to update");
   }
   absl::MutexLock lock(&write_mu_);
-  EndpointPtr current = FindFor(caller, patch.id());
-  if (current == nullptr) return EndpointNotFound(patch.id());
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointPtr current, Current(caller, patch.id()));
   // user_id cannot be updated, but naming another user is still refused.
   WEBHOOKD_RETURN_IF_ERROR(
       caller.OwnerFor(patch.user_id(), "endpoint.user_id").status());
@@ -167,8 +184,7 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
                                                      const std::string& id,
                                                      bool enabled) {
   absl::MutexLock lock(&write_mu_);
-  EndpointPtr current = FindFor(caller, id);
-  if (current == nullptr) return EndpointNotFound(id);
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointPtr current, Current(caller, id));
   if (current->enabled() == enabled) return Redacted(*current);
   Endpoint next = *current;
   next.set_enabled(enabled);
@@ -183,8 +199,7 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
 absl::Status EndpointManager::Delete(const Caller& caller,
                                      const std::string& id) {
   absl::MutexLock lock(&write_mu_);
-  EndpointPtr current = FindFor(caller, id);
-  if (current == nullptr) return EndpointNotFound(id);
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointPtr current, Current(caller, id));
   // Out of the queue first, so that no attempt of them starts meanwhile.
   const std::vector<std::string> local = scheduler_.RemoveEndpoint(id);
   std::vector<std::string> queued_ids = local;

@@ -52,8 +52,7 @@ class EndpointManager {
   absl::StatusOr<Endpoint> Create(const Caller& caller,
                                   const Endpoint& request);
   // Returns NotFound if the endpoint does not exist.
-  absl::StatusOr<Endpoint> Get(const Caller& caller,
-                               const std::string& id) const;
+  absl::StatusOr<Endpoint> Get(const Caller& caller, const std::string& id);
   // Only the caller's endpoints.
   absl::StatusOr<EndpointPage> List(const Caller& caller, EndpointFilter filter,
                                     int32_t page_size,
@@ -86,6 +85,11 @@ class EndpointManager {
   static Endpoint Redacted(const Endpoint& endpoint);
 
  private:
+  // The endpoint as callers act on it (NotFound if it does not exist or
+  // `caller` may not access it): on a store shared with other nodes, read
+  // from the store into the cache; otherwise the cached one.
+  absl::StatusOr<EndpointPtr> Current(const Caller& caller,
+                                      const std::string& id);
   absl::StatusOr<Endpoint> Replace(Endpoint endpoint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void CachePut(Endpoint endpoint) ABSL_LOCKS_EXCLUDED(mu_);

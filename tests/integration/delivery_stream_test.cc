@@ -38,65 +38,7 @@ using testing::TestServerOptions;
 using testing::WaitFinished;
 using webhook::v1::StreamDeliveriesRequest;
 using webhook::v1::StreamDeliveriesResponse;
-
-// One StreamDeliveries call read synchronously, bounded by a deadline.
-class Watch {
- public:
-  Watch(webhook::v1::WebhookService::Stub& stub,
-        const StreamDeliveriesRequest& request,
-        absl::Duration deadline = absl::Seconds(30)) {
-    context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-    reader_ = stub.StreamDeliveries(&context_, request);
-  }
-  Watch(const Watch&) = delete;
-  Watch& operator=(const Watch&) = delete;
-  ~Watch() {
-    if (finished_) return;
-    context_.TryCancel();
-    reader_->Finish();
-  }
-
-  // Blocks until the server has sent its headers, i.e. has subscribed.
-  void WaitSubscribed() { reader_->WaitForInitialMetadata(); }
-
-  // The next message, or false once the stream has ended.
-  bool Next(Delivery* delivery) {
-    StreamDeliveriesResponse response;
-    if (!reader_->Read(&response)) return false;
-    *delivery = response.delivery();
-    return true;
-  }
-
-  // Reads until a message satisfies `done` (returned through `last`) or the
-  // stream ends; returns every message read.
-  std::vector<Delivery> ReadUntil(
-      const std::function<bool(const Delivery&)>& done) {
-    std::vector<Delivery> seen;
-    Delivery delivery;
-    while (seen.size() < 10000 && Next(&delivery)) {
-      seen.push_back(delivery);
-      if (done(delivery)) break;
-    }
-    return seen;
-  }
-
-  // Reads what is left and returns the final status.
-  grpc::Status Drain(size_t* messages = nullptr) {
-    Delivery delivery;
-    size_t count = 0;
-    while (count < 100000 && Next(&delivery)) ++count;
-    if (messages != nullptr) *messages = count;
-    finished_ = true;
-    return reader_->Finish();
-  }
-
-  void Cancel() { context_.TryCancel(); }
-
- private:
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReader<StreamDeliveriesResponse>> reader_;
-  bool finished_ = false;
-};
+using Watch = testing::DeliveryWatch;
 
 StreamDeliveriesRequest Filter(const std::string& endpoint_id,
                                const std::string& thread_id,

@@ -1,5 +1,6 @@
 #include "tests/support/grpc_helpers.h"
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/delivery/payload.h"
 #include "tests/support/eventually.h"
@@ -96,6 +97,47 @@ webhook::v1::Delivery WaitFinished(webhook::v1::WebhookService::Stub& stub,
                                    const std::string& id,
                                    const ContextFactory& context) {
   return WaitForDelivery(stub, id, IsFinished, kEventuallyTimeout, context);
+}
+
+DeliveryWatch::DeliveryWatch(
+    webhook::v1::WebhookService::Stub& stub,
+    const webhook::v1::StreamDeliveriesRequest& request,
+    absl::Duration deadline) {
+  context_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  reader_ = stub.StreamDeliveries(&context_, request);
+}
+
+DeliveryWatch::~DeliveryWatch() {
+  if (finished_) return;
+  context_.TryCancel();
+  reader_->Finish();
+}
+
+bool DeliveryWatch::Next(webhook::v1::Delivery* delivery) {
+  webhook::v1::StreamDeliveriesResponse response;
+  if (!reader_->Read(&response)) return false;
+  *delivery = response.delivery();
+  return true;
+}
+
+std::vector<webhook::v1::Delivery> DeliveryWatch::ReadUntil(
+    const std::function<bool(const webhook::v1::Delivery&)>& done) {
+  std::vector<webhook::v1::Delivery> seen;
+  webhook::v1::Delivery delivery;
+  while (seen.size() < 10000 && Next(&delivery)) {
+    seen.push_back(delivery);
+    if (done(delivery)) break;
+  }
+  return seen;
+}
+
+grpc::Status DeliveryWatch::Drain(size_t* messages) {
+  webhook::v1::Delivery delivery;
+  size_t count = 0;
+  while (count < 100000 && Next(&delivery)) ++count;
+  if (messages != nullptr) *messages = count;
+  finished_ = true;
+  return reader_->Finish();
 }
 
 }  // namespace webhookd::testing

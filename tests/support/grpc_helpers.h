@@ -63,6 +63,39 @@ webhook::v1::Delivery WaitFinished(webhook::v1::WebhookService::Stub& stub,
                                    const std::string& id,
                                    const ContextFactory& context = nullptr);
 
+// One StreamDeliveries call read synchronously, bounded by a deadline.
+class DeliveryWatch {
+ public:
+  DeliveryWatch(webhook::v1::WebhookService::Stub& stub,
+                const webhook::v1::StreamDeliveriesRequest& request,
+                absl::Duration deadline = absl::Seconds(30));
+  DeliveryWatch(const DeliveryWatch&) = delete;
+  DeliveryWatch& operator=(const DeliveryWatch&) = delete;
+  ~DeliveryWatch();
+
+  // Blocks until the server has sent its headers, i.e. has subscribed.
+  void WaitSubscribed() { reader_->WaitForInitialMetadata(); }
+
+  // The next message, or false once the stream has ended.
+  bool Next(webhook::v1::Delivery* delivery);
+
+  // Reads until a message satisfies `done` or the stream ends; returns
+  // every message read.
+  std::vector<webhook::v1::Delivery> ReadUntil(
+      const std::function<bool(const webhook::v1::Delivery&)>& done);
+
+  // Reads what is left and returns the final status.
+  grpc::Status Drain(size_t* messages = nullptr);
+
+  void Cancel() { context_.TryCancel(); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<webhook::v1::StreamDeliveriesResponse>>
+      reader_;
+  bool finished_ = false;
+};
+
 }  // namespace webhookd::testing
 
 #endif  // WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
