@@ -20,13 +20,17 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "storage/postgres/pg.h"
 #include "storage/store.h"
 
 namespace webhookd {
+
+class FeedListener;
 
 struct PostgresStoreOptions {
   // A libpq connection string: "host=db.internal dbname=webhookd user=..."
@@ -50,6 +54,8 @@ class PostgresStore : public Store, public SharedQueue {
   // schema is newer than this release or a migration fails.
   static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(
       const PostgresStoreOptions& options);
+  // Stops the watch, if any.
+  ~PostgresStore() override;
 
   absl::Status PutEndpoint(const Endpoint& endpoint) override;
   absl::StatusOr<Endpoint> GetEndpoint(std::string_view id) override;
@@ -78,7 +84,9 @@ class PostgresStore : public Store, public SharedQueue {
                                           size_t max_records) override;
   SharedQueue* shared_queue() override { return this; }
 
-  // SharedQueue, as this node (node_id()).
+  // SharedQueue, as this node (node_id()). The watch (cluster_feed.h) has
+  // a connection of its own, besides max_connections; a watcher must not
+  // call Watch or StopWatching from its callbacks.
   absl::StatusOr<std::vector<Claim>> ClaimDue(absl::Time now,
                                               absl::Duration lease,
                                               size_t max) override;
@@ -107,9 +115,14 @@ class PostgresStore : public Store, public SharedQueue {
       absl::Span<const pg::Statement> statements, bool synced = true);
 
   const std::string node_id_;
+  const std::string conninfo_;
   pg::Pool pool_;
   // The connection holding the exclusive lock, or nullptr.
   std::unique_ptr<pg::Connection> lock_holder_;
+
+  // Held while the watch starts or stops (and its thread is joined).
+  absl::Mutex watch_mu_;
+  std::unique_ptr<FeedListener> listener_ ABSL_GUARDED_BY(watch_mu_);
 };
 
 }  // namespace webhookd
