@@ -188,7 +188,8 @@ class SharedQueue {
   // Claims one delivery, queued or not, for `lease`, so that its state can
   // be rewritten (RetryDelivery) with UpdateClaimed. NotFound if there is no
   // such delivery; FailedPrecondition if a live claim holds it (an attempt
-  // is under way on some node).
+  // is under way on some node). The entry of a delivery that is not queued
+  // is due at absl::InfiniteFuture().
   virtual absl::StatusOr<Claim> ClaimOne(std::string_view delivery_id,
                                          absl::Duration lease) = 0;
   // The queued deliveries of an endpoint, claimed or not (to end them when

@@ -2,7 +2,9 @@
 
 #include <endian.h>
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -299,6 +301,38 @@ absl::StatusOr<std::vector<Result>> Connection::Transaction(
   }
   if (!error.ok()) return error;
   return results;
+}
+
+absl::StatusOr<std::vector<Notification>> Connection::AwaitNotifications(
+    int wake_fd) {
+  std::vector<Notification> received;
+  while (true) {
+    // Notifications may already be in libpq's buffer, read along with the
+    // results of a statement.
+    while (PGnotify* notify = PQnotifies(conn_)) {
+      received.push_back(Notification{notify->relname, notify->extra});
+      PQfreemem(notify);
+    }
+    if (!received.empty()) return received;
+    pollfd fds[2] = {{PQsocket(conn_), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    if (fds[0].fd < 0) {
+      broken_ = true;
+      return ConnectionError("listen");
+    }
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      broken_ = true;
+      return absl::UnavailableError(
+          absl::StrCat("PostgreSQL listen: poll: ", std::strerror(errno)));
+    }
+    if (fds[1].revents != 0) return received;
+    // A server shutting down sends an error and closes the connection: the
+    // status tells that, the return value only an unreadable socket.
+    if (PQconsumeInput(conn_) == 0 || PQstatus(conn_) != CONNECTION_OK) {
+      broken_ = true;
+      return ConnectionError("listen");
+    }
+  }
 }
 
 absl::StatusOr<std::string> DescribeConninfo(const std::string& conninfo) {

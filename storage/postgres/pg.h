@@ -87,6 +87,12 @@ class Result {
   pg_result* result_ = nullptr;
 };
 
+// A notification of a channel the connection LISTENs to.
+struct Notification {
+  std::string channel;
+  std::string payload;
+};
+
 // One connection. Not thread-safe: the pool hands it to one thread at a
 // time.
 class Connection {
@@ -114,6 +120,11 @@ class Connection {
   // error is returned.
   absl::StatusOr<std::vector<Result>> Transaction(
       absl::Span<const Statement> statements, bool synced = true);
+
+  // For a connection that LISTENs: returns the notifications received, once
+  // there are any, or none once `wake_fd` is readable (another thread asks
+  // the caller to stop). Unavailable once the connection breaks.
+  absl::StatusOr<std::vector<Notification>> AwaitNotifications(int wake_fd);
 
   // False once the connection broke: the pool drops it.
   bool healthy() const;

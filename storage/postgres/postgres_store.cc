@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
@@ -21,6 +22,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
 #include "server/common/time_util.h"
+#include "storage/postgres/cluster_feed.h"
 #include "storage/postgres/migrations.h"
 
 namespace webhookd {
@@ -39,8 +41,6 @@ constexpr int kScanBatch = 10000;
 
 // pg_advisory_xact_lock key of retention: the bytes of "whdprune".
 constexpr int64_t kPruneLockKey = 0x7768647072756e65;
-// pg_advisory_lock key of PostgresStoreOptions::exclusive: "whdexcl1".
-constexpr int64_t kExclusiveLockKey = 0x7768646578636c31;
 
 constexpr std::string_view kUpsertDelivery = R"sql(
 INSERT INTO deliveries (id, event_id, endpoint_id, thread_id, user_id, status,
@@ -96,11 +96,17 @@ absl::StatusOr<Message> ReadRecord(pg::Pool& pool, const Statement& statement,
   return message;
 }
 
+// The database's clock in microseconds, for leases.
+constexpr std::string_view kDbNowMicros =
+    "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
 // The statement writing a delivery's state (see DeliveryChange): its record
-// without payload, queued exactly while `due` is set.
+// without payload, queued exactly while `due` is set. Adds its report for
+// the other nodes to `reports`.
 absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
                                         std::optional<absl::Time> due,
-                                        bool manual) {
+                                        bool manual, DeliveryReports& reports,
+                                        bool claimed = false) {
   if (delivery.id().empty()) {
     return absl::InvalidArgumentError("delivery without an id");
   }
@@ -116,6 +122,8 @@ absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
     stored.clear_payload();
     stored.SerializeToString(&record);
   }
+  // A delivery claimed as it is written is no work for other nodes.
+  reports.Add(delivery.id(), record, due.has_value() && !claimed);
   return Statement{
       "upsert_delivery",
       std::string(kUpsertDelivery),
@@ -151,6 +159,33 @@ std::vector<Statement> StatsUpdates(absl::Span<const DeliveryChange> changes) {
                    Param::Int64(counts.response_time_ms_sum)}});
   }
   return statements;
+}
+
+void Append(std::vector<Statement>& statements, std::vector<Statement> more) {
+  for (Statement& statement : more) statements.push_back(std::move(statement));
+}
+
+// Reads a queued delivery from columns 0 to 4 of a row: id, endpoint_id,
+// due_us, manual, test. A delivery that is not queued (ClaimOne) is due at
+// absl::InfiniteFuture(): never.
+void ReadQueued(const Result& result, int row, QueuedDelivery* queued) {
+  queued->delivery_id.assign(result.Bytes(row, 0));
+  queued->endpoint_id.assign(result.Bytes(row, 1));
+  queued->due = result.IsNull(row, 2)
+                    ? absl::InfiniteFuture()
+                    : absl::FromUnixMicros(result.Int64(row, 2));
+  queued->manual = result.Bool(row, 3);
+  queued->test = result.Bool(row, 4);
+}
+
+// Reads a claim from columns 0 to 6 of a row: those of ReadQueued, then
+// claim_token and claim_until_us.
+Claim ReadClaim(const Result& result, int row) {
+  Claim claim;
+  ReadQueued(result, row, &claim.entry);
+  claim.token = result.Int64(row, 5);
+  claim.lease_until = absl::FromUnixMicros(result.Int64(row, 6));
+  return claim;
 }
 
 // Parses the records in column 0 of the first min(rows, page_size) rows of
@@ -230,29 +265,17 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
                             pg::Connection::Open(options.conninfo));
   WEBHOOKD_RETURN_IF_ERROR(pg::Migrate(*connection));
   WEBHOOKD_RETURN_IF_ERROR(FillEndpointsEnabled(*connection));
-  if (options.exclusive) {
-    WEBHOOKD_ASSIGN_OR_RETURN(
-        Result locked,
-        connection->Exec(Statement{nullptr,
-                                   "SELECT pg_try_advisory_lock($1)",
-                                   {Param::Int64(kExclusiveLockKey)}}));
-    if (!locked.Bool(0, 0)) {
-      return absl::FailedPreconditionError(
-          "another webhookd node is using this PostgreSQL database; this "
-          "release runs one node per database");
-    }
-  } else {
-    connection.reset();
-  }
-  return std::unique_ptr<PostgresStore>(
-      new PostgresStore(options, std::move(connection)));
+  // The pool makes its own connections.
+  connection.reset();
+  return std::unique_ptr<PostgresStore>(new PostgresStore(options));
 }
 
-PostgresStore::PostgresStore(const PostgresStoreOptions& options,
-                             std::unique_ptr<pg::Connection> lock_holder)
+PostgresStore::PostgresStore(const PostgresStoreOptions& options)
     : node_id_(NewId("node_")),
-      pool_(options.conninfo, options.max_connections),
-      lock_holder_(std::move(lock_holder)) {}
+      conninfo_(options.conninfo),
+      pool_(options.conninfo, options.max_connections) {}
+
+PostgresStore::~PostgresStore() { StopWatching(); }
 
 absl::StatusOr<std::vector<Result>> PostgresStore::Transaction(
     absl::Span<const Statement> statements, bool synced) {
@@ -270,17 +293,19 @@ absl::Status PostgresStore::PutEndpoint(const Endpoint& endpoint) {
   if (endpoint.id().empty()) {
     return absl::InvalidArgumentError("endpoint without an id");
   }
-  const Statement put{
-      "put_endpoint",
-      "INSERT INTO endpoints (id, user_id, thread_id, record, enabled) "
-      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET "
-      "user_id = EXCLUDED.user_id, thread_id = EXCLUDED.thread_id, "
-      "record = EXCLUDED.record, enabled = EXCLUDED.enabled",
-      {Param::Text(endpoint.id()), Param::Int64(endpoint.user_id()),
-       Param::Text(endpoint.thread_id()),
-       Param::Bytes(endpoint.SerializeAsString()),
-       Param::Bool(endpoint.enabled())}};
-  return Transaction({&put, 1}).status();
+  const Statement statements[] = {
+      Statement{
+          "put_endpoint",
+          "INSERT INTO endpoints (id, user_id, thread_id, record, enabled) "
+          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET "
+          "user_id = EXCLUDED.user_id, thread_id = EXCLUDED.thread_id, "
+          "record = EXCLUDED.record, enabled = EXCLUDED.enabled",
+          {Param::Text(endpoint.id()), Param::Int64(endpoint.user_id()),
+           Param::Text(endpoint.thread_id()),
+           Param::Bytes(endpoint.SerializeAsString()),
+           Param::Bool(endpoint.enabled())}},
+      NotifyEndpointChanged(node_id_, endpoint.id())};
+  return Transaction(statements).status();
 }
 
 absl::StatusOr<Endpoint> PostgresStore::GetEndpoint(std::string_view id) {
@@ -343,15 +368,17 @@ absl::Status PostgresStore::DeleteEndpoint(
   std::vector<Statement> statements;
   statements.push_back(Statement{
       nullptr, "DELETE FROM endpoints WHERE id = $1", {Param::Text(id)}});
+  DeliveryReports reports(node_id_);
   for (const DeliveryChange& change : changes) {
-    WEBHOOKD_ASSIGN_OR_RETURN(Statement statement,
-                              DeliveryState(change.delivery, change.next_due,
-                                            change.next_attempt_manual));
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Statement statement,
+        DeliveryState(change.delivery, change.next_due,
+                      change.next_attempt_manual, reports));
     statements.push_back(std::move(statement));
   }
-  for (Statement& statement : StatsUpdates(changes)) {
-    statements.push_back(std::move(statement));
-  }
+  Append(statements, StatsUpdates(changes));
+  statements.push_back(NotifyEndpointChanged(node_id_, id));
+  Append(statements, reports.Notifies());
   // Checked first, so that a missing endpoint changes nothing. Another node
   // may delete it in between: then its queued deliveries are ended twice,
   // the same way, and the caller is told NotFound.
@@ -367,7 +394,12 @@ absl::Status PostgresStore::DeleteEndpoint(
 
 // --- Events and deliveries ---------------------------------------------------
 
-absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
+namespace {
+
+// The statements writing `events` (see Store::InsertEvents); their reports
+// go to `reports`, as work for other nodes unless `claimed`.
+absl::StatusOr<std::vector<Statement>> InsertStatements(
+    absl::Span<const NewEvent> events, DeliveryReports& reports, bool claimed) {
   std::vector<Statement> statements;
   for (const NewEvent& insert : events) {
     const EventRecord& event = *insert.event;
@@ -382,7 +414,8 @@ absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
     for (const Delivery& delivery : insert.deliveries) {
       WEBHOOKD_ASSIGN_OR_RETURN(
           Statement statement,
-          DeliveryState(delivery, FirstDue(delivery), /*manual=*/false));
+          DeliveryState(delivery, FirstDue(delivery),
+                        /*manual=*/false, reports, claimed));
       statements.push_back(std::move(statement));
     }
     if (!event.idempotency_key().empty()) {
@@ -400,8 +433,82 @@ absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
            Param::Bytes(response.SerializeAsString())}});
     }
   }
+  return statements;
+}
+
+// A PostgreSQL array literal of `values`, for a text[] parameter.
+std::string TextArray(const std::vector<std::string_view>& values) {
+  std::string literal = "{";
+  for (std::string_view value : values) {
+    if (literal.size() > 1) literal += ',';
+    literal += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') literal += '\\';
+      literal += c;
+    }
+    literal += '"';
+  }
+  literal += '}';
+  return literal;
+}
+
+}  // namespace
+
+absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
+  DeliveryReports reports(node_id_);
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Statement> statements,
+                            InsertStatements(events, reports, false));
   if (statements.empty()) return absl::OkStatus();
+  Append(statements, reports.Notifies());
   return Transaction(statements).status();
+}
+
+absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
+    absl::Span<const NewEvent> events, absl::Duration lease) {
+  DeliveryReports reports(node_id_);
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Statement> statements,
+                            InsertStatements(events, reports, true));
+  std::vector<std::string_view> ids;
+  for (const NewEvent& insert : events) {
+    for (const Delivery& delivery : insert.deliveries) {
+      ids.push_back(delivery.id());
+    }
+  }
+  if (statements.empty()) return std::vector<Claim>();
+  const size_t claim_index = statements.size();
+  static const std::string* const kClaimNew = new std::string(absl::StrCat(
+      "WITH db AS (SELECT ", AsAbsl(kDbNowMicros),
+      " AS now_us) UPDATE deliveries SET claim_owner = $1, "
+      "claim_until_us = (SELECT now_us FROM db) + $2, "
+      "claim_token = nextval('claim_tokens') WHERE id = ANY($3::text[]) "
+      "RETURNING id, endpoint_id, due_us, manual, test, claim_token, "
+      "claim_until_us"));
+  statements.push_back(Statement{
+      "claim_new",
+      *kClaimNew,
+      {Param::Text(node_id_), Param::Int64(absl::ToInt64Microseconds(lease)),
+       Param::Text(TextArray(ids))}});
+  Append(statements, reports.Notifies());
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            Transaction(statements));
+  const Result& rows = results[claim_index];
+  absl::flat_hash_map<std::string, Claim> by_id;
+  for (int row = 0; row < rows.rows(); ++row) {
+    Claim claim = ReadClaim(rows, row);
+    std::string id = claim.entry.delivery_id;
+    by_id.emplace(std::move(id), std::move(claim));
+  }
+  std::vector<Claim> claims;
+  claims.reserve(ids.size());
+  for (std::string_view id : ids) {
+    auto claim = by_id.find(AsAbsl(id));
+    if (claim == by_id.end()) {
+      return absl::InternalError(
+          absl::StrCat("delivery \"", AsAbsl(id), "\" was written unclaimed"));
+    }
+    claims.push_back(std::move(claim->second));
+  }
+  return claims;
 }
 
 absl::StatusOr<SubmitEventResponse> PostgresStore::FindSubmission(
@@ -518,16 +625,17 @@ absl::Status PostgresStore::UpdateDeliveries(
     absl::Span<const DeliveryChange> changes, Durability durability) {
   if (changes.empty()) return absl::OkStatus();
   std::vector<Statement> statements;
-  statements.reserve(changes.size() + 1);
+  statements.reserve(changes.size() + 2);
+  DeliveryReports reports(node_id_);
   for (const DeliveryChange& change : changes) {
-    WEBHOOKD_ASSIGN_OR_RETURN(Statement statement,
-                              DeliveryState(change.delivery, change.next_due,
-                                            change.next_attempt_manual));
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Statement statement,
+        DeliveryState(change.delivery, change.next_due,
+                      change.next_attempt_manual, reports));
     statements.push_back(std::move(statement));
   }
-  for (Statement& statement : StatsUpdates(changes)) {
-    statements.push_back(std::move(statement));
-  }
+  Append(statements, StatsUpdates(changes));
+  Append(statements, reports.Notifies());
   return Transaction(statements, durability == Durability::kSynced).status();
 }
 
@@ -544,11 +652,7 @@ absl::Status PostgresStore::ScanQueue(
             "WHERE due_us IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
             {Param::Text(after), Param::Int64(kScanBatch)}}));
     for (int row = 0; row < result.rows(); ++row) {
-      queued.delivery_id.assign(result.Bytes(row, 0));
-      queued.endpoint_id.assign(result.Bytes(row, 1));
-      queued.due = absl::FromUnixMicros(result.Int64(row, 2));
-      queued.manual = result.Bool(row, 3);
-      queued.test = result.Bool(row, 4);
+      ReadQueued(result, row, &queued);
       visit(queued);
     }
     if (result.rows() < kScanBatch) return absl::OkStatus();
@@ -627,13 +731,7 @@ absl::StatusOr<PruneResult> PostgresStore::PruneBefore(
 
 // --- Several nodes -----------------------------------------------------------
 
-namespace {
-
-// The database's clock in microseconds, for leases.
-constexpr std::string_view kDbNowMicros =
-    "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
-
-}  // namespace
+namespace {}  // namespace
 
 absl::StatusOr<std::vector<Claim>> PostgresStore::ClaimDue(absl::Time now,
                                                            absl::Duration lease,
@@ -663,16 +761,10 @@ absl::StatusOr<std::vector<Claim>> PostgresStore::ClaimDue(absl::Time now,
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
                             Transaction({&claim, 1}));
   const Result& rows = results.front();
-  std::vector<Claim> claims(static_cast<size_t>(rows.rows()));
+  std::vector<Claim> claims;
+  claims.reserve(static_cast<size_t>(rows.rows()));
   for (int row = 0; row < rows.rows(); ++row) {
-    Claim& claim_row = claims[row];
-    claim_row.entry.delivery_id.assign(rows.Bytes(row, 0));
-    claim_row.entry.endpoint_id.assign(rows.Bytes(row, 1));
-    claim_row.entry.due = absl::FromUnixMicros(rows.Int64(row, 2));
-    claim_row.entry.manual = rows.Bool(row, 3);
-    claim_row.entry.test = rows.Bool(row, 4);
-    claim_row.token = rows.Int64(row, 5);
-    claim_row.lease_until = absl::FromUnixMicros(rows.Int64(row, 6));
+    claims.push_back(ReadClaim(rows, row));
   }
   return claims;
 }
@@ -735,12 +827,16 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
                                "FROM updated"),
                    " RETURNING 1) SELECT count(*) FROM updated"));
   std::vector<Statement> statements;
-  statements.reserve(changes.size());
+  statements.reserve(changes.size() + 1);
+  DeliveryReports reports(node_id_);
+  std::vector<int64_t> report_tokens;  // Of each report, in its order.
+  report_tokens.reserve(changes.size());
   for (size_t i : order) {
     const DeliveryChange& change = changes[i];
-    WEBHOOKD_ASSIGN_OR_RETURN(Statement state,
-                              DeliveryState(change.delivery, change.next_due,
-                                            change.next_attempt_manual));
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Statement state, DeliveryState(change.delivery, change.next_due,
+                                       change.next_attempt_manual, reports));
+    report_tokens.push_back(tokens[i]);
     // Of the upsert's parameters, those an update changes: id, status,
     // record, due_us, manual and test; then the token.
     const std::vector<Param>& row = state.params;
@@ -761,6 +857,9 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
           Statement{"update_claimed", *kUpdate, std::move(params)});
     }
   }
+  // Only the updates made are reported: the fenced ones are not the
+  // delivery's state.
+  Append(statements, reports.FencedNotifies(report_tokens));
   WEBHOOKD_ASSIGN_OR_RETURN(
       std::vector<Result> results,
       Transaction(statements, durability == Durability::kSynced));
@@ -773,22 +872,80 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
   return lost;
 }
 
-// In progress: the cluster work of issue 13.
-absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
-    absl::Span<const NewEvent>, absl::Duration) {
-  return absl::UnimplementedError("InsertClaimed");
+absl::StatusOr<Claim> PostgresStore::ClaimOne(std::string_view delivery_id,
+                                              absl::Duration lease) {
+  // One statement, so that two claimers cannot both win: the second's update
+  // waits for the first's row lock, then finds the row claimed. Its one row
+  // also tells a missing delivery from a held one when nothing was claimed.
+  static const std::string* const kClaimOne = new std::string(absl::StrCat(
+      "WITH db AS (SELECT ", AsAbsl(kDbNowMicros),
+      " AS now_us), claimed AS (UPDATE deliveries SET claim_owner = $2, "
+      "claim_until_us = (SELECT now_us FROM db) + $3, "
+      "claim_token = nextval('claim_tokens') WHERE id = $1 "
+      "AND (claim_until_us IS NULL OR "
+      "     claim_until_us <= (SELECT now_us FROM db)) "
+      "RETURNING id, endpoint_id, due_us, manual, test, claim_token, "
+      "claim_until_us) "
+      "SELECT c.*, EXISTS (SELECT 1 FROM deliveries WHERE id = $1) "
+      "FROM (SELECT 1) AS one LEFT JOIN claimed c ON true"));
+  const Statement claim{"claim_one",
+                        *kClaimOne,
+                        {Param::Text(delivery_id), Param::Text(node_id_),
+                         Param::Int64(absl::ToInt64Microseconds(lease))}};
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            Transaction({&claim, 1}));
+  const Result& row = results.front();
+  if (row.IsNull(0, 0)) {
+    if (!row.Bool(0, 7)) {
+      return absl::NotFoundError(
+          absl::StrCat("delivery \"", AsAbsl(delivery_id), "\" not found"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "an attempt of delivery \"", AsAbsl(delivery_id), "\" is in progress"));
+  }
+  return ReadClaim(row, 0);
 }
-absl::StatusOr<Claim> PostgresStore::ClaimOne(std::string_view,
-                                              absl::Duration) {
-  return absl::UnimplementedError("ClaimOne");
-}
+
 absl::StatusOr<std::vector<QueuedDelivery>> PostgresStore::QueuedOf(
-    std::string_view) {
-  return absl::UnimplementedError("QueuedOf");
+    std::string_view endpoint_id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{
+          "queued_of",
+          "SELECT id, endpoint_id, due_us, manual, test FROM deliveries "
+          "WHERE endpoint_id = $1 AND due_us IS NOT NULL",
+          {Param::Text(endpoint_id)}}));
+  std::vector<QueuedDelivery> queued(static_cast<size_t>(result.rows()));
+  for (int row = 0; row < result.rows(); ++row) {
+    ReadQueued(result, row, &queued[row]);
+  }
+  return queued;
 }
-absl::Status PostgresStore::Watch(ClusterWatcher*) {
-  return absl::UnimplementedError("Watch");
+
+absl::Status PostgresStore::Watch(ClusterWatcher* watcher) {
+  absl::MutexLock lock(&watch_mu_);
+  if (listener_ != nullptr) {
+    return absl::FailedPreconditionError("the store is watched already");
+  }
+  // Records too large for a report are read as stored: without payload,
+  // so without reading the event as GetDelivery does.
+  FeedListener::DeliveryReader read = [this](std::string_view id) {
+    return ReadRecord<Delivery>(
+        pool_,
+        Statement{"get_delivery_record",
+                  "SELECT record FROM deliveries WHERE id = $1",
+                  {Param::Text(id)}},
+        "delivery", id);
+  };
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      listener_,
+      FeedListener::Start(conninfo_, node_id_, watcher, std::move(read)));
+  return absl::OkStatus();
 }
-void PostgresStore::StopWatching() {}
+
+void PostgresStore::StopWatching() {
+  absl::MutexLock lock(&watch_mu_);
+  listener_.reset();
+}
 
 }  // namespace webhookd

@@ -20,13 +20,17 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "storage/postgres/pg.h"
 #include "storage/store.h"
 
 namespace webhookd {
+
+class FeedListener;
 
 struct PostgresStoreOptions {
   // A libpq connection string: "host=db.internal dbname=webhookd user=..."
@@ -35,12 +39,6 @@ struct PostgresStoreOptions {
   std::string conninfo;
   // Connections the store opens at most; calls beyond wait for one.
   int max_connections = 8;
-  // Hold the database for this node alone (a session advisory lock, taken
-  // at Open): a second store opened on it fails with FailedPrecondition.
-  // The delivery queue is still kept in each node's memory, so two nodes
-  // would both send the same deliveries; until work is claimed in the
-  // database, a node must have it to itself.
-  bool exclusive = true;
 };
 
 class PostgresStore : public Store, public SharedQueue {
@@ -50,6 +48,8 @@ class PostgresStore : public Store, public SharedQueue {
   // schema is newer than this release or a migration fails.
   static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(
       const PostgresStoreOptions& options);
+  // Stops the watch, if any.
+  ~PostgresStore() override;
 
   absl::Status PutEndpoint(const Endpoint& endpoint) override;
   absl::StatusOr<Endpoint> GetEndpoint(std::string_view id) override;
@@ -78,7 +78,9 @@ class PostgresStore : public Store, public SharedQueue {
                                           size_t max_records) override;
   SharedQueue* shared_queue() override { return this; }
 
-  // SharedQueue, as this node (node_id()).
+  // SharedQueue, as this node (node_id()). The watch (cluster_feed.h) has
+  // a connection of its own, besides max_connections; a watcher must not
+  // call Watch or StopWatching from its callbacks.
   absl::StatusOr<std::vector<Claim>> ClaimDue(absl::Time now,
                                               absl::Duration lease,
                                               size_t max) override;
@@ -100,8 +102,7 @@ class PostgresStore : public Store, public SharedQueue {
   const std::string& node_id() const { return node_id_; }
 
  private:
-  PostgresStore(const PostgresStoreOptions& options,
-                std::unique_ptr<pg::Connection> lock_holder);
+  explicit PostgresStore(const PostgresStoreOptions& options);
 
   // Runs the statements in one transaction, again if PostgreSQL aborted it
   // for a deadlock or serialization failure (a few times at most).
@@ -109,9 +110,12 @@ class PostgresStore : public Store, public SharedQueue {
       absl::Span<const pg::Statement> statements, bool synced = true);
 
   const std::string node_id_;
+  const std::string conninfo_;
   pg::Pool pool_;
-  // The connection holding the exclusive lock, or nullptr.
-  std::unique_ptr<pg::Connection> lock_holder_;
+
+  // Held while the watch starts or stops (and its thread is joined).
+  absl::Mutex watch_mu_;
+  std::unique_ptr<FeedListener> listener_ ABSL_GUARDED_BY(watch_mu_);
 };
 
 }  // namespace webhookd

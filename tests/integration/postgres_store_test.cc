@@ -1,21 +1,29 @@
 // What the PostgreSQL backend does beyond the Store contract (which the
-// conformance suite checks for every backend): migrations, the exclusive
-// lock, a database that goes away and comes back, and what it logs.
-// Against a real PostgreSQL started by the test binary.
+// conformance suite checks for every backend): migrations, several stores
+// on one database, a database that goes away and comes back, what it logs, and
+// the SharedQueue of several nodes (claims and the cluster feed). Against a
+// real PostgreSQL started by the test binary.
 
 #include "storage/postgres/postgres_store.h"
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "storage/postgres/migrations.h"
 #include "storage/postgres/pg.h"
@@ -26,7 +34,9 @@
 namespace webhookd {
 namespace {
 
+using ::google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -59,11 +69,10 @@ Endpoint MakeEndpoint(const std::string& id) {
   return testing::MakeEndpoint(id, "thread-1");
 }
 
-// A store on `conninfo` that shares it with others (no exclusive lock).
+// A store on `conninfo`, which others may share.
 std::unique_ptr<PostgresStore> OpenShared(const std::string& conninfo) {
   PostgresStoreOptions options;
   options.conninfo = conninfo;
-  options.exclusive = false;
   absl::StatusOr<std::unique_ptr<PostgresStore>> store =
       PostgresStore::Open(options);
   EXPECT_TRUE(store.ok()) << store.status();
@@ -175,21 +184,18 @@ TEST(PostgresMigrationsTest, FailingMigrationRollsBackAndIsNamed) {
   EXPECT_TRUE(connection->ExecScript("SELECT 1").ok());
 }
 
-TEST(PostgresStoreTest, ExclusiveStoreRefusesASecondNodeUntilClosed) {
+TEST(PostgresStoreTest, SeveralStoresShareOneDatabase) {
   const std::string conninfo = FreshDatabase();
   ASSERT_FALSE(conninfo.empty());
-  PostgresStoreOptions options;
-  options.conninfo = conninfo;
-  absl::StatusOr<std::unique_ptr<PostgresStore>> first =
-      PostgresStore::Open(options);
-  ASSERT_TRUE(first.ok()) << first.status();
-  absl::StatusOr<std::unique_ptr<PostgresStore>> second =
-      PostgresStore::Open(options);
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(second.status().message(), HasSubstr("another webhookd node"));
-  first->reset();
-  second = PostgresStore::Open(options);
-  EXPECT_TRUE(second.ok()) << second.status();
+  std::unique_ptr<PostgresStore> first = OpenShared(conninfo);
+  std::unique_ptr<PostgresStore> second = OpenShared(conninfo);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  EXPECT_NE(first->node_id(), second->node_id());
+  ASSERT_TRUE(first->PutEndpoint(MakeEndpoint("ep_shared")).ok());
+  absl::StatusOr<Endpoint> read = second->GetEndpoint("ep_shared");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->id(), "ep_shared");
 }
 
 TEST(PostgresStoreTest, UnreachableDatabaseIsUnavailable) {
@@ -215,7 +221,6 @@ TEST(PostgresStoreTest, DatabaseGoingAwayIsUnavailableAndRecoveredAlone) {
   ASSERT_TRUE(conninfo.ok()) << conninfo.status();
   PostgresStoreOptions options;
   options.conninfo = *conninfo;
-  options.exclusive = false;
   absl::StatusOr<std::unique_ptr<PostgresStore>> store =
       PostgresStore::Open(options);
   ASSERT_TRUE(store.ok()) << store.status();
@@ -475,6 +480,339 @@ TEST(PostgresClaimsTest, EndpointsWrittenBeforeTheClaimsMigrationGetEnabled) {
       node->ClaimDue(kNow, absl::Hours(1), 10);
   ASSERT_OK(claims);
   EXPECT_THAT(*claims, IsEmpty()) << "the endpoint is disabled";
+}
+
+// --- ClaimOne and QueuedOf
+// ----------------------------------------------------
+
+TEST_F(PostgresTwoNodesTest, ClaimOneClaimsAQueuedDelivery) {
+  absl::StatusOr<Claim> claim = b_->ClaimOne(delivery_.id(), absl::Hours(1));
+  ASSERT_OK(claim);
+  EXPECT_EQ(claim->entry.delivery_id, delivery_.id());
+  EXPECT_EQ(claim->entry.endpoint_id, "ep_1");
+  EXPECT_EQ(claim->entry.due, kNow);
+  EXPECT_GT(claim->token, 0);
+  EXPECT_GT(claim->lease_until, absl::Now() + absl::Minutes(30));
+  // The claim holds it against the other node's ClaimDue.
+  absl::StatusOr<std::vector<Claim>> none =
+      a_->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(none);
+  EXPECT_THAT(*none, IsEmpty());
+}
+
+TEST_F(PostgresTwoNodesTest, ClaimOneClaimsAFinishedDeliveryDueNever) {
+  absl::StatusOr<Claim> first = a_->ClaimOne(delivery_.id(), absl::Hours(1));
+  ASSERT_OK(first);
+  absl::StatusOr<std::vector<std::string>> lost =
+      a_->UpdateClaimed({testing::Finished(delivery_, 200, 3)}, {first->token},
+                        Durability::kSynced);
+  ASSERT_OK(lost);
+  ASSERT_THAT(*lost, IsEmpty());
+
+  absl::StatusOr<Claim> again = b_->ClaimOne(delivery_.id(), absl::Hours(1));
+  ASSERT_OK(again);
+  EXPECT_EQ(again->entry.due, absl::InfiniteFuture());
+  EXPECT_GT(again->token, first->token);
+}
+
+TEST_F(PostgresTwoNodesTest, ClaimOneOfAMissingDeliveryIsNotFound) {
+  absl::StatusOr<Claim> claim = a_->ClaimOne("dlv_missing", absl::Hours(1));
+  EXPECT_EQ(claim.status().code(), absl::StatusCode::kNotFound)
+      << claim.status();
+}
+
+TEST_F(PostgresTwoNodesTest, ClaimOneOfAHeldDeliveryFailsUntilReleased) {
+  absl::StatusOr<std::vector<Claim>> held =
+      a_->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(held);
+  ASSERT_EQ(held->size(), 1u);
+  absl::StatusOr<Claim> claim = b_->ClaimOne(delivery_.id(), absl::Hours(1));
+  EXPECT_EQ(claim.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(claim.status().message(),
+              HasSubstr(absl::StrCat("an attempt of delivery \"",
+                                     delivery_.id(), "\" is in progress")));
+
+  ASSERT_OK(a_->ReleaseClaims(*held));
+  claim = b_->ClaimOne(delivery_.id(), absl::Hours(1));
+  ASSERT_OK(claim);
+  EXPECT_GT(claim->token, (*held)[0].token);
+}
+
+TEST_F(PostgresTwoNodesTest, QueuedOfListsAnEndpointsQueuedDeliveries) {
+  const std::vector<Delivery> more = testing::Submit(
+      *a_, "ev_more", "thread-1", {"ep_1", "ep_2"}, testing::kBaseMicros + 5);
+  const std::vector<Delivery> done = testing::Submit(
+      *a_, "ev_done", "thread-1", {"ep_1"}, testing::kBaseMicros + 6);
+  ASSERT_OK(a_->UpdateDeliveries({testing::Finished(done[0], 200, 1)},
+                                 Durability::kSynced));
+  // Claimed or not.
+  ASSERT_OK(b_->ClaimOne(delivery_.id(), absl::Hours(1)));
+
+  absl::StatusOr<std::vector<QueuedDelivery>> queued = a_->QueuedOf("ep_1");
+  ASSERT_OK(queued);
+  std::vector<std::string> ids;
+  for (const QueuedDelivery& entry : *queued) {
+    EXPECT_EQ(entry.endpoint_id, "ep_1");
+    ids.push_back(entry.delivery_id);
+  }
+  EXPECT_THAT(ids, UnorderedElementsAre(delivery_.id(), more[0].id()));
+  queued = a_->QueuedOf("ep_none");
+  ASSERT_OK(queued);
+  EXPECT_THAT(*queued, IsEmpty());
+}
+
+// --- The cluster feed
+// ----------------------------------------------------------
+
+// Keeps what a watch reports; tests wait until it has seen what they expect.
+class RecordingWatcher : public ClusterWatcher {
+ public:
+  struct Seen {
+    std::vector<Delivery> deliveries;  // Of every report, in order.
+    int delivery_reports = 0;          // DeliveriesChanged calls.
+    std::vector<std::string> endpoints;
+    int work_queued = 0;
+    int resyncs = 0;
+  };
+
+  // ClusterWatcher
+  void DeliveriesChanged(absl::Span<const Delivery> deliveries) override {
+    absl::MutexLock lock(&mu_);
+    seen_.deliveries.insert(seen_.deliveries.end(), deliveries.begin(),
+                            deliveries.end());
+    ++seen_.delivery_reports;
+  }
+  void EndpointChanged(std::string_view endpoint_id) override {
+    absl::MutexLock lock(&mu_);
+    seen_.endpoints.emplace_back(endpoint_id);
+  }
+  void WorkQueued() override {
+    absl::MutexLock lock(&mu_);
+    ++seen_.work_queued;
+  }
+  void Resync() override {
+    absl::MutexLock lock(&mu_);
+    ++seen_.resyncs;
+  }
+
+  // Waits until `done` holds of what was seen (failing the test if that
+  // takes longer than testing::kEventuallyTimeout) and returns it.
+  Seen Await(const std::function<bool(const Seen&)>& done) {
+    absl::MutexLock lock(&mu_);
+    const auto holds = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return done(seen_);
+    };
+    EXPECT_TRUE(mu_.AwaitWithTimeout(absl::Condition(&holds),
+                                     testing::kEventuallyTimeout))
+        << "the watch did not report what the test waited for";
+    return seen_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  Seen seen_ ABSL_GUARDED_BY(mu_);
+};
+
+bool SawEndpoint(const RecordingWatcher::Seen& seen, const std::string& id) {
+  return std::find(seen.endpoints.begin(), seen.endpoints.end(), id) !=
+         seen.endpoints.end();
+}
+
+// PostgresTwoNodesTest with node B watching, its LISTEN in place.
+class PostgresFeedTest : public PostgresTwoNodesTest {
+ protected:
+  void SetUp() override {
+    PostgresTwoNodesTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_OK(b_->Watch(&watcher_));
+    watcher_.Await(
+        [](const RecordingWatcher::Seen& seen) { return seen.resyncs == 1; });
+  }
+  void TearDown() override {
+    if (b_ != nullptr) b_->StopWatching();
+  }
+
+  RecordingWatcher watcher_;
+};
+
+TEST_F(PostgresFeedTest, WatcherSeesAnotherNodesEndpointWrites) {
+  ASSERT_OK(a_->PutEndpoint(MakeEndpoint("ep_9")));
+  ASSERT_OK(a_->DeleteEndpoint("ep_9", {}));
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return seen.endpoints.size() >= 2;
+      });
+  EXPECT_THAT(seen.endpoints, ElementsAre("ep_9", "ep_9"));
+  EXPECT_THAT(seen.deliveries, IsEmpty());
+}
+
+TEST_F(PostgresFeedTest, WatcherSeesAnotherNodesNewDeliveriesAndQueuedWork) {
+  const std::vector<Delivery> inserted = testing::Submit(
+      *a_, "ev_new", "thread-1", {"ep_1", "ep_2"}, testing::kBaseMicros + 1);
+  ASSERT_EQ(inserted.size(), 2u);
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return seen.deliveries.size() >= 2 && seen.work_queued >= 1;
+      });
+  ASSERT_EQ(seen.deliveries.size(), 2u);
+  for (size_t i = 0; i < inserted.size(); ++i) {
+    Delivery expected = inserted[i];
+    expected.clear_payload();
+    EXPECT_TRUE(MessageDifferencer::Equals(seen.deliveries[i], expected))
+        << seen.deliveries[i].DebugString();
+    EXPECT_TRUE(seen.deliveries[i].payload().empty());
+  }
+  EXPECT_EQ(seen.work_queued, 1);
+}
+
+TEST_F(PostgresFeedTest, WatcherSeesClaimedUpdatesButNotFencedOnes) {
+  absl::StatusOr<Claim> claim = a_->ClaimOne(delivery_.id(), absl::Hours(1));
+  ASSERT_OK(claim);
+  const DeliveryChange stale = testing::Finished(delivery_, 500, 7);
+  absl::StatusOr<std::vector<std::string>> lost =
+      a_->UpdateClaimed({stale}, {claim->token - 1}, Durability::kSynced);
+  ASSERT_OK(lost);
+  ASSERT_THAT(*lost, ElementsAre(delivery_.id()));
+  // Queued again for a retry: work for the others too.
+  DeliveryChange retry = testing::Queued(delivery_);
+  retry.delivery.set_attempts(1);
+  lost = a_->UpdateClaimed({retry}, {claim->token}, Durability::kSynced);
+  ASSERT_OK(lost);
+  ASSERT_THAT(*lost, IsEmpty());
+
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return !seen.deliveries.empty() && seen.work_queued >= 1;
+      });
+  // Reports come in commit order: the fenced write, had it been reported,
+  // would be first.
+  ASSERT_EQ(seen.deliveries.size(), 1u);
+  EXPECT_EQ(seen.deliveries[0].id(), delivery_.id());
+  EXPECT_EQ(seen.deliveries[0].attempts(), 1);
+  EXPECT_EQ(seen.deliveries[0].status(), retry.delivery.status());
+}
+
+TEST_F(PostgresFeedTest, WatcherSeesAnotherNodesUpdatesAndDeletions) {
+  DeliveryChange finished = testing::Finished(delivery_, 200, 2);
+  ASSERT_OK(a_->UpdateDeliveries({finished}, Durability::kBuffered));
+  ASSERT_OK(a_->PutEndpoint(MakeEndpoint("ep_1")));
+  ASSERT_OK(a_->DeleteEndpoint("ep_1", {testing::Change(delivery_)}));
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return seen.deliveries.size() >= 2 && seen.endpoints.size() >= 2;
+      });
+  EXPECT_THAT(testing::Ids(seen.deliveries),
+              ElementsAre(delivery_.id(), delivery_.id()));
+  EXPECT_THAT(seen.endpoints, ElementsAre("ep_1", "ep_1"));
+  EXPECT_EQ(seen.work_queued, 0) << "nothing was queued";
+}
+
+TEST_F(PostgresFeedTest, WatcherIsNotToldOfItsOwnNodesWrites) {
+  ASSERT_OK(b_->PutEndpoint(MakeEndpoint("ep_own")));
+  testing::Submit(*b_, "ev_own", "thread-1", {"ep_own"},
+                  testing::kBaseMicros + 1);
+  // A's report comes after B's own would have, in commit order.
+  ASSERT_OK(a_->PutEndpoint(MakeEndpoint("ep_marker")));
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return SawEndpoint(seen, "ep_marker");
+      });
+  EXPECT_THAT(seen.endpoints, ElementsAre("ep_marker"));
+  EXPECT_THAT(seen.deliveries, IsEmpty());
+  EXPECT_EQ(seen.work_queued, 0);
+}
+
+TEST_F(PostgresFeedTest, ManyDeliveriesOfOneInsertArriveInFewReports) {
+  constexpr int kDeliveries = 500;
+  std::vector<Delivery> deliveries;
+  for (int i = 0; i < kDeliveries; ++i) {
+    deliveries.push_back(testing::MakeDelivery(absl::StrCat("dlv_many_", i),
+                                               "ev_many", "ep_1", "thread-1",
+                                               testing::kBaseMicros + 1));
+  }
+  ASSERT_OK(a_->InsertEvent(
+      testing::MakeEvent("ev_many", "thread-1", deliveries), deliveries));
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return seen.deliveries.size() >= kDeliveries;
+      });
+  EXPECT_THAT(testing::Ids(seen.deliveries),
+              ElementsAreArray(testing::Ids(deliveries)));
+  // Packed: several deliveries per NOTIFY, and more than one NOTIFY.
+  EXPECT_GT(seen.delivery_reports, 1);
+  EXPECT_LT(seen.delivery_reports, kDeliveries / 10);
+}
+
+TEST_F(PostgresFeedTest, DeliveryTooLargeForOneReportIsReadFromTheTable) {
+  Delivery large = delivery_;
+  large.clear_payload();
+  for (int i = 0; i < 4; ++i) {
+    DeliveryAttempt* attempt = large.add_attempt_history();
+    attempt->set_response_body(std::string(4000, 'x'));
+  }
+  // With a small delivery in the same write, reported in full.
+  const std::vector<Delivery> small = testing::Submit(
+      *a_, "ev_small", "thread-1", {"ep_2"}, testing::kBaseMicros + 1);
+  DeliveryChange change = testing::Change(large);
+  ASSERT_OK(a_->UpdateDeliveries({change, testing::Change(small[0])},
+                                 Durability::kSynced));
+  const RecordingWatcher::Seen seen =
+      watcher_.Await([](const RecordingWatcher::Seen& seen) {
+        return seen.deliveries.size() >= 3;
+      });
+  ASSERT_EQ(seen.deliveries.size(), 3u);
+  EXPECT_EQ(seen.deliveries[0].id(), small[0].id());  // Its insert.
+  EXPECT_TRUE(MessageDifferencer::Equals(seen.deliveries[1], large))
+      << "the large record was not read whole";
+  EXPECT_EQ(seen.deliveries[2].id(), small[0].id());
+}
+
+TEST_F(PostgresFeedTest, WatchTwiceFailsAndStopWatchingIsIdempotent) {
+  RecordingWatcher second;
+  EXPECT_EQ(b_->Watch(&second).code(), absl::StatusCode::kFailedPrecondition);
+  b_->StopWatching();
+  b_->StopWatching();
+  // Stopped: A's writes are no longer reported.
+  ASSERT_OK(a_->PutEndpoint(MakeEndpoint("ep_unseen")));
+  ASSERT_OK(b_->Watch(&second));
+  second.Await(
+      [](const RecordingWatcher::Seen& seen) { return seen.resyncs == 1; });
+  ASSERT_OK(a_->PutEndpoint(MakeEndpoint("ep_seen")));
+  const RecordingWatcher::Seen seen =
+      second.Await([](const RecordingWatcher::Seen& seen) {
+        return SawEndpoint(seen, "ep_seen");
+      });
+  EXPECT_THAT(seen.endpoints, ElementsAre("ep_seen"));
+}
+
+TEST(PostgresFeedRestartTest, WatchResyncsAfterTheDatabaseRestarts) {
+  // A server of its own: this test stops it.
+  absl::StatusOr<std::unique_ptr<testing::PostgresServer>> server =
+      testing::PostgresServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<std::string> conninfo = (*server)->CreateDatabase("feed");
+  ASSERT_OK(conninfo);
+  std::unique_ptr<PostgresStore> a = OpenShared(*conninfo);
+  std::unique_ptr<PostgresStore> b = OpenShared(*conninfo);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  RecordingWatcher watcher;
+  ASSERT_OK(b->Watch(&watcher));
+  watcher.Await(
+      [](const RecordingWatcher::Seen& seen) { return seen.resyncs == 1; });
+
+  ASSERT_OK((*server)->Stop());
+  ASSERT_OK((*server)->StartAgain());
+  watcher.Await(
+      [](const RecordingWatcher::Seen& seen) { return seen.resyncs == 2; });
+  // Listening again.
+  ASSERT_OK(a->PutEndpoint(MakeEndpoint("ep_after")));
+  const RecordingWatcher::Seen seen =
+      watcher.Await([](const RecordingWatcher::Seen& seen) {
+        return SawEndpoint(seen, "ep_after");
+      });
+  EXPECT_THAT(seen.endpoints, ElementsAre("ep_after"));
+  b->StopWatching();
 }
 
 }  // namespace
