@@ -233,6 +233,14 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
     default:
       break;
   }
+  absl::StatusOr<bool> payload_lost = PayloadLost(store_, *delivery);
+  if (!payload_lost.ok()) return restore(payload_lost.status());
+  if (*payload_lost) {
+    return restore(absl::FailedPreconditionError(
+        absl::StrCat("the payload of delivery \"", id,
+                     "\" was lost in a database repair; it cannot be sent "
+                     "again")));
+  }
   if (delivery->attempts() >= delivery->max_attempts()) {
     return restore(absl::FailedPreconditionError(
         absl::StrCat("delivery \"", id, "\" has used all its ",
