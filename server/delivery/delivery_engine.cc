@@ -394,6 +394,14 @@ absl::Status DeliveryEngine::CheckRetryable(const Delivery& delivery) const {
     default:
       break;
   }
+  WEBHOOKD_ASSIGN_OR_RETURN(const bool payload_lost,
+                            PayloadLost(store_, delivery));
+  if (payload_lost) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the payload of delivery \"", id,
+                     "\" was lost in a database repair; it cannot be sent "
+                     "again"));
+  }
   if (delivery.attempts() >= delivery.max_attempts()) {
     return absl::FailedPreconditionError(
         absl::StrCat("delivery \"", id, "\" has used all its ",

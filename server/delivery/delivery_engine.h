@@ -105,7 +105,8 @@ class DeliveryEngine {
                         const std::string& payload_json, DeliveryCallback done);
 
   // Queues an immediate manual attempt of a failed delivery with attempts
-  // left. FailedPrecondition otherwise.
+  // left. FailedPrecondition otherwise, and for a delivery whose payload
+  // was lost in a repair (PayloadLost).
   absl::StatusOr<Delivery> Retry(const Caller& caller,
                                  const std::string& delivery_id);
 

@@ -96,16 +96,22 @@ void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
   absl::StatusOr<Delivery> delivery = store_.GetDelivery(entry.delivery_id);
   if (!delivery.ok() || IsFinal(delivery->status())) {
     if (!delivery.ok() && !absl::IsNotFound(delivery.status())) {
-      // A read error is transient as far as we know: try again shortly.
-      Log(LogLevel::kError, absl::StrCat("reading delivery ", entry.delivery_id,
-                                         ": ", delivery.status().ToString()));
-      QueuedDelivery later = entry;
-      later.due = now + kRetryAfterReadFailure;
-      scheduler_.Settle({}, {&later, 1}, 1);
+      RetryAfterReadFailure(entry, now, delivery.status());
     } else {
       if (claimer_ != nullptr) claimer_->Take(entry.delivery_id);
       scheduler_.Settle({&entry.delivery_id, 1}, {}, 1);
     }
+    return;
+  }
+  // Never an attempt with an empty body in place of a payload lost in a
+  // repair.
+  absl::StatusOr<bool> payload_lost = PayloadLost(store_, *delivery);
+  if (!payload_lost.ok()) {
+    RetryAfterReadFailure(entry, now, payload_lost.status());
+    return;
+  }
+  if (*payload_lost) {
+    EndWithoutAttempt(*std::move(delivery), std::string(kPayloadLostError));
     return;
   }
   // The payload goes into the request; a test delivery keeps a copy for
@@ -114,6 +120,17 @@ void Dispatcher::Dispatch(const QueuedDelivery& entry, absl::Time now) {
                             ? delivery->payload()
                             : std::move(*delivery->mutable_payload());
   Start(*std::move(delivery), std::move(payload), entry, now);
+}
+
+void Dispatcher::RetryAfterReadFailure(const QueuedDelivery& entry,
+                                       absl::Time now,
+                                       const absl::Status& error) {
+  // A read error is transient as far as we know: try again shortly.
+  Log(LogLevel::kError, absl::StrCat("reading delivery ", entry.delivery_id,
+                                     ": ", error.ToString()));
+  QueuedDelivery later = entry;
+  later.due = now + kRetryAfterReadFailure;
+  scheduler_.Settle({}, {&later, 1}, 1);
 }
 
 void Dispatcher::Start(Delivery delivery, std::string payload,

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/delivery/attempt_recorder.h"
 #include "server/delivery/change_bus.h"
@@ -41,8 +42,9 @@ class Dispatcher {
   // Starts an attempt of every delivery due at `now` that the scheduler's
   // limits allow, reading each from FreshDeliveries or else the store;
   // deliveries of a disabled endpoint are held, those whose endpoint is gone
-  // end as FAILED without an attempt. Each attempt's outcome goes to the
-  // recorder. Returns how many deliveries were taken.
+  // or whose payload was lost in a repair (PayloadLost) end as FAILED
+  // without an attempt. Each attempt's outcome goes to the recorder.
+  // Returns how many deliveries were taken.
   size_t DispatchDue(absl::Time now);
 
   // The signed HTTP request of an attempt of `delivery` to `endpoint`, with
@@ -56,6 +58,9 @@ class Dispatcher {
   // node (its endpoint is enabled and its claim outlasts an attempt); if
   // not, settles it.
   bool Claimed(const QueuedDelivery& entry, absl::Time now);
+  // Queues `entry` again shortly after reading it failed with `error`.
+  void RetryAfterReadFailure(const QueuedDelivery& entry, absl::Time now,
+                             const absl::Status& error);
   // Starts the attempt of `delivery` (without payload unless a test) with
   // `payload` as the body, or ends it if its endpoint is gone.
   void Start(Delivery delivery, std::string payload,

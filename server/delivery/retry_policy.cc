@@ -59,6 +59,13 @@ Delivery EndedDelivery(Delivery delivery, const std::string& why) {
   return delivery;
 }
 
+absl::StatusOr<bool> PayloadLost(Store& store, const Delivery& delivery) {
+  if (!delivery.payload().empty()) return false;
+  absl::StatusOr<EventRecord> event = store.GetEvent(delivery.event_id());
+  if (!event.ok()) return event.status();
+  return event->payload_lost();
+}
+
 DeliveryChange ApplyAttempt(const Delivery& delivery,
                             const AttemptOutcome& outcome,
                             const RetryPolicy& policy,

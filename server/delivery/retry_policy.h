@@ -66,6 +66,17 @@ std::optional<absl::Time> NextAttemptDue(const Delivery& delivery);
 // with `why` as its last error, no next attempt and no payload.
 Delivery EndedDelivery(Delivery delivery, const std::string& why);
 
+// The last error of a queued delivery ended because its payload was lost.
+inline constexpr std::string_view kPayloadLostError =
+    "its event (the payload) was lost in a database repair";
+
+// Whether `delivery`, as read by Store::GetDelivery, can never be attempted
+// again because its payload was lost: webhookd --repair keeps the surviving
+// deliveries of a lost event readable, with an empty payload, behind a
+// placeholder event marked payload_lost. Reads that event from `store` only
+// when the payload is empty (no stored event has an empty payload).
+absl::StatusOr<bool> PayloadLost(Store& store, const Delivery& delivery);
+
 // Applies a finished attempt to `delivery` (the state before the attempt) and
 // returns the change to store: the attempt appended to the history, the
 // latest response figures, and the status: SUCCESS on a 2xx; RETRYING with

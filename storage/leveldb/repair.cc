@@ -3,6 +3,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,11 +16,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "leveldb/db.h"
 #include "leveldb/env.h"
 #include "leveldb/options.h"
 #include "leveldb/write_batch.h"
 #include "server/common/status_macros.h"
+#include "server/common/time_util.h"
 #include "storage/leveldb/keys.h"
 #include "storage/leveldb/record_io.h"
 
@@ -140,6 +143,21 @@ absl::Status DropDamagedRecords(leveldb::DB& db, RepairReport* report) {
   return FromLevelDb(db.Write(write, &batch), "remove damaged records");
 }
 
+// The placeholder of the lost event of `delivery`, without delivery ids.
+EventRecord PlaceholderEventOf(const Delivery& delivery) {
+  EventRecord event;
+  event.set_id(delivery.event_id());
+  event.set_thread_id(delivery.thread_id());
+  event.set_user_id(delivery.user_id());
+  event.set_event_type(delivery.event_type());
+  if (delivery.has_create_time()) {
+    event.set_create_time_unix_micros(
+        absl::ToUnixMicros(FromProtoTime(delivery.create_time())));
+  }
+  event.set_payload_lost(true);
+  return event;
+}
+
 // Makes the records consistent after LevelDB's repair dropped some of them.
 absl::Status FixDanglingRecords(leveldb::DB& db, const RepairRules& rules,
                                 RepairReport* report) {
@@ -196,6 +214,11 @@ absl::Status FixDanglingRecords(leveldb::DB& db, const RepairRules& rules,
       },
       &report->dangling_endpoint_entries));
 
+  // A delivery whose event was lost cannot be read (GetDelivery reads the
+  // payload from the event), so each such event is written again as a
+  // placeholder: no payload, marked payload_lost for the domain, which
+  // refuses to send it; the rest taken from its surviving deliveries.
+  std::map<std::string, EventRecord> placeholders;  // By event id.
   // Deliveries awaiting an attempt (as the domain's rules tell from their
   // state): without their event there is nothing to send; without their
   // queue entry they would never be attempted.
@@ -204,11 +227,16 @@ absl::Status FixDanglingRecords(leveldb::DB& db, const RepairRules& rules,
       [&](std::string_view key, std::string_view value) -> absl::Status {
         Delivery delivery;
         WEBHOOKD_RETURN_IF_ERROR(ParseValue(key, value, &delivery));
-        const std::optional<absl::Time> due = rules.next_due(delivery);
-        if (!due.has_value()) return absl::OkStatus();
         absl::StatusOr<bool> has_event =
             Exists(db, view.options(), keys::EventKey(delivery.event_id()));
         if (!has_event.ok()) return has_event.status();
+        if (!*has_event && !delivery.event_id().empty()) {
+          EventRecord& event = placeholders[delivery.event_id()];
+          if (event.id().empty()) event = PlaceholderEventOf(delivery);
+          event.add_delivery_ids(delivery.id());
+        }
+        const std::optional<absl::Time> due = rules.next_due(delivery);
+        if (!due.has_value()) return absl::OkStatus();
         if (!*has_event) {
           ++report->deliveries_without_event;
           const Delivery ended = rules.end(
@@ -225,6 +253,11 @@ absl::Status FixDanglingRecords(leveldb::DB& db, const RepairRules& rules,
         }
         return absl::OkStatus();
       }));
+  for (const auto& [id, event] : placeholders) {
+    batch.Put(keys::EventKey(id), event.SerializeAsString());
+    ++report->events_with_lost_payload;
+    report->deliveries_with_lost_payload += event.delivery_ids_size();
+  }
   leveldb::WriteOptions write;
   write.sync = true;
   return FromLevelDb(db.Write(write, &batch), "write the repaired records");
@@ -276,6 +309,13 @@ std::string RepairReport::ToString() const {
   lost(dangling_queue_entries, "queue entries of lost deliveries (removed)");
   lost(dangling_endpoint_entries,
        "thread index entries of lost endpoints (removed)");
+  if (events_with_lost_payload > 0) {
+    lost_any = true;
+    out += Cat("  ", std::to_string(events_with_lost_payload),
+               " events lost their payload; their ",
+               std::to_string(deliveries_with_lost_payload),
+               " deliveries were kept and cannot be retried\n");
+  }
   lost(deliveries_without_event,
        "queued deliveries whose event was lost (ended, not attempted again)");
   if (!lost_any) {

@@ -45,6 +45,12 @@ struct RepairReport {
   size_t dangling_queue_entries = 0;
   size_t dangling_endpoint_entries = 0;
   size_t deliveries_without_event = 0;
+  // Events lost while some of their deliveries survived, written again as
+  // placeholders without payload (EventRecord.payload_lost) so that those
+  // deliveries can still be read; and how many deliveries they hold (the
+  // queued ones among them are also in deliveries_without_event).
+  size_t events_with_lost_payload = 0;
+  size_t deliveries_with_lost_payload = 0;
   // Deliveries awaiting an attempt (RepairRules::next_due) whose queue
   // entry was lost, queued again.
   size_t requeued_deliveries = 0;

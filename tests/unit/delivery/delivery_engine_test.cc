@@ -19,6 +19,7 @@
 #include "server/common/caller.h"
 #include "server/common/time_util.h"
 #include "server/delivery/endpoint_manager.h"
+#include "server/delivery/retry_policy.h"
 #include "server/security/signature.h"
 #include "storage/leveldb/leveldb_store.h"
 #include "tests/support/fake_clock.h"
@@ -39,7 +40,11 @@ constexpr char kThread[] = "thread-1";
 
 class DeliveryEngineTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { OpenStore(); }
+
+  // Opens the store; a second call reopens it (the engine must be stopped).
+  void OpenStore() {
+    store_.reset();
     absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
         LevelDbStore::Open(dir_.Sub("db"));
     ASSERT_TRUE(store.ok()) << store.status();
@@ -116,6 +121,23 @@ class DeliveryEngineTest : public ::testing::Test {
     absl::StatusOr<Delivery> delivery = store_->GetDelivery(id);
     EXPECT_TRUE(delivery.ok()) << delivery.status();
     return delivery.ok() ? *delivery : Delivery();
+  }
+
+  // With the engine stopped: replaces the event of delivery `id` by the
+  // placeholder webhookd --repair writes for a lost event whose delivery
+  // survived (storage/leveldb/repair.h), and reopens the store, whose
+  // payload cache still holds the payload.
+  void LosePayloadOf(const std::string& id) {
+    const Delivery delivery = Get(id);
+    EventRecord placeholder;
+    placeholder.set_id(delivery.event_id());
+    placeholder.set_thread_id(delivery.thread_id());
+    placeholder.set_user_id(delivery.user_id());
+    placeholder.set_event_type(delivery.event_type());
+    placeholder.set_payload_lost(true);
+    placeholder.add_delivery_ids(id);
+    ASSERT_TRUE(store_->InsertEvent(placeholder, {}).ok());
+    OpenStore();
   }
 
   // Answers the oldest open attempt and records it at the current time.
@@ -374,6 +396,56 @@ TEST_F(DeliveryEngineTest, ManualRetryOfAFailedDeliveryIsDueAtOnce) {
   EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_EQ(done.attempt_history_size(), 2);
   EXPECT_TRUE(done.attempt_history(1).manual());
+}
+
+TEST_F(DeliveryEngineTest, RetryOfADeliveryWhosePayloadWasLostIsRefused) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(500));
+  StopEngine();
+  // What webhookd --repair leaves when the event was lost: the delivery,
+  // which awaited a retry, ended, and its event a placeholder.
+  DeliveryChange ended;
+  ended.delivery = EndedDelivery(Get(id), std::string(kPayloadLostError));
+  ASSERT_TRUE(store_->UpdateDeliveries({ended}, Durability::kSynced).ok());
+  LosePayloadOf(id);
+  StartEngine();
+  ASSERT_EQ(Get(id).payload(), "") << "readable, without payload";
+
+  const absl::StatusOr<Delivery> retried =
+      engine_->Retry(Caller::Unrestricted(), id);
+
+  EXPECT_EQ(retried.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(retried.status().message(),
+              HasSubstr("\"" + id + "\" was lost in a database repair"));
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Hours(1)), 0u);
+  EXPECT_EQ(sender_->sent().size(), 0u);
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(Get(id).attempts(), 1);
+}
+
+TEST_F(DeliveryEngineTest, QueuedDeliveryWhosePayloadWasLostEndsUnsent) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  StopEngine();  // Still queued for its first attempt.
+  LosePayloadOf(id);
+  StartEngine();
+  ASSERT_EQ(engine_->QueuedCount(), 1u);
+
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+
+  EXPECT_EQ(sender_->sent().size(), 0u) << "no attempt with an empty body";
+  const Delivery ended = Get(id);
+  EXPECT_EQ(ended.status(), webhook::v1::DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(ended.attempts(), 0);
+  EXPECT_EQ(ended.last_error(), kPayloadLostError);
+  EXPECT_EQ(engine_->QueuedCount(), 0u);
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_TRUE(queue.ok()) << queue.status();
+  EXPECT_TRUE(queue->empty());
 }
 
 TEST_F(DeliveryEngineTest, TestDeliveryAnswersWithTheFinishedDelivery) {

@@ -562,8 +562,13 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
   EXPECT_EQ(report->deliveries_without_event, 1u);
   EXPECT_EQ(report->dangling_index_entries, 3u);  // dl/, dle/ and dlt/.
   EXPECT_EQ(report->dangling_queue_entries, 1u);
+  EXPECT_EQ(report->events_with_lost_payload, 1u);
+  EXPECT_EQ(report->deliveries_with_lost_payload, 1u);
   EXPECT_THAT(report->ToString(),
               HasSubstr("1 queued deliveries whose event was lost"));
+  EXPECT_THAT(report->ToString(),
+              HasSubstr("1 events lost their payload; their 1 deliveries "
+                        "were kept and cannot be retried"));
   Reopen();
   absl::StatusOr<DeliveryPage> page =
       store_->ListDeliveries(DeliveryFilter(), 10, "");
@@ -576,6 +581,79 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_THAT(*queue, IsEmpty());
+  // The delivery whose event was lost can be read again, without payload,
+  // behind a placeholder event.
+  absl::StatusOr<Delivery> delivery = store_->GetDelivery(no_event[0].id());
+  ASSERT_OK(delivery);
+  EXPECT_EQ(delivery->status(), DELIVERY_STATUS_FAILED);
+  EXPECT_EQ(delivery->payload(), "");
+  absl::StatusOr<EventRecord> placeholder = store_->GetEvent("ev_1");
+  ASSERT_OK(placeholder);
+  EXPECT_TRUE(placeholder->payload_lost());
+  EXPECT_EQ(placeholder->payload(), "");
+  EXPECT_EQ(placeholder->thread_id(), "thread-a");
+  EXPECT_EQ(placeholder->user_id(), no_event[0].user_id());
+  EXPECT_EQ(placeholder->event_type(), no_event[0].event_type());
+  EXPECT_EQ(placeholder->create_time_unix_micros(), kBaseMicros);
+  EXPECT_THAT(placeholder->delivery_ids(), ElementsAre(no_event[0].id()));
+  absl::StatusOr<EventRecord> kept = store_->GetEvent("ev_2");
+  ASSERT_OK(kept);
+  EXPECT_FALSE(kept->payload_lost());
+}
+
+TEST_F(LevelDbStoreTest, RepairKeepsFinishedDeliveriesOfALostEventReadable) {
+  // Both deliveries of ev_1 were attempted before the event was lost: one
+  // succeeded, one awaits a retry (which the repair ends). Without their
+  // event neither could be read.
+  std::vector<Delivery> deliveries =
+      Submit(*store_, "ev_1", "thread-a", {"ep_1", "ep_2"}, kBaseMicros + 5);
+  ASSERT_OK(store_->UpdateDeliveries(
+      {Finished(deliveries[0], 200, 5), Finished(deliveries[1], 500, 5)},
+      Durability::kSynced));
+  Submit(*store_, "ev_2", "thread-a", {"ep_1"}, kBaseMicros + 6);
+  store_.reset();
+  {
+    // As if LevelDB's repair had dropped the event.
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), path_, &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    ASSERT_TRUE(db->Delete(leveldb::WriteOptions(), "ev/ev_1").ok());
+  }
+
+  absl::StatusOr<RepairReport> report =
+      RepairLevelDbStore(path_, DomainRules());
+
+  ASSERT_OK(report);
+  EXPECT_EQ(report->deliveries_without_event, 1u);
+  EXPECT_EQ(report->events_with_lost_payload, 1u);
+  EXPECT_EQ(report->deliveries_with_lost_payload, 2u);
+  EXPECT_EQ(report->events_after, 2u);
+  EXPECT_THAT(report->ToString(),
+              HasSubstr("1 events lost their payload; their 2 deliveries "
+                        "were kept and cannot be retried"));
+  Reopen();
+  for (const Delivery& before : deliveries) {
+    absl::StatusOr<Delivery> delivery = store_->GetDelivery(before.id());
+    ASSERT_OK(delivery);
+    EXPECT_EQ(delivery->payload(), "");
+    EXPECT_EQ(delivery->attempts(), 1);
+  }
+  EXPECT_EQ(store_->GetDelivery(deliveries[0].id())->status(),
+            DELIVERY_STATUS_SUCCESS);
+  EXPECT_EQ(store_->GetDelivery(deliveries[1].id())->status(),
+            DELIVERY_STATUS_FAILED);
+  absl::StatusOr<EventRecord> placeholder = store_->GetEvent("ev_1");
+  ASSERT_OK(placeholder);
+  EXPECT_TRUE(placeholder->payload_lost());
+  EXPECT_EQ(placeholder->create_time_unix_micros(), kBaseMicros + 5);
+  EXPECT_THAT(placeholder->delivery_ids(),
+              ElementsAre(deliveries[0].id(), deliveries[1].id()));
+  // A second repair finds nothing more to fix.
+  store_.reset();
+  absl::StatusOr<RepairReport> again = RepairLevelDbStore(path_, DomainRules());
+  ASSERT_OK(again);
+  EXPECT_EQ(again->events_with_lost_payload, 0u);
+  EXPECT_THAT(again->ToString(), HasSubstr("nothing that webhookd can tell"));
 }
 
 TEST_F(LevelDbStoreTest, RepairOfHealthyDatabaseLosesNothing) {
