@@ -199,13 +199,18 @@ void DeliveryEngine::RecordLoop() {
 }
 
 void DeliveryEngine::ClaimLoop() {
-  while (claimer_->Wait(clock_)) claimer_->Step(clock_.Now());
+  while (claimer_->Wait(clock_)) {
+    ReloadEndpointsIfAsked();
+    claimer_->Step(clock_.Now());
+  }
 }
 
 size_t DeliveryEngine::CommitPending() { return pipeline_.CommitPending(); }
 
 size_t DeliveryEngine::ClaimDue(absl::Time now) {
-  return claimer_ == nullptr ? 0 : claimer_->Step(now);
+  if (claimer_ == nullptr) return 0;
+  ReloadEndpointsIfAsked();
+  return claimer_->Step(now);
 }
 
 void DeliveryEngine::Watcher::DeliveriesChanged(
@@ -229,11 +234,19 @@ void DeliveryEngine::Watcher::EndpointChanged(std::string_view endpoint_id) {
 void DeliveryEngine::Watcher::WorkQueued() { engine_.claimer_->Wake(); }
 
 void DeliveryEngine::Watcher::Resync() {
-  if (absl::Status loaded = engine_.endpoints_.Load(); !loaded.ok()) {
+  engine_.reload_endpoints_ = true;
+  engine_.claimer_->Wake();
+}
+
+void DeliveryEngine::ReloadEndpointsIfAsked() {
+  if (!reload_endpoints_.exchange(false)) return;
+  if (absl::Status loaded = endpoints_.Load(); !loaded.ok()) {
+    // Asked again: the claim loop's next round (within a second) tries
+    // again, so a stale cache does not outlive the outage.
+    reload_endpoints_ = true;
     Log(LogLevel::kError,
         absl::StrCat("reloading endpoints: ", loaded.ToString()));
   }
-  engine_.claimer_->Wake();
 }
 
 size_t DeliveryEngine::DispatchDue(absl::Time now) {

@@ -4,6 +4,7 @@
 #ifndef WEBHOOKD_SERVER_DELIVERY_DELIVERY_ENGINE_H_
 #define WEBHOOKD_SERVER_DELIVERY_DELIVERY_ENGINE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -156,6 +157,9 @@ class DeliveryEngine {
   void DispatchLoop();
   void RecordLoop();
   void ClaimLoop();
+  // Reloads every endpoint if the watch asked for it (Resync), on the claim
+  // thread: not on the store's watch thread, which must not block on it.
+  void ReloadEndpointsIfAsked();
 
   Store& store_;
   EndpointManager& endpoints_;
@@ -168,6 +172,8 @@ class DeliveryEngine {
   SharedQueue* const shared_;
   std::unique_ptr<Claimer> claimer_;
   Watcher watcher_;
+  // Set by Watcher::Resync, and again while reloading fails.
+  std::atomic<bool> reload_endpoints_{false};
   FreshDeliveries fresh_;
   SubmitPipeline pipeline_;
   AttemptRecorder recorder_;
