@@ -180,11 +180,13 @@ class SharedQueue {
   virtual absl::StatusOr<std::vector<std::string>> UpdateClaimed(
       absl::Span<const DeliveryChange> changes,
       absl::Span<const int64_t> tokens, Durability durability) = 0;
-  // InsertEvents, with every new delivery claimed by this node for `lease`
-  // as it is written (so that no other node attempts it first). Returns
-  // the claims in the order of the events and of their deliveries.
+  // InsertEvents, with the first `max_claims` new deliveries (in the order
+  // of the events and of their deliveries) claimed by this node for `lease`
+  // as they are written, so that no other node attempts them first; the
+  // others are queued for any node to claim. Returns the claims, in order.
   virtual absl::StatusOr<std::vector<Claim>> InsertClaimed(
-      absl::Span<const NewEvent> events, absl::Duration lease) = 0;
+      absl::Span<const NewEvent> events, absl::Duration lease,
+      size_t max_claims) = 0;
   // Claims one delivery, queued or not, for `lease`, so that its state can
   // be rewritten (RetryDelivery) with UpdateClaimed. NotFound if there is no
   // such delivery; FailedPrecondition if a live claim holds it (an attempt

@@ -30,13 +30,21 @@ void Claimer::Add(absl::Span<const Claim> claims, absl::Time requested_at) {
   }
 }
 
-absl::Status Claimer::Insert(absl::Span<const NewEvent> events,
-                             absl::Time now) {
+absl::StatusOr<size_t> Claimer::Insert(absl::Span<const NewEvent> events,
+                                       absl::Time now, bool claim_all) {
+  const size_t held = scheduler_.size();
+  const size_t room =
+      claim_all ? SIZE_MAX
+                : (held >= options_.max_held ? 0 : options_.max_held - held);
   absl::StatusOr<std::vector<Claim>> claims =
-      queue_.InsertClaimed(events, options_.lease);
+      queue_.InsertClaimed(events, options_.lease, room);
   if (!claims.ok()) return claims.status();
   Add(*claims, now);
-  return absl::OkStatus();
+  if (claims->size() >= room) {
+    // Some may have been left for any node: this one too, once it has room.
+    Wake();
+  }
+  return claims->size();
 }
 
 std::optional<int64_t> Claimer::Take(const std::string& delivery_id) {

@@ -59,9 +59,12 @@ class Claimer {
   // written, ClaimOne) by a request sent at `requested_at`. The caller
   // schedules them.
   void Add(absl::Span<const Claim> claims, absl::Time requested_at);
-  // Writes events (Store::InsertEvents) with their deliveries claimed by
-  // this node, by a request sent at `now`. The caller schedules them.
-  absl::Status Insert(absl::Span<const NewEvent> events, absl::Time now);
+  // Writes events (Store::InsertEvents) by a request sent at `now`, with
+  // their first deliveries claimed by this node: as many as it has room for
+  // (all of them if `claim_all`); the others are queued for any node.
+  // Returns how many were claimed: the caller schedules those.
+  absl::StatusOr<size_t> Insert(absl::Span<const NewEvent> events,
+                                absl::Time now, bool claim_all = false);
   // Ends a claim here (its outcome is being recorded): returns its token,
   // or nullopt if this node does not hold it.
   std::optional<int64_t> Take(const std::string& delivery_id);

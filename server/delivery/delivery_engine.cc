@@ -297,9 +297,13 @@ absl::Status DeliveryEngine::SendTest(const Caller& caller,
   event.add_delivery_ids(delivery.id());
   const NewEvent insert{&event, {&delivery, 1}};
   // On a shared store claimed by this node, which answers the caller.
-  WEBHOOKD_RETURN_IF_ERROR(claimer_ == nullptr
-                               ? store_.InsertEvents({&insert, 1})
-                               : claimer_->Insert({&insert, 1}, clock_.Now()));
+  if (claimer_ == nullptr) {
+    WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvents({&insert, 1}));
+  } else {
+    WEBHOOKD_RETURN_IF_ERROR(
+        claimer_->Insert({&insert, 1}, clock_.Now(), /*claim_all=*/true)
+            .status());
+  }
   bus_.Publish(delivery);  // Before queueing, as the pipeline does.
   {
     // Under mu_, so that Stop (which sets stopping_ first) answers this

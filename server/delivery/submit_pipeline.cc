@@ -147,12 +147,17 @@ size_t SubmitPipeline::CommitPending() {
   return batch.size();
 }
 
-absl::Status SubmitPipeline::Insert(absl::Span<const NewEvent> inserts) {
-  if (inserts.empty()) return absl::OkStatus();
+absl::StatusOr<size_t> SubmitPipeline::Insert(
+    absl::Span<const NewEvent> inserts) {
+  if (inserts.empty()) return 0;
+  if (claimer_ == nullptr) {
+    WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvents(inserts));
+    return SIZE_MAX;
+  }
   // On a shared store, claimed as they are written, so that this node,
-  // which has the payloads in memory, makes their first attempts.
-  return claimer_ == nullptr ? store_.InsertEvents(inserts)
-                             : claimer_->Insert(inserts, clock_.Now());
+  // which has the payloads in memory, makes their first attempts: as many
+  // as it has room for.
+  return claimer_->Insert(inserts, clock_.Now());
 }
 
 void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
@@ -190,8 +195,8 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
     inserts.push_back(NewEvent{&event, batch[i].deliveries});
     written_index.push_back(i);
   }
-  absl::Status written = Insert(inserts);
-  if (absl::IsAlreadyExists(written)) {
+  absl::StatusOr<size_t> claimed = Insert(inserts);
+  if (absl::IsAlreadyExists(claimed.status())) {
     // Another node sharing the store wrote an event with one of these
     // idempotency keys after they were looked up: those submits get its
     // answer, and the others are written again.
@@ -213,21 +218,26 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
     }
     inserts.swap(rest);
     written_index.swap(rest_index);
-    written = Insert(inserts);
+    claimed = Insert(inserts);
   }
+  const absl::Status written = claimed.status();
   if (written.ok()) {
     // Published before queueing, so that listeners never see the outcome
     // of an attempt (from the recorder) before the creation.
     // The written deliveries go to the dispatcher in memory, each event's
     // payload shared by its fan-out; the event records are not needed any
     // more, so the payload is moved, not copied.
+    // On a shared store, only the first *claimed are this node's.
     std::vector<QueuedDelivery> entries;
+    size_t mine = *claimed;
     for (size_t i : written_index) {
       PendingSubmit& submit = batch[i];
       auto payload = std::make_shared<const std::string>(
           std::move(*submit.event.mutable_payload()));
       for (Delivery& delivery : submit.deliveries) {
         bus_.Publish(delivery);
+        if (mine == 0) continue;
+        --mine;
         entries.push_back(QueueEntryOf(delivery, false));
         fresh_.Put(FreshDelivery{std::move(delivery), payload});
       }

@@ -83,8 +83,10 @@ class SubmitPipeline {
   absl::StatusOr<PendingSubmit> Prepare(
       const Caller& caller, const webhook::v1::SubmitEventRequest& request);
   void CommitBatch(std::vector<PendingSubmit>& batch);
-  // Writes the events; on a shared store, claims their deliveries too.
-  absl::Status Insert(absl::Span<const NewEvent> inserts);
+  // Writes the events; on a shared store, claims their first deliveries
+  // too, as many as this node has room for. Returns how many deliveries
+  // this node attempts, in order (all of them on a store of its own).
+  absl::StatusOr<size_t> Insert(absl::Span<const NewEvent> inserts);
 
   Store& store_;
   EndpointManager& endpoints_;

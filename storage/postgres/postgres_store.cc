@@ -397,10 +397,13 @@ absl::Status PostgresStore::DeleteEndpoint(
 namespace {
 
 // The statements writing `events` (see Store::InsertEvents); their reports
-// go to `reports`, as work for other nodes unless `claimed`.
+// go to `reports`, as work for other nodes but for the first `claimed`
+// deliveries.
 absl::StatusOr<std::vector<Statement>> InsertStatements(
-    absl::Span<const NewEvent> events, DeliveryReports& reports, bool claimed) {
+    absl::Span<const NewEvent> events, DeliveryReports& reports,
+    size_t claimed) {
   std::vector<Statement> statements;
+  size_t written = 0;
   for (const NewEvent& insert : events) {
     const EventRecord& event = *insert.event;
     if (event.id().empty()) {
@@ -415,7 +418,7 @@ absl::StatusOr<std::vector<Statement>> InsertStatements(
       WEBHOOKD_ASSIGN_OR_RETURN(
           Statement statement,
           DeliveryState(delivery, FirstDue(delivery),
-                        /*manual=*/false, reports, claimed));
+                        /*manual=*/false, reports, written++ < claimed));
       statements.push_back(std::move(statement));
     }
     if (!event.idempotency_key().empty()) {
@@ -457,24 +460,31 @@ std::string TextArray(const std::vector<std::string_view>& values) {
 absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
   DeliveryReports reports(node_id_);
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Statement> statements,
-                            InsertStatements(events, reports, false));
+                            InsertStatements(events, reports, 0));
   if (statements.empty()) return absl::OkStatus();
   Append(statements, reports.Notifies());
   return Transaction(statements).status();
 }
 
 absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
-    absl::Span<const NewEvent> events, absl::Duration lease) {
+    absl::Span<const NewEvent> events, absl::Duration lease,
+    size_t max_claims) {
   DeliveryReports reports(node_id_);
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Statement> statements,
-                            InsertStatements(events, reports, true));
-  std::vector<std::string_view> ids;
+                            InsertStatements(events, reports, max_claims));
+  std::vector<std::string_view> ids;  // Of the deliveries claimed.
   for (const NewEvent& insert : events) {
     for (const Delivery& delivery : insert.deliveries) {
-      ids.push_back(delivery.id());
+      if (ids.size() < max_claims) ids.push_back(delivery.id());
     }
   }
-  if (statements.empty()) return std::vector<Claim>();
+  if (ids.empty()) {
+    if (!statements.empty()) {
+      Append(statements, reports.Notifies());
+      WEBHOOKD_RETURN_IF_ERROR(Transaction(statements).status());
+    }
+    return std::vector<Claim>();
+  }
   const size_t claim_index = statements.size();
   static const std::string* const kClaimNew = new std::string(absl::StrCat(
       "WITH db AS (SELECT ", AsAbsl(kDbNowMicros),

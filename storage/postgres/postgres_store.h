@@ -90,7 +90,8 @@ class PostgresStore : public Store, public SharedQueue {
       absl::Span<const DeliveryChange> changes,
       absl::Span<const int64_t> tokens, Durability durability) override;
   absl::StatusOr<std::vector<Claim>> InsertClaimed(
-      absl::Span<const NewEvent> events, absl::Duration lease) override;
+      absl::Span<const NewEvent> events, absl::Duration lease,
+      size_t max_claims) override;
   absl::StatusOr<Claim> ClaimOne(std::string_view delivery_id,
                                  absl::Duration lease) override;
   absl::StatusOr<std::vector<QueuedDelivery>> QueuedOf(

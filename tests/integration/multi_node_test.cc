@@ -32,6 +32,7 @@ using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
+using testing::ReceiverResponse;
 using ::testing::SizeIs;
 using testing::Submit;
 using testing::TestDir;
@@ -245,6 +246,34 @@ TEST_F(MultiNodeTest, StatsAreExactAcrossNodes) {
   EXPECT_EQ(Stats(0, endpoint.id()).total_deliveries(), 11);
   EXPECT_EQ(Stats(1, endpoint.id()).total_deliveries(), 11);
   EXPECT_EQ(Stats(1, endpoint.id()).successful_deliveries(), 11);
+}
+
+TEST_F(MultiNodeTest, WorkANodeHasNoRoomForGoesToTheOther) {
+  // Node 0 attempts one delivery at a time; node 1 many.
+  StartNodes([](ServerOptions& options) {
+    if (options.data_dir.ends_with("/0"))
+      options.engine.limits.max_in_flight = 1;
+  });
+  CreateEndpoint(node(0), MakeEndpoint("thread-1", receiver_.Url()));
+  SubmitUntil(1, "thread-1", 1);
+  ASSERT_TRUE(receiver_.WaitForRequests(1, testing::kEventuallyTimeout));
+  // Every attempt now hangs until released.
+  ReceiverResponse held;
+  held.held = true;
+  receiver_.SetDefaultResponse(held);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(Submit(node(0), ExampleEvent("thread-1")).delivery_ids(0));
+  }
+  // Node 0 claimed what it had room for; node 1 took the rest, woken by
+  // the new work rather than by a poll.
+  EXPECT_TRUE(
+      receiver_.WaitForRequests(1 + ids.size(), testing::kEventuallyTimeout));
+  receiver_.Release();
+  for (const std::string& id : ids) {
+    EXPECT_EQ(WaitFinished(node(0), id).status(),
+              webhook::v1::DELIVERY_STATUS_SUCCESS);
+  }
 }
 
 TEST_F(MultiNodeTest, DeliveryRetriedThroughTheOtherNode) {

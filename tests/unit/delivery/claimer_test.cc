@@ -87,7 +87,8 @@ class FakeSharedQueue : public SharedQueue {
     return absl::OkStatus();
   }
   absl::StatusOr<std::vector<Claim>> InsertClaimed(absl::Span<const NewEvent>,
-                                                   absl::Duration) override {
+                                                   absl::Duration,
+                                                   size_t) override {
     return absl::UnimplementedError("not used by the claimer's rules");
   }
   absl::StatusOr<std::vector<std::string>> UpdateClaimed(
