@@ -33,22 +33,6 @@ std::string Base64(std::string_view bytes) {
   return absl::Base64Escape(AsAbsl(bytes));
 }
 
-// A text[] literal of `values`, for a parameter.
-std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (const std::string& value : values) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : value) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 const std::string& NotifySql() {
   static const std::string* const sql = new std::string(
       absl::StrCat("SELECT pg_notify('", AsAbsl(kFeedChannel), "', $1)"));
@@ -146,10 +130,10 @@ std::vector<pg::Statement> DeliveryReports::FencedNotifies(
     statements.push_back(pg::Statement{
         "notify_fenced",
         *sql,
-        {pg::Param::Text(prefix_), pg::Param::Text(TextArray(ids)),
-         pg::Param::Text(TextArray(batch_tokens)),
-         pg::Param::Text(TextArray(items)),
-         pg::Param::Text(TextArray(queued))}});
+        {pg::Param::Text(prefix_), pg::Param::Text(pg::ArrayLiteral(ids)),
+         pg::Param::Text(pg::ArrayLiteral(batch_tokens)),
+         pg::Param::Text(pg::ArrayLiteral(items)),
+         pg::Param::Text(pg::ArrayLiteral(queued))}});
   }
   return statements;
 }

@@ -190,6 +190,24 @@ class Pool {
   int open_ ABSL_GUARDED_BY(mu_) = 0;  // Idle and leased.
 };
 
+// A PostgreSQL array literal of `values` (strings), for a text[] parameter
+// (or another array type, by a cast in the statement).
+template <typename Strings>
+std::string ArrayLiteral(const Strings& values) {
+  std::string literal = "{";
+  for (const auto& value : values) {
+    if (literal.size() > 1) literal += ',';
+    literal += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') literal += '\\';
+      literal += c;
+    }
+    literal += '"';
+  }
+  literal += '}';
+  return literal;
+}
+
 }  // namespace webhookd::pg
 
 #endif  // WEBHOOKD_STORAGE_POSTGRES_PG_H_

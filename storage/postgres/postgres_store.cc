@@ -439,22 +439,6 @@ absl::StatusOr<std::vector<Statement>> InsertStatements(
   return statements;
 }
 
-// A PostgreSQL array literal of `values`, for a text[] parameter.
-std::string TextArray(const std::vector<std::string_view>& values) {
-  std::string literal = "{";
-  for (std::string_view value : values) {
-    if (literal.size() > 1) literal += ',';
-    literal += '"';
-    for (char c : value) {
-      if (c == '"' || c == '\\') literal += '\\';
-      literal += c;
-    }
-    literal += '"';
-  }
-  literal += '}';
-  return literal;
-}
-
 }  // namespace
 
 absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
@@ -497,7 +481,7 @@ absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
       "claim_new",
       *kClaimNew,
       {Param::Text(node_id_), Param::Int64(absl::ToInt64Microseconds(lease)),
-       Param::Text(TextArray(ids))}});
+       Param::Text(pg::ArrayLiteral(ids))}});
   Append(statements, reports.Notifies());
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
                             Transaction(statements));
