@@ -106,7 +106,16 @@ bool Result::Bool(int row, int column) const {
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     const std::string& conninfo) {
-  pg_conn* conn = PQconnectdb(conninfo.c_str());
+  // Defaults first: the expanded connection string overrides them.
+  static constexpr const char* kKeywords[] = {"connect_timeout",
+                                              "keepalives",
+                                              "keepalives_idle",
+                                              "keepalives_interval",
+                                              "keepalives_count",
+                                              "dbname",
+                                              nullptr};
+  const char* values[] = {"10", "1", "10", "5", "3", conninfo.c_str(), nullptr};
+  pg_conn* conn = PQconnectdbParams(kKeywords, values, /*expand_dbname=*/1);
   if (conn == nullptr) {
     return absl::ResourceExhaustedError("PostgreSQL: out of memory");
   }
@@ -117,6 +126,19 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
     return error;
   }
   return std::unique_ptr<Connection>(new Connection(conn));
+}
+
+std::string Connection::Option(std::string_view keyword) const {
+  PQconninfoOption* options = PQconninfo(conn_);
+  std::string value;
+  for (PQconninfoOption* option = options;
+       option != nullptr && option->keyword != nullptr; ++option) {
+    if (keyword == option->keyword && option->val != nullptr) {
+      value = option->val;
+    }
+  }
+  PQconninfoFree(options);
+  return value;
 }
 
 Connection::Connection(pg_conn* conn) : conn_(conn) {

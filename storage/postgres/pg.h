@@ -99,10 +99,17 @@ class Connection {
  public:
   // Connects with a libpq connection string ("host=... dbname=..." or a
   // postgresql:// URI). Unavailable if the server cannot be reached.
+  // Unless the string says otherwise, a connection attempt gives up after
+  // 10 s and TCP keepalives find a server gone silent within about 25 s,
+  // so that no thread waits on a dead database for minutes.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(
       const std::string& conninfo);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+
+  // The value of a connection option in use ("connect_timeout"...), or ""
+  // if it is unset.
+  std::string Option(std::string_view keyword) const;
   ~Connection();
 
   // Runs one statement outside a transaction (autocommit).

@@ -198,6 +198,23 @@ TEST(PostgresStoreTest, SeveralStoresShareOneDatabase) {
   EXPECT_EQ(read->id(), "ep_shared");
 }
 
+TEST(PostgresStoreTest, ConnectionsTimeOutAndKeepAliveUnlessToldOtherwise) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<pg::Connection> defaults = Connect(conninfo);
+  ASSERT_NE(defaults, nullptr);
+  EXPECT_EQ(defaults->Option("connect_timeout"), "10");
+  EXPECT_EQ(defaults->Option("keepalives"), "1");
+  EXPECT_EQ(defaults->Option("keepalives_idle"), "10");
+  // The connection string's own settings win.
+  std::unique_ptr<pg::Connection> told =
+      Connect(absl::StrCat(conninfo, " connect_timeout=3 keepalives_idle=60"));
+  ASSERT_NE(told, nullptr);
+  EXPECT_EQ(told->Option("connect_timeout"), "3");
+  EXPECT_EQ(told->Option("keepalives_idle"), "60");
+  EXPECT_EQ(told->Option("dbname"), defaults->Option("dbname"));
+}
+
 TEST(PostgresStoreTest, UnreachableDatabaseIsUnavailable) {
   PostgresStoreOptions options;
   // A port nothing listens on: the shared server's, once it is known to be
