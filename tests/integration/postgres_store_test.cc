@@ -502,6 +502,67 @@ TEST(PostgresClaimsTest, EndpointsWrittenBeforeTheClaimsMigrationGetEnabled) {
 // --- ClaimOne and QueuedOf
 // ----------------------------------------------------
 
+TEST_F(PostgresTwoNodesTest, InsertClaimedClaimsTheFirstDeliveriesInOrder) {
+  const std::vector<Delivery> three = {
+      testing::MakeDelivery("dlv_n1", "ev_new", "ep_1", "thread-1",
+                            testing::kBaseMicros),
+      testing::MakeDelivery("dlv_n2", "ev_new", "ep_2", "thread-1",
+                            testing::kBaseMicros),
+      testing::MakeDelivery("dlv_n3", "ev_new", "ep_3", "thread-1",
+                            testing::kBaseMicros)};
+  const EventRecord event = testing::MakeEvent("ev_new", "thread-1", three);
+  const NewEvent insert{&event, three};
+  // Room for two: the third is left for any node.
+  absl::StatusOr<std::vector<Claim>> claims =
+      a_->InsertClaimed({&insert, 1}, absl::Hours(1), 2);
+  ASSERT_OK(claims);
+  EXPECT_THAT(ClaimedIds(*claims), ElementsAre("dlv_n1", "dlv_n2"));
+  EXPECT_LT((*claims)[0].token, (*claims)[1].token);
+  EXPECT_EQ((*claims)[0].entry.endpoint_id, "ep_1");
+  absl::StatusOr<std::vector<Claim>> others =
+      b_->ClaimDue(kNow, absl::Hours(1), 10);
+  ASSERT_OK(others);
+  EXPECT_THAT(ClaimedIds(*others),
+              UnorderedElementsAre(delivery_.id(), "dlv_n3"));
+  // The claims are the writer's: it records with their tokens.
+  std::vector<DeliveryChange> done = {testing::Finished(three[0], 200, 5)};
+  absl::StatusOr<std::vector<std::string>> lost =
+      a_->UpdateClaimed(done, {(*claims)[0].token}, Durability::kSynced);
+  ASSERT_OK(lost);
+  EXPECT_THAT(*lost, IsEmpty());
+}
+
+TEST_F(PostgresTwoNodesTest, TwoNodesPruningAtOnceRemoveEachRecordOnce) {
+  // Finished deliveries to prune, written by node a.
+  for (int i = 0; i < 40; ++i) {
+    const std::vector<Delivery> made =
+        testing::Submit(*a_, absl::StrCat("ev_old", i), "thread-1", {"ep_1"},
+                        testing::kBaseMicros + i);
+    ASSERT_EQ(made.size(), 1u);
+    ASSERT_OK(a_->UpdateDeliveries({testing::Finished(made[0], 200, 5)},
+                                   Durability::kSynced));
+  }
+  const absl::Time cutoff = kNow + absl::Hours(1);
+  size_t pruned[2] = {0, 0};
+  std::vector<std::thread> pruners;
+  for (int n = 0; n < 2; ++n) {
+    pruners.emplace_back([&, n] {
+      PostgresStore* store = n == 0 ? a_.get() : b_.get();
+      for (int round = 0; round < 100; ++round) {
+        absl::StatusOr<PruneResult> result =
+            store->PruneBefore(cutoff, cutoff, 7);
+        ASSERT_OK(result);
+        pruned[n] += result->deliveries;
+        if (!result->more) break;
+      }
+    });
+  }
+  for (std::thread& pruner : pruners) pruner.join();
+  // Each finished delivery removed once; the queued one kept.
+  EXPECT_EQ(pruned[0] + pruned[1], 40u);
+  EXPECT_TRUE(a_->GetDelivery(delivery_.id()).ok());
+}
+
 TEST_F(PostgresTwoNodesTest, ClaimOneClaimsAQueuedDelivery) {
   absl::StatusOr<Claim> claim = b_->ClaimOne(delivery_.id(), absl::Hours(1));
   ASSERT_OK(claim);
