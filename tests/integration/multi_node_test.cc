@@ -306,5 +306,51 @@ TEST_F(MultiNodeTest, DeliveryRetriedThroughTheOtherNode) {
   EXPECT_THAT(again.error_message(), HasSubstr("succeeded"));
 }
 
+// The database stopped while an attempt is under way: submits answer
+// UNAVAILABLE meanwhile, and the attempt's outcome, kept by the node, is
+// written once the database is back, without a restart and without a
+// second attempt (which would come only after the claim's lease ran out).
+TEST(MultiNodeOutageTest, OutcomeOfAnAttemptFinishedDuringAnOutageIsKept) {
+  // A server of its own: this test stops it.
+  absl::StatusOr<std::unique_ptr<testing::PostgresServer>> database =
+      testing::PostgresServer::Start();
+  ASSERT_TRUE(database.ok()) << database.status();
+  absl::StatusOr<std::string> conninfo = (*database)->CreateDatabase("outage");
+  ASSERT_TRUE(conninfo.ok()) << conninfo.status();
+  HttpReceiver receiver;
+  TestDir dir;
+  ServerOptions options = TestServerOptions(dir.Sub("data"));
+  options.postgres = *conninfo;
+  TestServer node(options);
+  node.Start();
+  CreateEndpoint(node.stub(), MakeEndpoint("thread-1", receiver.Url()));
+  ReceiverResponse held;
+  held.held = true;
+  receiver.SetDefaultResponse(held);
+  const std::string id =
+      Submit(node.stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  ASSERT_TRUE(receiver.WaitForRequests(1, testing::kEventuallyTimeout));
+
+  ASSERT_TRUE((*database)->Stop().ok());
+  webhook::v1::SubmitEventResponse refused;
+  const grpc::Status during = node.stub().SubmitEvent(
+      Context().get(), ExampleEvent("thread-1"), &refused);
+  EXPECT_EQ(during.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << during.error_message();
+  // The attempt ends while the database is down.
+  receiver.Release();
+
+  ASSERT_TRUE((*database)->StartAgain().ok());
+  const Delivery done = WaitFinished(node.stub(), id);
+  EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+  EXPECT_EQ(done.attempts(), 1);
+  EXPECT_EQ(receiver.RequestCount(), 1u);
+  // Serving again, without a restart.
+  const webhook::v1::SubmitEventResponse after =
+      Submit(node.stub(), ExampleEvent("thread-1"));
+  EXPECT_EQ(WaitFinished(node.stub(), after.delivery_ids(0)).status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+}
+
 }  // namespace
 }  // namespace webhookd
