@@ -128,7 +128,7 @@ std::vector<pg::Statement> DeliveryReports::FencedNotifies(
       queued.push_back(queued_[i] ? "t" : "f");
     }
     statements.push_back(pg::Statement{
-        "notify_fenced",
+        nullptr,  // Joins `deliveries`: planned per batch (pg::Statement).
         *sql,
         {pg::Param::Text(prefix_), pg::Param::Text(pg::ArrayLiteral(ids)),
          pg::Param::Text(pg::ArrayLiteral(batch_tokens)),

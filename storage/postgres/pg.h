@@ -59,7 +59,12 @@ class Param {
 // One SQL statement with its parameters ($1, $2, ...). A statement with a
 // name is prepared once per connection and then executed by name.
 struct Statement {
-  const char* name = nullptr;  // Static storage; nullptr: not prepared.
+  // Static storage. nullptr: not prepared, so planned with its parameters
+  // at every execution: for statements run once per batch whose best plan
+  // depends on the table's size, since a prepared statement's generic plan
+  // made while a table was small (a sequential scan) would stay until the
+  // next ANALYZE.
+  const char* name = nullptr;
   std::string sql;
   std::vector<Param> params;
 };

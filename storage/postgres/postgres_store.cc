@@ -477,8 +477,10 @@ absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
       "claim_token = nextval('claim_tokens') WHERE id = ANY($3::text[]) "
       "RETURNING id, endpoint_id, due_us, manual, test, claim_token, "
       "claim_until_us"));
+  // Not prepared, like the other claims: planned for the table as it is
+  // now (see pg::Statement).
   statements.push_back(Statement{
-      "claim_new",
+      nullptr,
       *kClaimNew,
       {Param::Text(node_id_), Param::Int64(absl::ToInt64Microseconds(lease)),
        Param::Text(pg::ArrayLiteral(ids))}});
@@ -746,8 +748,9 @@ absl::StatusOr<std::vector<Claim>> PostgresStore::ClaimDue(absl::Time now,
                    "  ORDER BY q.due_us LIMIT $4 FOR UPDATE OF q SKIP LOCKED) "
                    "RETURNING d.id, d.endpoint_id, d.due_us, d.manual, d.test, "
                    "d.claim_token, d.claim_until_us");
+  // Not prepared: planned for the table as it is now (see pg::Statement).
   const Statement claim{
-      "claim_due",
+      nullptr,
       sql,
       {Param::Text(node_id_), Param::Int64(absl::ToUnixMicros(now)),
        Param::Int64(absl::ToInt64Microseconds(lease)),
@@ -882,7 +885,7 @@ absl::StatusOr<Claim> PostgresStore::ClaimOne(std::string_view delivery_id,
       "claim_until_us) "
       "SELECT c.*, EXISTS (SELECT 1 FROM deliveries WHERE id = $1) "
       "FROM (SELECT 1) AS one LEFT JOIN claimed c ON true"));
-  const Statement claim{"claim_one",
+  const Statement claim{nullptr,
                         *kClaimOne,
                         {Param::Text(delivery_id), Param::Text(node_id_),
                          Param::Int64(absl::ToInt64Microseconds(lease))}};
@@ -905,7 +908,7 @@ absl::StatusOr<std::vector<QueuedDelivery>> PostgresStore::QueuedOf(
   WEBHOOKD_ASSIGN_OR_RETURN(
       Result result,
       pool_.Exec(Statement{
-          "queued_of",
+          nullptr,
           "SELECT id, endpoint_id, due_us, manual, test FROM deliveries "
           "WHERE endpoint_id = $1 AND due_us IS NOT NULL",
           {Param::Text(endpoint_id)}}));
