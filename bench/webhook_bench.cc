@@ -9,7 +9,8 @@
 //   webhook-bench --scenario=fanout1 [--rate=N] [--duration=35s] [--runs=3]
 //
 // Scenarios: fanout1, fanout10, endpoints10k, latency, hanging, backlog,
-// fanout_big.
+// fanout_big. With --postgres --nodes=N, N webhookd nodes share one
+// database and the submits rotate over them.
 
 #include <signal.h>
 #include <stdlib.h>
@@ -98,6 +99,12 @@ ABSL_FLAG(bool, postgres, false,
           "private PostgreSQL server from Debian's packages on loopback (as "
           "the tests do) and gives each webhookd a new database; the figures "
           "add the database's CPU (postmaster and backends).");
+ABSL_FLAG(int, nodes, 1,
+          "With --postgres: webhookd nodes sharing the run's database. "
+          "Submits rotate over the nodes, one channel each (--channels then "
+          "applies to one node only); endpoints are created and the ledger "
+          "read through the first node; CPU figures add up the nodes and "
+          "show each. Not with backlog.");
 ABSL_FLAG(bool, calibrate, true,
           "Measure the loopback ceiling with wrk after the runs "
           "(--no-calibrate to skip).");
@@ -158,6 +165,7 @@ struct Settings {
   absl::Duration warmup = absl::Seconds(5);
   int64_t events = 0;
   absl::Duration drain_timeout = absl::Seconds(30);
+  int nodes = 1;  // webhookd processes on one database.
   std::vector<std::string> server_flags;
   std::string work_dir;  // The temp directory of this invocation.
 };
@@ -220,6 +228,19 @@ absl::StatusOr<Settings> ResolveSettings(
   if (absl::GetFlag(FLAGS_events) > 0) s.events = absl::GetFlag(FLAGS_events);
   if (absl::GetFlag(FLAGS_drain_timeout) > absl::ZeroDuration()) {
     s.drain_timeout = absl::GetFlag(FLAGS_drain_timeout);
+  }
+  s.nodes = absl::GetFlag(FLAGS_nodes);
+  if (s.nodes < 1) {
+    return absl::InvalidArgumentError("--nodes must be at least 1");
+  }
+  if (s.nodes != 1 && !absl::GetFlag(FLAGS_postgres)) {
+    return absl::InvalidArgumentError(
+        "--nodes needs --postgres: only nodes on one PostgreSQL database "
+        "share the work");
+  }
+  if (s.nodes > 1 && s.scenario == "backlog") {
+    return absl::InvalidArgumentError(
+        "backlog restarts one webhookd: it cannot use --nodes");
   }
   if (s.scenario == "backlog") {
     if (!absl::GetFlag(FLAGS_target).empty()) {
@@ -340,21 +361,39 @@ void AddLatencies(std::vector<Figure>& figures, const std::string& key,
 // ---------------------------------------------------------------------------
 // The server under test.
 
-struct Server {
+// One webhookd process.
+struct Node {
   std::unique_ptr<testing::WebhookdProcess> process;  // Null with --target.
   std::string address;
-  pid_t pid = 0;           // 0: unknown.
-  pid_t database_pid = 0;  // The PostgreSQL postmaster; 0: none.
+  pid_t pid = 0;  // 0: unknown.
   std::string data_dir;
+};
+
+// The webhookd under test: one node, or with --nodes several sharing one
+// PostgreSQL database.
+struct Server {
+  std::vector<Node> nodes;
+  pid_t database_pid = 0;  // The PostgreSQL postmaster; 0: none.
+  // Submits rotate over these: --channels to a lone node, one per node
+  // otherwise.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
+  // To the first node. The nodes share the database, so endpoints made and
+  // deliveries read there hold for all.
   std::unique_ptr<WebhookService::Stub> stub;
+
+  std::vector<pid_t> pids() const {
+    std::vector<pid_t> pids;
+    for (const Node& node : nodes) pids.push_back(node.pid);
+    return pids;
+  }
 };
 
 // The PostgreSQL server of --postgres, started by Main; null without it.
 testing::PostgresServer* g_postgres = nullptr;
 
 // `flags` plus, with --postgres, the database of the run `name` (created by
-// the first call for that name; a restart gets the same one).
+// the first call for that name; a restart or another node gets the same
+// one).
 absl::StatusOr<std::vector<std::string>> WithStorage(
     const std::string& name, std::vector<std::string> flags) {
   if (g_postgres == nullptr) return flags;
@@ -381,16 +420,24 @@ pid_t PostmasterPid() {
   return 0;
 }
 
-// Starts webhookd (--webhookd) over `data_dir`, logging to
-// <work_dir>/<name>.log, and waits until it serves.
+// The name of node `node` of run `name`: its log is <work_dir>/<that>.log,
+// its data dir <work_dir>/<that>-data. A lone node goes by the run's name.
+std::string NodeName(const Settings& settings, const std::string& name,
+                     int node) {
+  return settings.nodes == 1 ? name : absl::StrCat(name, "-n", node + 1);
+}
+
+// Starts webhookd (--webhookd) as node `node` of run `name` (its database,
+// with --postgres), over `data_dir`, and waits until it serves.
 absl::StatusOr<std::unique_ptr<testing::WebhookdProcess>> SpawnWebhookd(
-    const Settings& settings, const std::string& name,
+    const Settings& settings, const std::string& name, int node,
     const std::string& data_dir, const std::vector<std::string>& flags,
     absl::Duration timeout) {
   testing::WebhookdProcess::Options options;
   options.binary = absl::GetFlag(FLAGS_webhookd);
   options.data_dir = data_dir;
-  options.log_path = absl::StrCat(settings.work_dir, "/", name, ".log");
+  options.log_path = absl::StrCat(settings.work_dir, "/",
+                                  NodeName(settings, name, node), ".log");
   absl::StatusOr<std::vector<std::string>> with_storage =
       WithStorage(name, flags);
   if (!with_storage.ok()) return with_storage.status();
@@ -407,44 +454,74 @@ absl::StatusOr<Server> StartServer(const Settings& settings,
                                    const std::vector<std::string>& flags) {
   Server server;
   if (!absl::GetFlag(FLAGS_target).empty()) {
-    server.address = absl::GetFlag(FLAGS_target);
-    server.pid = absl::GetFlag(FLAGS_server_pid);
+    Node& node = server.nodes.emplace_back();
+    node.address = absl::GetFlag(FLAGS_target);
+    node.pid = absl::GetFlag(FLAGS_server_pid);
   } else {
-    server.data_dir = absl::StrCat(settings.work_dir, "/", name, "-data");
-    absl::StatusOr<std::unique_ptr<testing::WebhookdProcess>> process =
-        SpawnWebhookd(settings, name, server.data_dir, flags,
-                      absl::Seconds(60));
-    if (!process.ok()) return process.status();
-    server.process = *std::move(process);
-    server.address = server.process->address();
-    server.pid = server.process->pid();
+    // One after another: the first applies the migrations, which the others
+    // would wait for anyway.
+    for (int i = 0; i < settings.nodes; ++i) {
+      Node& node = server.nodes.emplace_back();
+      node.data_dir = absl::StrCat(settings.work_dir, "/",
+                                   NodeName(settings, name, i), "-data");
+      absl::StatusOr<std::unique_ptr<testing::WebhookdProcess>> process =
+          SpawnWebhookd(settings, name, i, node.data_dir, flags,
+                        absl::Seconds(60));
+      if (!process.ok()) return process.status();
+      node.process = *std::move(process);
+      node.address = node.process->address();
+      node.pid = node.process->pid();
+    }
     server.database_pid = PostmasterPid();
   }
-  server.channels = OpenChannels(server.address, absl::GetFlag(FLAGS_channels));
-  for (const auto& channel : server.channels) {
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                   std::chrono::seconds(20))) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot connect to webhookd at ", server.address));
+  if (server.nodes.size() == 1) {
+    server.channels =
+        OpenChannels(server.nodes[0].address, absl::GetFlag(FLAGS_channels));
+  } else {
+    for (const Node& node : server.nodes) {
+      server.channels.push_back(OpenChannels(node.address, 1).front());
+    }
+  }
+  for (size_t i = 0; i < server.channels.size(); ++i) {
+    if (!server.channels[i]->WaitForConnected(std::chrono::system_clock::now() +
+                                              std::chrono::seconds(20))) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot connect to webhookd at ",
+          server.nodes[std::min(i, server.nodes.size() - 1)].address));
     }
   }
   server.stub = WebhookService::NewStub(server.channels[0]);
   return server;
 }
 
-// Stops a server this benchmark started; records how long it took.
+// Stops the nodes this benchmark started, all at once; records how long it
+// took until the last one had exited.
 void StopServer(Server& server, PhaseResult& result,
                 const std::string& key = "server_stop_s") {
-  if (server.process == nullptr) return;
-  const int64_t begin = NowNanos();
-  const int status = server.process->Stop(absl::Seconds(30));
-  Add(result.figures, key, "server stop (SIGTERM to exit)",
-      (NowNanos() - begin) / 1e9, "s");
-  if (status != 0) {
-    result.notes.push_back(
-        absl::StrCat("webhookd exit status ", status, " (see its log)"));
+  bool any = false;
+  for (Node& node : server.nodes) {
+    if (node.process == nullptr) continue;
+    node.process->Signal(SIGTERM);
+    any = true;
   }
-  server.process.reset();
+  if (!any) return;
+  const int64_t begin = NowNanos();
+  for (size_t i = 0; i < server.nodes.size(); ++i) {
+    Node& node = server.nodes[i];
+    if (node.process == nullptr) continue;
+    const int status = node.process->Stop(absl::Seconds(30));
+    if (status != 0) {
+      result.notes.push_back(absl::StrCat(
+          server.nodes.size() == 1 ? "webhookd"
+                                   : absl::StrCat("webhookd node ", i + 1),
+          " exit status ", status, " (see its log)"));
+    }
+    node.process.reset();
+  }
+  Add(result.figures, key,
+      server.nodes.size() == 1 ? "server stop (SIGTERM to exit)"
+                               : "server stop (SIGTERM to exit, all nodes)",
+      (NowNanos() - begin) / 1e9, "s");
 }
 
 std::optional<ProcessSample> Sample(pid_t pid) {
@@ -452,6 +529,34 @@ std::optional<ProcessSample> Sample(pid_t pid) {
   absl::StatusOr<ProcessSample> sample = SampleProcess(pid);
   if (!sample.ok()) return std::nullopt;
   return *sample;
+}
+
+// One reading of each of `pids`, in order; nullopt where it failed.
+using Samples = std::vector<std::optional<ProcessSample>>;
+
+Samples SampleAll(const std::vector<pid_t>& pids) {
+  Samples samples;
+  for (pid_t pid : pids) samples.push_back(Sample(pid));
+  return samples;
+}
+
+// The nodes as one: the sums of their CPU time, RSS and disk writes, and
+// the largest node's peak RSS. nullopt if a reading is missing.
+std::optional<ProcessSample> Combined(const Samples& samples) {
+  if (samples.empty()) return std::nullopt;
+  ProcessSample total;
+  total.write_bytes = 0;
+  for (const std::optional<ProcessSample>& sample : samples) {
+    if (!sample) return std::nullopt;
+    total.cpu_seconds += sample->cpu_seconds;
+    total.rss_bytes += sample->rss_bytes;
+    total.peak_rss_bytes =
+        std::max(total.peak_rss_bytes, sample->peak_rss_bytes);
+    total.write_bytes = sample->write_bytes < 0 || total.write_bytes < 0
+                            ? -1
+                            : total.write_bytes + sample->write_bytes;
+  }
+  return total;
 }
 
 // ---------------------------------------------------------------------------
@@ -507,13 +612,13 @@ absl::StatusOr<Workload> SetUpWorkload(const Settings& settings, Server& server,
   return workload;
 }
 
-// Samples the server and the benchmark itself at fixed instants while the
-// schedule runs, and prints progress every 5 s.
+// Samples the server's nodes, the database and the benchmark itself at
+// fixed instants while the schedule runs, and prints progress every 5 s.
 class Monitor {
  public:
-  Monitor(pid_t server_pid, std::vector<int64_t> instants, HttpSink& sink,
-          std::string label, pid_t database_pid = 0)
-      : server_pid_(server_pid),
+  Monitor(std::vector<pid_t> server_pids, std::vector<int64_t> instants,
+          HttpSink& sink, std::string label, pid_t database_pid = 0)
+      : server_pids_(std::move(server_pids)),
         database_pid_(database_pid),
         instants_(std::move(instants)),
         sink_(sink),
@@ -529,9 +634,8 @@ class Monitor {
     if (!done_.HasBeenNotified()) done_.Notify();
     if (thread_.joinable()) thread_.join();
   }
-  const std::optional<ProcessSample>& server(size_t i) const {
-    return server_[i];
-  }
+  // Each node's reading at instant `i`.
+  const Samples& server(size_t i) const { return server_[i]; }
   const std::optional<ProcessSample>& self(size_t i) const { return self_[i]; }
   // CPU seconds of the database's processes; nullopt without one.
   const std::optional<double>& database(size_t i) const { return database_[i]; }
@@ -560,7 +664,7 @@ class Monitor {
       }
       if (done_.HasBeenNotified()) return;
       if (next < instants_.size() && NowNanos() >= instants_[next]) {
-        server_[next] = Sample(server_pid_);
+        server_[next] = SampleAll(server_pids_);
         self_[next] = Sample(getpid());
         if (database_pid_ > 0) {
           absl::StatusOr<double> cpu = ProcessTreeCpuSeconds(database_pid_);
@@ -569,7 +673,7 @@ class Monitor {
         if (++next == instants_.size()) sampled_.Notify();
       }
       if (NowNanos() >= next_progress) {
-        std::optional<ProcessSample> s = Sample(server_pid_);
+        std::optional<ProcessSample> s = Combined(SampleAll(server_pids_));
         Progress(absl::StrFormat(
             "%s: t=%.0fs sink answered %d, server CPU %s s, RSS %s MiB", label_,
             (NowNanos() - begin) / 1e9, sink_.answered_ok() - answered_base_,
@@ -580,13 +684,13 @@ class Monitor {
     }
   }
 
-  const pid_t server_pid_;
+  const std::vector<pid_t> server_pids_;
   const pid_t database_pid_;
   const std::vector<int64_t> instants_;
   HttpSink& sink_;
   const std::string label_;
   const int64_t answered_base_;
-  std::vector<std::optional<ProcessSample>> server_;
+  std::vector<Samples> server_;
   std::vector<std::optional<ProcessSample>> self_;
   std::vector<std::optional<double>> database_;
   absl::Notification done_;
@@ -614,27 +718,40 @@ LedgerOptions LedgerSettings() {
   return options;
 }
 
+// `s0` and `s1`: each node's reading at the start and the end of the window.
 void AddResourceFigures(PhaseResult& result, const Server& server,
-                        const std::optional<ProcessSample>& s0,
-                        const std::optional<ProcessSample>& s1,
+                        const Samples& s0, const Samples& s1,
                         const std::optional<ProcessSample>& self0,
                         const std::optional<ProcessSample>& self1,
                         double window_s, int64_t deliveries,
                         std::optional<double> database0 = std::nullopt,
                         std::optional<double> database1 = std::nullopt) {
   const double per_1000 = deliveries > 0 ? 1000.0 / deliveries : kNaN;
+  const size_t nodes = server.nodes.size();
+  const std::string all = nodes > 1 ? absl::StrCat(" (", nodes, " nodes)") : "";
   double cpu = kNaN;
   double written = kNaN;
-  if (s0 && s1) {
-    cpu = s1->cpu_seconds - s0->cpu_seconds;
-    if (s0->write_bytes >= 0 && s1->write_bytes >= 0) {
-      written = static_cast<double>(s1->write_bytes - s0->write_bytes);
+  const std::optional<ProcessSample> total0 = Combined(s0);
+  const std::optional<ProcessSample> total1 = Combined(s1);
+  if (total0 && total1) {
+    cpu = total1->cpu_seconds - total0->cpu_seconds;
+    if (total0->write_bytes >= 0 && total1->write_bytes >= 0) {
+      written = static_cast<double>(total1->write_bytes - total0->write_bytes);
     }
   }
   Add(result.figures, "server_cpu_s_per_1000_deliveries",
-      "server CPU per 1,000 deliveries", cpu * per_1000, "s");
-  Add(result.figures, "server_cpu_cores", "server CPU use (window)",
+      "server CPU per 1,000 deliveries" + all, cpu * per_1000, "s");
+  Add(result.figures, "server_cpu_cores", "server CPU use (window)" + all,
       cpu / window_s, "cores");
+  if (nodes > 1) {
+    for (size_t i = 0; i < nodes && i < s0.size() && i < s1.size(); ++i) {
+      const double node_cpu =
+          s0[i] && s1[i] ? s1[i]->cpu_seconds - s0[i]->cpu_seconds : kNaN;
+      Add(result.figures, absl::StrCat("node", i + 1, "_cpu_cores"),
+          absl::StrCat("  node ", i + 1, " CPU use (window)"),
+          node_cpu / window_s, "cores");
+    }
+  }
   double self_cpu = kNaN;
   if (self0 && self1) self_cpu = self1->cpu_seconds - self0->cpu_seconds;
   Add(result.figures, "bench_cpu_cores", "benchmark CPU use (generator + sink)",
@@ -650,8 +767,10 @@ void AddResourceFigures(PhaseResult& result, const Server& server,
   Add(result.figures, "disk_write_bytes_per_delivery",
       "disk write_bytes per delivery (/proc/<pid>/io)",
       deliveries > 0 ? written / deliveries : kNaN, "B");
-  std::optional<ProcessSample> last = Sample(server.pid);
-  Add(result.figures, "server_peak_rss_mib", "server peak RSS (VmHWM)",
+  std::optional<ProcessSample> last = Combined(SampleAll(server.pids()));
+  Add(result.figures, "server_peak_rss_mib",
+      nodes > 1 ? "server peak RSS (VmHWM, largest node)"
+                : "server peak RSS (VmHWM)",
       last ? last->peak_rss_bytes / 1048576.0 : kNaN, "MiB");
 }
 
@@ -701,7 +820,7 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   }
   const double window_s = (w1 - w0) / 1e9;
 
-  Monitor monitor(server.pid, {w0, w1}, sink, label, server.database_pid);
+  Monitor monitor(server.pids(), {w0, w1}, sink, label, server.database_pid);
   LoadGenerator generator(server.channels, workload->requests);
   std::vector<EventOutcome> events = generator.Run(plan, start);
   const int64_t load_end = NowNanos();
@@ -797,11 +916,16 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
                      monitor.self(0), monitor.self(1), window_s,
                      delivered_in_window, monitor.database(0),
                      monitor.database(1));
-  const int64_t data_bytes =
-      server.data_dir.empty() ? 0 : DirectoryBytes(server.data_dir);
+  int64_t data_bytes = 0;
+  bool data_dirs = false;
+  for (const Node& node : server.nodes) {
+    if (node.data_dir.empty()) continue;
+    data_bytes += DirectoryBytes(node.data_dir);
+    data_dirs = true;
+  }
   Add(f, "data_dir_bytes_per_delivery",
       "data dir size at end per acknowledged delivery",
-      server.data_dir.empty() || ledger->acknowledged_deliveries == 0
+      !data_dirs || ledger->acknowledged_deliveries == 0
           ? kNaN
           : static_cast<double>(data_bytes) / ledger->acknowledged_deliveries,
       "B");
@@ -854,7 +978,12 @@ absl::StatusOr<PhaseResult> RunFanoutBig(const Settings& settings,
   std::vector<EventOutcome> events(events_count);
   std::vector<double> ack_ms;
   std::vector<double> all_ms;
-  const std::optional<ProcessSample> s0 = Sample(server.pid);
+  // The events rotate over the channels (over the nodes, with --nodes).
+  std::vector<std::unique_ptr<WebhookService::Stub>> stubs;
+  for (const auto& channel : server.channels) {
+    stubs.push_back(WebhookService::NewStub(channel));
+  }
+  const Samples s0 = SampleAll(server.pids());
   const std::optional<ProcessSample> self0 = Sample(getpid());
   const int64_t begin = NowNanos();
   int64_t expected = 0;
@@ -865,8 +994,8 @@ absl::StatusOr<PhaseResult> RunFanoutBig(const Settings& settings,
                          std::chrono::seconds(60));
     webhook::v1::SubmitEventResponse response;
     event.scheduled_ns = event.sent_ns = NowNanos();
-    grpc::Status status =
-        server.stub->SubmitEvent(&context, workload->requests[0], &response);
+    grpc::Status status = stubs[i % stubs.size()]->SubmitEvent(
+        &context, workload->requests[0], &response);
     event.done_ns = NowNanos();
     event.code = status.error_code();
     if (!status.ok()) {
@@ -900,7 +1029,7 @@ absl::StatusOr<PhaseResult> RunFanoutBig(const Settings& settings,
             : std::string("NOT all delivered")));
   }
   const int64_t end = NowNanos();
-  const std::optional<ProcessSample> s1 = Sample(server.pid);
+  const Samples s1 = SampleAll(server.pids());
   const std::optional<ProcessSample> self1 = Sample(getpid());
   const AckIndex acked = IndexAcknowledged(events);
   absl::StatusOr<Ledger> ledger = CloseLedger(*server.stub, events, acked, sink,
@@ -951,6 +1080,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   absl::StatusOr<Server> started = StartServer(settings, name, build_flags);
   if (!started.ok()) return started.status();
   Server& server = *started;
+  Node& node = server.nodes[0];  // backlog runs one node (ResolveSettings).
   absl::StatusOr<Workload> workload =
       SetUpWorkload(settings, server, sink, name, 0);
   if (!workload.ok()) return workload.status();
@@ -962,7 +1092,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
 
   sink.Pause();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const std::optional<ProcessSample> before = Sample(server.pid);
+  const std::optional<ProcessSample> before = Sample(node.pid);
   LoadPlan plan;
   plan.rate = settings.rate;
   plan.duration = settings.duration;
@@ -971,7 +1101,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   const int64_t start = NowNanos() + 100000000;
   std::vector<EventOutcome> events;
   {
-    Monitor monitor(server.pid, {}, sink, "backlog build");
+    Monitor monitor(server.pids(), {}, sink, "backlog build");
     LoadGenerator generator(server.channels, workload->requests);
     events = generator.Run(plan, start);
   }
@@ -982,7 +1112,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   for (const EventOutcome& event : events) acknowledged += event.code == 0;
   // Let the engine settle (queue loaded, allocator quiet).
   std::this_thread::sleep_for(std::chrono::seconds(1));
-  const std::optional<ProcessSample> after = Sample(server.pid);
+  const std::optional<ProcessSample> after = Sample(node.pid);
   Progress(
       absl::StrFormat("backlog: %d deliveries queued in %.1f s (%d "
                       "attempts held by the sink)",
@@ -1007,7 +1137,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
         after->peak_rss_bytes / 1048576.0, "MiB");
   }
   Add(f, "data_dir_bytes_per_queued", "data dir size per queued delivery",
-      queued > 0 ? static_cast<double>(DirectoryBytes(server.data_dir)) / queued
+      queued > 0 ? static_cast<double>(DirectoryBytes(node.data_dir)) / queued
                  : kNaN,
       "B");
   StopServer(server, result);
@@ -1016,17 +1146,17 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   sink.Resume(503);
 
   Progress("backlog: restarting webhookd over the backlog");
-  const std::string data_dir = server.data_dir;
+  const std::string data_dir = node.data_dir;
   const int64_t answered_before = sink.answered_ok();
   const int64_t spawn = NowNanos();
   absl::StatusOr<std::unique_ptr<testing::WebhookdProcess>> restarted =
-      SpawnWebhookd(settings, name, data_dir, settings.server_flags,
+      SpawnWebhookd(settings, name, 0, data_dir, settings.server_flags,
                     absl::Seconds(600));
   if (!restarted.ok()) return restarted.status();
   // Read within the start's polling of the port file (at most 20 ms).
   const int64_t serving = NowNanos();
-  server.process = *std::move(restarted);
-  server.pid = server.process->pid();
+  node.process = *std::move(restarted);
+  node.pid = node.process->pid();
   Add(f, "restart_serving_s", "restart: spawn -> serving (port file)",
       (serving - spawn) / 1e9, "s");
   const int64_t first_deadline = NowNanos() + 600000000000;
@@ -1037,13 +1167,13 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   const bool got_first = sink.answered_ok() > answered_before;
   Add(f, "restart_first_delivery_s", "restart: spawn -> first delivery",
       got_first ? (first - spawn) / 1e9 : kInf, "s");
-  const std::optional<ProcessSample> restarted_sample = Sample(server.pid);
+  const std::optional<ProcessSample> restarted_sample = Sample(node.pid);
   if (restarted_sample) {
     Add(f, "rss_after_restart_mib", "RSS at the first delivery after restart",
         restarted_sample->rss_bytes / 1048576.0, "MiB");
   }
-  server.address = server.process->address();
-  server.channels = OpenChannels(server.address, 1);
+  node.address = node.process->address();
+  server.channels = OpenChannels(node.address, 1);
   server.stub = WebhookService::NewStub(server.channels[0]);
 
   Progress(absl::StrFormat(
@@ -1053,7 +1183,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   const int64_t drained = Drain(sink, receipts, queued, settings.drain_timeout);
   Add(f, "drain_deliveries_per_s", "drain after restart",
       receipts.unique() / ((drained - first) / 1e9), "deliveries/s");
-  const std::optional<ProcessSample> end_sample = Sample(server.pid);
+  const std::optional<ProcessSample> end_sample = Sample(node.pid);
   if (end_sample) {
     Add(f, "server_peak_rss_mib", "peak RSS after restart (VmHWM)",
         end_sample->peak_rss_bytes / 1048576.0, "MiB");
@@ -1100,9 +1230,12 @@ absl::StatusOr<RunResult> RunScenario(const Settings& settings, HttpSink& sink,
     if (!phase.ok()) return phase.status();
     result.phases.push_back(*std::move(phase));
   } else {
-    const std::string label = absl::StrFormat(
+    std::string label = absl::StrFormat(
         "%s: %d threads x %d endpoints, %.0f events/s", settings.scenario,
         settings.threads, settings.endpoints_per_thread, settings.rate);
+    if (settings.nodes > 1) {
+      absl::StrAppend(&label, ", ", settings.nodes, " nodes");
+    }
     absl::StatusOr<PhaseResult> phase =
         RunRatePhase(settings, sink, name, label, 0);
     if (!phase.ok()) return phase.status();
@@ -1279,7 +1412,8 @@ int Main(int argc, char** argv) {
       "webhook-bench: open-loop benchmark of webhookd with an in-process "
       "HTTP sink.\nUsage: webhook-bench --scenario=fanout1|fanout10|"
       "endpoints10k|latency|hanging|backlog|fanout_big [--rate=N] "
-      "[--duration=35s] [--runs=3] [--server_flag=--http_workers=4] ...\n"
+      "[--duration=35s] [--runs=3] [--postgres [--nodes=N]] "
+      "[--server_flag=--http_workers=4] ...\n"
       "See BENCHMARKS.md.");
   std::deque<std::string> storage;
   std::vector<std::string> server_flags;
@@ -1367,14 +1501,17 @@ int Main(int argc, char** argv) {
       {"max_outstanding", absl::GetFlag(FLAGS_max_outstanding)},
       {"channels", absl::GetFlag(FLAGS_channels)},
       {"storage", absl::GetFlag(FLAGS_postgres) ? "postgres" : "leveldb"},
+      {"nodes", settings.nodes},
       {"sink_threads", sink_options.threads},
       {"server_flags", settings.server_flags},
       {"target", absl::GetFlag(FLAGS_target)}};
   Progress(absl::StrFormat(
-      "scenario %s; %d CPUs (%s), kernel %s; temp dir %s on %s; load "
+      "scenario %s%s; %d CPUs (%s), kernel %s; temp dir %s on %s; load "
       "average %s",
-      settings.scenario, machine.cpus, machine.cpu_model, machine.kernel,
-      settings.work_dir, fs, LoadAverage()));
+      settings.scenario,
+      settings.nodes > 1 ? absl::StrCat(", ", settings.nodes, " nodes") : "",
+      machine.cpus, machine.cpu_model, machine.kernel, settings.work_dir, fs,
+      LoadAverage()));
   if (fs == "tmpfs") {
     Progress(
         "WARNING: the data dir is on tmpfs: synced writes are free "
