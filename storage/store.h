@@ -166,9 +166,12 @@ class SharedQueue {
   virtual absl::StatusOr<std::vector<Claim>> ClaimDue(absl::Time now,
                                                       absl::Duration lease,
                                                       size_t max) = 0;
-  // Extends to `lease` from now every claim this node still holds; returns
-  // the new end of the leases.
-  virtual absl::StatusOr<absl::Time> RenewClaims(absl::Duration lease) = 0;
+  // Extends to `lease` from now those of this node's claims that still hold
+  // one of `tokens`; returns the new end of the leases. Claims not named run
+  // out: those of a write whose answer was lost, for one, which the node
+  // never learnt of.
+  virtual absl::StatusOr<absl::Time> RenewClaims(
+      absl::Span<const int64_t> tokens, absl::Duration lease) = 0;
   // Ends claims without recording an attempt (the delivery stays queued,
   // claimable at once). Claims that are no longer this node's are skipped.
   virtual absl::Status ReleaseClaims(absl::Span<const Claim> claims) = 0;

@@ -179,12 +179,15 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   std::vector<bool> applied;
   const absl::Status written = Write(changes, Durability::kBuffered, &applied);
   if (!written.ok() && claimer_ != nullptr) {
-    // Kept by Write; the store's queue still holds these deliveries.
-    Log(LogLevel::kError,
-        absl::StrCat("recording ", changes.size(),
-                     " attempts: ", written.ToString(),
-                     "; their outcomes are written when the store answers "
-                     "again, or they are made again"));
+    // Kept by Write (which tells when it writes them); the store's queue
+    // still holds these deliveries.
+    if (!changes.empty()) {
+      Log(LogLevel::kError,
+          absl::StrCat("recording ", changes.size(),
+                       " attempts: ", written.ToString(),
+                       "; their outcomes are written when the store answers "
+                       "again, or they are made again"));
+    }
   } else if (!written.ok()) {
     // The store still holds the state before these attempts. Make them
     // again a little later (at least once), rather than act on outcomes the

@@ -112,13 +112,20 @@ bool Claimer::ReleaseLost() {
 
 bool Claimer::RenewIfDue(absl::Time now) {
   uint64_t covered;
+  std::vector<int64_t> tokens;
   {
     absl::MutexLock lock(&mu_);
-    if (held_.empty() && orphaned_.empty()) return true;
+    if (held_.empty()) return true;
     if (now < renewed_at_ + options_.lease / 3) return true;
     covered = generation_++;
+    // Only the claims this node knows of: any other it may hold in the
+    // store (made by a write whose answer was lost) runs out, and another
+    // node takes it.
+    tokens.reserve(held_.size());
+    for (const auto& [id, held] : held_) tokens.push_back(held.claim.token);
   }
-  absl::StatusOr<absl::Time> renewed = queue_.RenewClaims(options_.lease);
+  absl::StatusOr<absl::Time> renewed =
+      queue_.RenewClaims(tokens, options_.lease);
   if (!renewed.ok()) {
     Log(LogLevel::kError,
         absl::StrCat("renewing claims: ", renewed.status().ToString()));
@@ -192,7 +199,7 @@ bool Claimer::Wait(const Clock& clock) {
       next = std::min(next, last_step_ + kRetryAfterStoreFailure);
     } else {
       next = std::min(next, last_step_ + options_.poll);
-      if (!held_.empty() || !orphaned_.empty()) {
+      if (!held_.empty()) {
         next = std::min(next, renewed_at_ + options_.lease / 3);
       }
     }

@@ -766,15 +766,23 @@ absl::StatusOr<std::vector<Claim>> PostgresStore::ClaimDue(absl::Time now,
   return claims;
 }
 
-absl::StatusOr<absl::Time> PostgresStore::RenewClaims(absl::Duration lease) {
+absl::StatusOr<absl::Time> PostgresStore::RenewClaims(
+    absl::Span<const int64_t> tokens, absl::Duration lease) {
+  std::vector<std::string> token_texts;
+  token_texts.reserve(tokens.size());
+  for (int64_t token : tokens) token_texts.push_back(absl::StrCat(token));
   // The new end is computed once, so the one returned is the one written.
+  // Not prepared: planned for the table as it is now (see pg::Statement).
   const Statement renew{
-      "renew_claims",
-      absl::StrCat("WITH db AS (SELECT ", AsAbsl(kDbNowMicros),
-                   " + $2 AS until_us), renewed AS (UPDATE deliveries "
-                   "SET claim_until_us = (SELECT until_us FROM db) "
-                   "WHERE claim_owner = $1) SELECT until_us FROM db"),
-      {Param::Text(node_id_), Param::Int64(absl::ToInt64Microseconds(lease))}};
+      nullptr,
+      absl::StrCat(
+          "WITH db AS (SELECT ", AsAbsl(kDbNowMicros),
+          " + $2 AS until_us), renewed AS (UPDATE deliveries "
+          "SET claim_until_us = (SELECT until_us FROM db) "
+          "WHERE claim_owner = $1 AND claim_token = ANY($3::bigint[])) "
+          "SELECT until_us FROM db"),
+      {Param::Text(node_id_), Param::Int64(absl::ToInt64Microseconds(lease)),
+       Param::Text(pg::ArrayLiteral(token_texts))}};
   WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
                             Transaction({&renew, 1}));
   return absl::FromUnixMicros(results.front().Int64(0, 0));

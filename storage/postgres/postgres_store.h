@@ -84,7 +84,8 @@ class PostgresStore : public Store, public SharedQueue {
   absl::StatusOr<std::vector<Claim>> ClaimDue(absl::Time now,
                                               absl::Duration lease,
                                               size_t max) override;
-  absl::StatusOr<absl::Time> RenewClaims(absl::Duration lease) override;
+  absl::StatusOr<absl::Time> RenewClaims(absl::Span<const int64_t> tokens,
+                                         absl::Duration lease) override;
   absl::Status ReleaseClaims(absl::Span<const Claim> claims) override;
   absl::StatusOr<std::vector<std::string>> UpdateClaimed(
       absl::Span<const DeliveryChange> changes,

@@ -456,7 +456,8 @@ TEST_F(PostgresTwoNodesTest, RenewedClaimsOutliveTheirFirstLease) {
       a->ClaimDue(kNow, absl::Seconds(30), 10);
   ASSERT_OK(held);
   ASSERT_EQ(held->size(), 1u);
-  absl::StatusOr<absl::Time> until = a->RenewClaims(absl::Hours(2));
+  absl::StatusOr<absl::Time> until =
+      a->RenewClaims({(*held)[0].token}, absl::Hours(2));
   ASSERT_OK(until);
   EXPECT_GT(*until, (*held)[0].lease_until + absl::Hours(1));
   // The database holds the renewed lease: well past the first one.
@@ -501,6 +502,25 @@ TEST(PostgresClaimsTest, EndpointsWrittenBeforeTheClaimsMigrationGetEnabled) {
 
 // --- ClaimOne and QueuedOf
 // ----------------------------------------------------
+
+TEST_F(PostgresTwoNodesTest, ClaimsNotNamedInARenewalRunOut) {
+  testing::Submit(*a_, "ev_2", "thread-1", {"ep_1"}, testing::kBaseMicros);
+  absl::StatusOr<std::vector<Claim>> held =
+      a_->ClaimDue(kNow, absl::Milliseconds(1), 10);
+  ASSERT_OK(held);
+  ASSERT_EQ(held->size(), 2u);
+  // The node renews the one claim it knows of (it never learnt of the
+  // other, say): only that one holds.
+  ASSERT_OK(a_->RenewClaims({(*held)[0].token}, absl::Hours(1)));
+  std::vector<Claim> taken;
+  testing::Eventually([&] {
+    absl::StatusOr<std::vector<Claim>> claims =
+        b_->ClaimDue(kNow, absl::Hours(1), 10);
+    if (claims.ok()) taken.insert(taken.end(), claims->begin(), claims->end());
+    return !taken.empty();
+  });
+  EXPECT_THAT(ClaimedIds(taken), ElementsAre((*held)[1].entry.delivery_id));
+}
 
 TEST_F(PostgresTwoNodesTest, InsertClaimedClaimsTheFirstDeliveriesInOrder) {
   const std::vector<Delivery> three = {

@@ -6,6 +6,7 @@
 
 #include "server/delivery/claimer.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -68,11 +69,15 @@ class FakeSharedQueue : public SharedQueue {
     }
     return claims;
   }
-  absl::StatusOr<absl::Time> RenewClaims(absl::Duration lease) override {
+  absl::StatusOr<absl::Time> RenewClaims(absl::Span<const int64_t> tokens,
+                                         absl::Duration lease) override {
     if (down_) return absl::UnavailableError("down");
     ++renewals_;
     for (auto& [id, row] : rows_) {
-      if (row.until > clock_.Now()) row.until = clock_.Now() + lease;
+      if (row.until > clock_.Now() &&
+          std::find(tokens.begin(), tokens.end(), row.token) != tokens.end()) {
+        row.until = clock_.Now() + lease;
+      }
     }
     return clock_.Now() + lease;
   }
