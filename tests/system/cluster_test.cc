@@ -625,8 +625,10 @@ TEST(ClusterTest, ThreeNodesSurviveRepeatedKillNine) {
   constexpr int kKills = 10;
   absl::StatusOr<PostgresServer*> postgres = testing::SharedPostgresServer();
   ASSERT_TRUE(postgres.ok()) << postgres.status();
-  absl::StatusOr<std::string> conninfo =
-      (*postgres)->CreateDatabase("three_nodes_kill_nine");
+  // A new database each run (--gtest_repeat keeps the shared server).
+  static int runs = 0;
+  absl::StatusOr<std::string> conninfo = (*postgres)->CreateDatabase(
+      absl::StrCat("three_nodes_kill_nine_", ++runs));
   ASSERT_TRUE(conninfo.ok()) << conninfo.status();
 
   TestDir dir;
