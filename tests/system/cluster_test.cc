@@ -824,8 +824,8 @@ TEST(ClusterTest, DatabaseStoppedUnderLoadLosesNothing) {
         << cluster.Logs();
   }
   const int64_t restart_mark = load.Mark();
-  const absl::Duration outage = absl::Now() - outage_start;
   ASSERT_TRUE((*postgres)->StartAgain().ok()) << (*postgres)->Log();
+  const absl::Duration outage = absl::Now() - outage_start;
   const int64_t recovered_mark = load.Mark();
   // The same processes serve again, by themselves.
   for (int i = 0; i < kNodes; ++i) {
@@ -863,9 +863,15 @@ TEST(ClusterTest, DatabaseStoppedUnderLoadLosesNothing) {
   const absl::Duration drain_time = absl::Now() - test_start - load_time;
   CheckEndpointStats(cluster.node(0).stub(), endpoints, report);
   // No node died: whatever a node sent during the outage it still held the
-  // claim of, and it writes the outcome once the database is back (the
-  // outage is shorter than a lease), so nothing is sent twice.
-  EXPECT_EQ(report.duplicated_ids, 0);
+  // claim of, and it writes the outcome once the database is back, so
+  // nothing is sent twice, as long as the claims held through the outage.
+  // They do if it was shorter than two thirds of the 16 s lease (a renewal
+  // is due every third), as it is unless the machine is badly overloaded.
+  if (outage < absl::Seconds(16) * 2 / 3) {
+    EXPECT_EQ(report.duplicated_ids, 0);
+  } else {
+    std::printf("the outage outlasted the leases: duplicates allowed\n");
+  }
 
   std::printf(
       "two nodes, database stopped for %s: %zu submits (%s), %d answered "
