@@ -9,7 +9,7 @@
 #      and a second run on it finds the endpoint the first one created.
 # Fails on the first error, with the script's output and the nodes' logs;
 # always stops what it started.
-# Usage: tests/system/cluster_test.sh WEBHOOKD WEBHOOKCTL [NODES]
+# Usage: tests/system/cluster_script_test.sh WEBHOOKD WEBHOOKCTL [NODES]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -224,4 +224,4 @@ ctl -s "${addresses[0]}" endpoints get "$endpoint_id" >/dev/null ||
 stop_cluster
 echo "--dir kept, and its data found again"
 
-echo "cluster_test: passed with $NODES node(s)"
+echo "cluster_script_test: passed with $NODES node(s)"
