@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -825,6 +826,12 @@ int Listen(const ListenFlags& f, const Globals& g) {
     Flush();
   });
 
+  // SO_REUSEADDR only: cpp-httplib would add SO_REUSEPORT, with which a
+  // port already in use (webhookd's, say) is shared without an error.
+  server.set_socket_options([](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   int port = f.port;
   if (port == 0) {
     port = server.bind_to_any_port(f.host);

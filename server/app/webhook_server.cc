@@ -258,6 +258,9 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &server->port_);
+  // gRPC sets SO_REUSEPORT by default, so a second server on a port in use
+  // would start without error and silently take part of the calls.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // Bounded under overload: streams per connection, memory and threads,
   // and clients that ping too often are cut off (keepalive enforcement).

@@ -82,6 +82,48 @@ class WebhookctlTest : public ::testing::Test {
   TestServer server_{TestServerOptions(dir_.Sub("data"))};
 };
 
+TEST_F(WebhookctlTest, ListenRefusesAPortInUse) {
+  // The test server's gRPC port: sharing it would split its calls.
+  RunResult result =
+      Subprocess::Run({WEBHOOKCTL_BINARY, "listen", "--host", "127.0.0.1",
+                       "--port", absl::StrCat(server_.port())});
+  EXPECT_NE(result.exit_code, 0) << result.out;
+  EXPECT_THAT(result.err, ::testing::HasSubstr("cannot listen on"));
+
+  // Another listener's port: two receivers would each get half the
+  // requests.
+  absl::StatusOr<std::unique_ptr<Subprocess>> started = Subprocess::Start(
+      {WEBHOOKCTL_BINARY, "listen", "--port", "0", "-o", "json"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  Subprocess& first = **started;
+  std::optional<std::string> line = first.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(line.has_value());
+  const std::string url = json::parse(*line)["listening"];
+  const std::string port =
+      url.substr(url.rfind(':') + 1, url.size() - url.rfind(':') - 2);
+  result = Subprocess::Run(
+      {WEBHOOKCTL_BINARY, "listen", "--host", "127.0.0.1", "--port", port});
+  EXPECT_NE(result.exit_code, 0) << result.out;
+  EXPECT_THAT(result.err, ::testing::HasSubstr("cannot listen on"));
+  first.Signal(SIGINT);
+  EXPECT_EQ(first.Finish(absl::Seconds(10)).exit_code, 0);
+}
+
+TEST_F(WebhookctlTest, ASecondServerOnAPortInUseDoesNotStart) {
+  ServerOptions options = TestServerOptions(dir_.Sub("second"));
+  options.listen = Server();
+  absl::StatusOr<std::unique_ptr<WebhookServer>> second =
+      WebhookServer::Start(options);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(),
+              ::testing::HasSubstr("cannot listen on"));
+  // The first still answers every call.
+  for (int i = 0; i < 8; ++i) {
+    webhook::v1::ListEndpointsResponse list;
+    EXPECT_TRUE(stub().ListEndpoints(testing::Context().get(), {}, &list).ok());
+  }
+}
+
 TEST_F(WebhookctlTest, EndpointsCreatePrintsTheCreatedEndpoint) {
   json endpoint = Json({"endpoints", "create", "--thread", "thread-1", "--name",
                         "Local", "--url", receiver_.Url(), "--secret", "s3cret",
