@@ -62,6 +62,18 @@ std::optional<int64_t> Claimer::Take(const std::string& delivery_id) {
   return std::nullopt;
 }
 
+absl::Status Claimer::GiveBack(const std::string& delivery_id) {
+  Claim claim;
+  {
+    absl::MutexLock lock(&mu_);
+    auto held = held_.find(delivery_id);
+    if (held == held_.end()) return absl::OkStatus();
+    claim = std::move(held->second.claim);
+    held_.erase(held);
+  }
+  return queue_.ReleaseClaims({&claim, 1});
+}
+
 bool Claimer::CoversAttempt(const std::string& delivery_id,
                             absl::Time now) const {
   absl::MutexLock lock(&mu_);

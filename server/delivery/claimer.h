@@ -56,7 +56,7 @@ class Claimer {
   Claimer& operator=(const Claimer&) = delete;
 
   // Adds claims made outside Step() (new deliveries claimed as they are
-  // written, ClaimOne) by a request sent at `requested_at`. The caller
+  // written) by a request sent at `requested_at`. The caller
   // schedules them.
   void Add(absl::Span<const Claim> claims, absl::Time requested_at);
   // Writes events (Store::InsertEvents) by a request sent at `now`, with
@@ -68,6 +68,9 @@ class Claimer {
   // Ends a claim here (its outcome is being recorded): returns its token,
   // or nullopt if this node does not hold it.
   std::optional<int64_t> Take(const std::string& delivery_id);
+  // Ends this node's claim of `delivery_id` and gives it back to the store
+  // (the delivery stays queued for any node). OK if it held none.
+  absl::Status GiveBack(const std::string& delivery_id);
   // Whether an attempt of `delivery_id` started at `now` ends while its
   // claim holds.
   bool CoversAttempt(const std::string& delivery_id, absl::Time now) const;

@@ -23,16 +23,14 @@ constexpr absl::Duration kMaxWait = absl::Seconds(1);
 // most with the documented payload; older ones are read from the store.
 constexpr size_t kFreshDeliveries = 16384;
 
-// How much longer than an attempt a claim holds by default: time to record
-// the outcome, and for renewals to land while the store is slow.
+// How much longer than an attempt a claim holds: time to record the
+// outcome, and for renewals to land while the store is slow.
 constexpr absl::Duration kLeaseMargin = absl::Seconds(15);
 
 ClaimerOptions ClaimerOptionsOf(const DeliveryEngineOptions& options) {
   ClaimerOptions claimer;
   claimer.attempt_timeout = options.attempt_timeout;
-  claimer.lease = options.claim_lease > absl::ZeroDuration()
-                      ? options.claim_lease
-                      : options.attempt_timeout + kLeaseMargin;
+  claimer.lease = options.attempt_timeout + kLeaseMargin;
   claimer.max_held = options.limits.max_in_flight;
   return claimer;
 }
@@ -368,26 +366,25 @@ absl::StatusOr<Delivery> DeliveryEngine::Retry(const Caller& caller,
 absl::StatusOr<Delivery> DeliveryEngine::RetryClaimed(const std::string& id) {
   // The claim keeps every node from attempting the delivery meanwhile;
   // one held by another node means an attempt is under way there.
-  const absl::Time sent = clock_.Now();
+  // The claim is held only for this call: written (or given back) here,
+  // and never kept for a later write, so an error answered means no retry.
   WEBHOOKD_ASSIGN_OR_RETURN(Claim claim,
                             shared_->ClaimOne(id, claimer_->lease()));
-  claimer_->Add({&claim, 1}, sent);
   absl::StatusOr<Delivery> delivery = store_.GetDelivery(id);
   absl::Status retryable =
       delivery.ok() ? CheckRetryable(*delivery) : delivery.status();
   if (!retryable.ok()) {
-    if (claimer_->Take(id).has_value()) {
-      // Its lease runs out otherwise; then any node may claim it again.
-      shared_->ReleaseClaims({&claim, 1}).IgnoreError();
-    }
+    // Its lease runs out otherwise; then any node may claim it again.
+    shared_->ReleaseClaims({&claim, 1}).IgnoreError();
     return retryable;
   }
   Delivery next = ManualRetryOf(*delivery, clock_.Now());
   const DeliveryChange change = ManualRetryChange(next);
-  std::vector<bool> applied;
-  WEBHOOKD_RETURN_IF_ERROR(
-      recorder_.Write({&change, 1}, Durability::kSynced, &applied));
-  if (!applied[0]) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      std::vector<std::string> lost,
+      shared_->UpdateClaimed({&change, 1}, {&claim.token, 1},
+                             Durability::kSynced));
+  if (!lost.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("an attempt of delivery \"", id, "\" is in progress"));
   }

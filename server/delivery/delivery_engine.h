@@ -46,9 +46,6 @@ struct DeliveryEngineOptions {
   size_t max_payload_bytes = kDefaultMaxPayloadBytes;
   // Sent as User-Agent.
   std::string user_agent = kUserAgent;
-  // On a store shared with other nodes: how long a claim on a delivery
-  // holds without renewal (see Claimer). Zero: attempt_timeout + 15 s.
-  absl::Duration claim_lease = absl::ZeroDuration();
   // Whether Start() runs the engine's threads (commit, dispatch, record,
   // and claim on a shared store), which call the step functions below in
   // loops. Without them

@@ -55,19 +55,12 @@ bool Dispatcher::Claimed(const QueuedDelivery& entry, absl::Time now) {
     if (endpoint != nullptr && !endpoint->enabled()) {
       // Disabled meanwhile: back to the store, where no node claims it
       // until the endpoint is enabled again.
-      if (std::optional<int64_t> token = claimer_->Take(entry.delivery_id);
-          token.has_value()) {
-        Claim claim;
-        claim.entry = entry;
-        claim.token = *token;
-        if (absl::Status released =
-                store_.shared_queue()->ReleaseClaims({&claim, 1});
-            !released.ok()) {
-          // Its lease runs out instead.
-          Log(LogLevel::kError,
-              absl::StrCat("giving back delivery ", entry.delivery_id, ": ",
-                           released.ToString()));
-        }
+      if (absl::Status released = claimer_->GiveBack(entry.delivery_id);
+          !released.ok()) {
+        // Its lease runs out instead.
+        Log(LogLevel::kError,
+            absl::StrCat("giving back delivery ", entry.delivery_id, ": ",
+                         released.ToString()));
       }
       scheduler_.Settle({&entry.delivery_id, 1}, {}, 1);
       return false;
