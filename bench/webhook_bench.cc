@@ -1713,12 +1713,15 @@ int Main(int argc, char** argv) {
   // The soak reads webhookd's allocator totals from its log (JemallocLog).
   if (settings.scenario == "soak" && absl::GetFlag(FLAGS_target).empty() &&
       absl::GetFlag(FLAGS_soak_jemalloc_interval) > 0) {
-    setenv("MALLOC_CONF",
-           absl::StrCat(
-               "stats_interval:", absl::GetFlag(FLAGS_soak_jemalloc_interval),
-               ",stats_interval_opts:gmdablxeh")
-               .c_str(),
-           1);
+    // Added to the caller's own options (a heap profile, say).
+    const char* given = getenv("MALLOC_CONF");
+    std::string conf = given != nullptr && *given != '\0'
+                           ? absl::StrCat(given, ",")
+                           : std::string();
+    absl::StrAppend(
+        &conf, "stats_interval:", absl::GetFlag(FLAGS_soak_jemalloc_interval),
+        ",stats_interval_opts:gmdablxeh");
+    setenv("MALLOC_CONF", conf.c_str(), 1);
   }
   std::string parent = absl::GetFlag(FLAGS_work_dir);
   if (parent.empty()) {
