@@ -67,7 +67,10 @@ struct HttpSink::Callbacks {
     Receipt receipt;
     receipt.kind = ReceiptKind::kDelivery;
     bool hang = false;
+    bool flaky = false;
     if (StartsWith(url, "/ok")) {
+    } else if (StartsWith(url, "/flaky")) {
+      flaky = true;
     } else if (StartsWith(url, "/hang")) {
       hang = true;
     } else if (StartsWith(url, "/calib")) {
@@ -107,8 +110,22 @@ struct HttpSink::Callbacks {
         return MHD_YES;
       }
     }
-    receipt.status = MHD_HTTP_OK;
+    receipt.status = flaky && FailsFirstAttempt(connection, receipt)
+                         ? MHD_HTTP_INTERNAL_SERVER_ERROR
+                         : MHD_HTTP_OK;
     return Answer(sink, connection, receipt);
+  }
+
+  // /flaky: the first attempt of one delivery in four (by its id) fails, so
+  // that a fifth of the answers are 500 and every delivery succeeds on its
+  // first retry.
+  static bool FailsFirstAttempt(MHD_Connection* connection,
+                                const Receipt& receipt) {
+    const char* attempt = MHD_lookup_connection_value(
+        connection, MHD_HEADER_KIND, "X-Webhook-Attempt");
+    return receipt.id_ok && attempt != nullptr &&
+           std::strcmp(attempt, "1") == 0 &&
+           absl::Uint128Low64(receipt.id) % 4 == 0;
   }
 
   static void Completed(void* cls, MHD_Connection* /*connection*/,
@@ -126,6 +143,7 @@ struct HttpSink::Callbacks {
                            Receipt& receipt) {
     receipt.answer_ns = NowNanos();
     sink.Record(receipt);
+    // Empty bodies: the status alone tells them apart.
     MHD_Response* response = receipt.status == MHD_HTTP_OK ? sink.ok_
                              : receipt.status == MHD_HTTP_NOT_FOUND
                                  ? sink.not_found_

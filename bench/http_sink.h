@@ -7,6 +7,8 @@
 //   /ok/...    answered 200 at once, or held while the sink is paused.
 //   /hang/...  held for `hang_time`, then answered 503 (an endpoint that
 //              hangs until the sender's attempt timeout).
+//   /flaky/... answered 500 to the first attempt (X-Webhook-Attempt: 1) of
+//              one delivery in four, chosen by its id; else as /ok.
 //   /calib...  answered 200 and recorded as calibration traffic (wrk).
 //   other      404.
 

@@ -131,6 +131,8 @@ absl::StatusOr<ProcessSample> SampleProcess(pid_t pid) {
   if (ReadFile(dir + "/status", &status)) {
     sample.rss_bytes = StatusKilobytes(status, "VmRSS");
     sample.peak_rss_bytes = StatusKilobytes(status, "VmHWM");
+    sample.rss_anon_bytes = StatusKilobytes(status, "RssAnon");
+    sample.rss_file_bytes = StatusKilobytes(status, "RssFile");
   }
   std::string io;
   if (ReadFile(dir + "/io", &io)) {

@@ -23,6 +23,10 @@ struct ProcessSample {
   // VmRSS and VmHWM (peak), bytes.
   int64_t rss_bytes = 0;
   int64_t peak_rss_bytes = 0;
+  // RssAnon (heap, stacks: what the allocator holds) and RssFile (mapped
+  // files: the code, and LevelDB's table files) of VmRSS, bytes.
+  int64_t rss_anon_bytes = 0;
+  int64_t rss_file_bytes = 0;
   // write_bytes of /proc/<pid>/io; -1 when it cannot be read.
   int64_t write_bytes = -1;
 };

@@ -9,7 +9,7 @@
 //   webhook-bench --scenario=fanout1 [--rate=N] [--duration=35s] [--runs=3]
 //
 // Scenarios: fanout1, fanout10, endpoints10k, latency, hanging, backlog,
-// fanout_big. With --postgres --nodes=N, N webhookd nodes share one
+// fanout_big, soak. With --postgres --nodes=N, N webhookd nodes share one
 // database and the submits rotate over them.
 
 #include <signal.h>
@@ -44,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bench/calibration.h"
@@ -137,6 +138,11 @@ ABSL_FLAG(int64_t, ledger_list_limit, 100000,
 ABSL_FLAG(int64_t, ledger_samples, 1000,
           "GetDelivery checks the ledger makes at most.");
 ABSL_FLAG(int, setup_concurrency, 32, "CreateEndpoint calls open at once.");
+ABSL_FLAG(absl::Duration, soak_sample_interval, absl::Seconds(10),
+          "soak: time between two memory readings.");
+ABSL_FLAG(int64_t, soak_jemalloc_interval, 128 << 20,
+          "soak: webhookd's jemalloc prints its totals every this many bytes "
+          "of allocation (0: never).");
 
 namespace webhookd::bench {
 namespace {
@@ -205,6 +211,13 @@ absl::StatusOr<Settings> ResolveSettings(
     s.endpoints_per_thread = 10000;
     s.events = 3;
     s.drain_timeout = absl::Seconds(120);
+  } else if (s.scenario == "soak") {
+    // Memory over a long run: fan-out 3, a fifth of the answers 500 (the
+    // sink's /flaky endpoints), RSS sampled every 10 s.
+    s.threads = 100;
+    s.endpoints_per_thread = 3;
+    s.rate = 200;
+    s.duration = absl::Minutes(21);
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown --scenario=", s.scenario));
@@ -220,7 +233,10 @@ absl::StatusOr<Settings> ResolveSettings(
   }
   s.warmup = absl::GetFlag(FLAGS_warmup);
   if (s.warmup < absl::ZeroDuration()) {
-    s.warmup = std::min(absl::Seconds(5), s.duration / 4);
+    // The soak's first minute fills caches and LevelDB's first tables.
+    s.warmup =
+        std::min(s.scenario == "soak" ? absl::Minutes(1) : absl::Seconds(5),
+                 s.duration / 4);
   }
   if (s.warmup >= s.duration) {
     return absl::InvalidArgumentError("--warmup must be below --duration");
@@ -266,9 +282,28 @@ struct Figure {
   std::string unit;
 };
 
+// The allocator's totals, from the "Allocated: ..." line jemalloc prints
+// every --soak_jemalloc_interval bytes of allocation (MALLOC_CONF
+// stats_interval), bytes.
+struct JemallocStats {
+  int64_t allocated = 0;  // In live objects.
+  int64_t active = 0;     // In pages holding them.
+  int64_t metadata = 0;
+  int64_t resident = 0;  // Physically resident, metadata and caches included.
+  int64_t retained = 0;  // Kept mapped for reuse, not resident.
+};
+
+// One memory reading of the soak.
+struct MemoryPoint {
+  double t_s = 0;  // Since the schedule's start.
+  ProcessSample process;
+  std::optional<JemallocStats> jemalloc;  // The latest line by then.
+};
+
 struct PhaseResult {
   std::string label;
   std::vector<Figure> figures;
+  std::vector<MemoryPoint> memory;  // soak only.
   Ledger ledger;
   bool ledger_closed = false;
   std::string load_before;
@@ -550,6 +585,8 @@ std::optional<ProcessSample> Combined(const Samples& samples) {
     if (!sample) return std::nullopt;
     total.cpu_seconds += sample->cpu_seconds;
     total.rss_bytes += sample->rss_bytes;
+    total.rss_anon_bytes += sample->rss_anon_bytes;
+    total.rss_file_bytes += sample->rss_file_bytes;
     total.peak_rss_bytes =
         std::max(total.peak_rss_bytes, sample->peak_rss_bytes);
     total.write_bytes = sample->write_bytes < 0 || total.write_bytes < 0
@@ -591,10 +628,11 @@ absl::StatusOr<Workload> SetUpWorkload(const Settings& settings, Server& server,
       endpoint.set_thread_id(thread);
       endpoint.set_user_id(42);
       endpoint.set_name(absl::StrCat("bench ", t, "/", e));
+      const std::string path = absl::StrCat(prefix, "/", t, "/", e);
       endpoint.set_url(
-          hang ? sink.Url(absl::StrCat("/hang/", prefix, "/", t, "/", e),
-                          absl::GetFlag(FLAGS_hang_host))
-               : sink.Url(absl::StrCat("/ok/", prefix, "/", t, "/", e)));
+          hang ? sink.Url("/hang/" + path, absl::GetFlag(FLAGS_hang_host))
+          : settings.scenario == "soak" ? sink.Url("/flaky/" + path)
+                                        : sink.Url("/ok/" + path));
       // Signed, with one custom header, like the README's example.
       endpoint.set_secret("bench-secret");
       webhook::v1::Header* header = endpoint.add_headers();
@@ -612,21 +650,71 @@ absl::StatusOr<Workload> SetUpWorkload(const Settings& settings, Server& server,
   return workload;
 }
 
+// Follows a webhookd log for the totals jemalloc prints there (MALLOC_CONF
+// stats_interval): "Allocated: 1, active: 2, metadata: 3 (n_thp 0),
+// resident: 4, mapped: 5, retained: 6".
+class JemallocLog {
+ public:
+  explicit JemallocLog(std::string path) : path_(std::move(path)) {}
+  // Reads what was appended since the last call; returns the latest totals.
+  std::optional<JemallocStats> Poll() {
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) return latest_;
+    in.seekg(offset_);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // A line still being written: read it next time.
+      offset_ += static_cast<std::streamoff>(line.size()) + 1;
+      if (std::optional<JemallocStats> stats = Parse(line)) latest_ = stats;
+    }
+    return latest_;
+  }
+
+  static std::optional<JemallocStats> Parse(absl::string_view line) {
+    if (!absl::ConsumePrefix(&line, "Allocated: ")) return std::nullopt;
+    JemallocStats stats;
+    auto field = [&](absl::string_view name, int64_t* value) {
+      const size_t at = line.find(name);
+      if (at == absl::string_view::npos) return false;
+      absl::string_view rest = line.substr(at + name.size());
+      return absl::SimpleAtoi(rest.substr(0, rest.find_first_of(", (")), value);
+    };
+    absl::string_view first = line.substr(0, line.find(','));
+    if (!absl::SimpleAtoi(first, &stats.allocated) ||
+        !field("active: ", &stats.active) ||
+        !field("metadata: ", &stats.metadata) ||
+        !field("resident: ", &stats.resident) ||
+        !field("retained: ", &stats.retained)) {
+      return std::nullopt;
+    }
+    return stats;
+  }
+
+ private:
+  const std::string path_;
+  std::streamoff offset_ = 0;
+  std::optional<JemallocStats> latest_;
+};
+
 // Samples the server's nodes, the database and the benchmark itself at
 // fixed instants while the schedule runs, and prints progress every 5 s.
+// With a JemallocLog, also the allocator's latest totals at each instant.
 class Monitor {
  public:
   Monitor(std::vector<pid_t> server_pids, std::vector<int64_t> instants,
-          HttpSink& sink, std::string label, pid_t database_pid = 0)
+          HttpSink& sink, std::string label, pid_t database_pid = 0,
+          JemallocLog* jemalloc = nullptr)
       : server_pids_(std::move(server_pids)),
         database_pid_(database_pid),
+        jemalloc_log_(jemalloc),
         instants_(std::move(instants)),
         sink_(sink),
         label_(std::move(label)),
         answered_base_(sink.answered_ok()),
         server_(instants_.size()),
         self_(instants_.size()),
-        database_(instants_.size()) {
+        database_(instants_.size()),
+        jemalloc_(instants_.size()) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Monitor() { Stop(); }
@@ -639,6 +727,9 @@ class Monitor {
   const std::optional<ProcessSample>& self(size_t i) const { return self_[i]; }
   // CPU seconds of the database's processes; nullopt without one.
   const std::optional<double>& database(size_t i) const { return database_[i]; }
+  const std::optional<JemallocStats>& jemalloc(size_t i) const {
+    return jemalloc_[i];
+  }
   // Blocks until every instant has been sampled (bounded: 5 s after the
   // last one).
   void AwaitSamples() {
@@ -670,6 +761,7 @@ class Monitor {
           absl::StatusOr<double> cpu = ProcessTreeCpuSeconds(database_pid_);
           if (cpu.ok()) database_[next] = *cpu;
         }
+        if (jemalloc_log_ != nullptr) jemalloc_[next] = jemalloc_log_->Poll();
         if (++next == instants_.size()) sampled_.Notify();
       }
       if (NowNanos() >= next_progress) {
@@ -686,6 +778,7 @@ class Monitor {
 
   const std::vector<pid_t> server_pids_;
   const pid_t database_pid_;
+  JemallocLog* const jemalloc_log_;
   const std::vector<int64_t> instants_;
   HttpSink& sink_;
   const std::string label_;
@@ -693,6 +786,7 @@ class Monitor {
   std::vector<Samples> server_;
   std::vector<std::optional<ProcessSample>> self_;
   std::vector<std::optional<double>> database_;
+  std::vector<std::optional<JemallocStats>> jemalloc_;
   absl::Notification done_;
   absl::Notification sampled_;
   std::thread thread_;
@@ -774,6 +868,98 @@ void AddResourceFigures(PhaseResult& result, const Server& server,
       last ? last->peak_rss_bytes / 1048576.0 : kNaN, "MiB");
 }
 
+// Least-squares slope of y over x; NaN with fewer than two points.
+double Slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const size_t n = x.size();
+  if (n < 2) return kNaN;
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; ++i) {
+    mx += x[i] / n;
+    my += y[i] / n;
+  }
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) * (x[i] - mx);
+  }
+  return sxx > 0 ? sxy / sxx : kNaN;
+}
+
+// The soak's verdict on memory over the window [t0, t1] (seconds since the
+// start): RSS at its start, middle and end, the growth of each half, the
+// trend of the second half, and what the RSS is made of at the end.
+void AddSoakFigures(PhaseResult& result, double t0, double t1) {
+  const std::vector<MemoryPoint>& memory = result.memory;
+  auto at = [&](double t) -> const MemoryPoint* {
+    const MemoryPoint* best = nullptr;
+    for (const MemoryPoint& point : memory) {
+      if (best == nullptr ||
+          std::fabs(point.t_s - t) < std::fabs(best->t_s - t))
+        best = &point;
+    }
+    return best;
+  };
+  const MemoryPoint* start = at(t0);
+  const MemoryPoint* middle = at((t0 + t1) / 2);
+  const MemoryPoint* end = at(t1);
+  if (start == nullptr) return;
+  constexpr double kMiB = 1048576.0;
+  auto& f = result.figures;
+  Add(f, "rss_start_mib", "RSS after the warm-up",
+      start->process.rss_bytes / kMiB, "MiB");
+  Add(f, "rss_middle_mib", "RSS halfway", middle->process.rss_bytes / kMiB,
+      "MiB");
+  Add(f, "rss_end_mib", "RSS at the end", end->process.rss_bytes / kMiB, "MiB");
+  Add(f, "rss_growth_first_half_mib", "RSS growth, first half",
+      (middle->process.rss_bytes - start->process.rss_bytes) / kMiB, "MiB");
+  Add(f, "rss_growth_second_half_mib", "RSS growth, second half",
+      (end->process.rss_bytes - middle->process.rss_bytes) / kMiB, "MiB");
+  // What a leak would grow: the anonymous part (the mapped files are
+  // LevelDB's tables, which the kernel may drop at any time).
+  Add(f, "anon_middle_mib", "anonymous RSS halfway",
+      middle->process.rss_anon_bytes / kMiB, "MiB");
+  Add(f, "anon_growth_first_half_mib", "anonymous RSS growth, first half",
+      (middle->process.rss_anon_bytes - start->process.rss_anon_bytes) / kMiB,
+      "MiB");
+  Add(f, "anon_growth_second_half_mib", "anonymous RSS growth, second half",
+      (end->process.rss_anon_bytes - middle->process.rss_anon_bytes) / kMiB,
+      "MiB");
+  std::vector<double> x;
+  std::vector<double> y;
+  std::vector<double> heap;
+  std::vector<double> heap_x;
+  for (const MemoryPoint& point : memory) {
+    if (point.t_s < middle->t_s || point.t_s > end->t_s) continue;
+    x.push_back(point.t_s / 600);
+    y.push_back(point.process.rss_bytes / kMiB);
+    if (point.jemalloc) {
+      heap_x.push_back(point.t_s / 600);
+      heap.push_back(point.jemalloc->allocated / kMiB);
+    }
+  }
+  Add(f, "rss_trend_second_half_mib_per_10min",
+      "RSS trend over the second half (least squares)", Slope(x, y),
+      "MiB/10 min");
+  Add(f, "rss_anon_end_mib", "  of the end RSS: anonymous (heap, stacks)",
+      end->process.rss_anon_bytes / kMiB, "MiB");
+  Add(f, "rss_file_end_mib",
+      "  of the end RSS: mapped files (code, LevelDB tables)",
+      end->process.rss_file_bytes / kMiB, "MiB");
+  if (end->jemalloc) {
+    Add(f, "jemalloc_allocated_end_mib",
+        "  jemalloc: allocated in live objects (last report)",
+        end->jemalloc->allocated / kMiB, "MiB");
+    Add(f, "jemalloc_resident_end_mib",
+        "  jemalloc: resident (objects, free pages kept, metadata)",
+        end->jemalloc->resident / kMiB, "MiB");
+    Add(f, "jemalloc_metadata_end_mib", "  jemalloc: metadata",
+        end->jemalloc->metadata / kMiB, "MiB");
+  }
+  Add(f, "jemalloc_allocated_trend_mib_per_10min",
+      "jemalloc allocated, trend over the second half", Slope(heap_x, heap),
+      "MiB/10 min");
+}
+
 // ---------------------------------------------------------------------------
 // Scenarios.
 
@@ -820,7 +1006,31 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   }
   const double window_s = (w1 - w0) / 1e9;
 
-  Monitor monitor(server.pids(), {w0, w1}, sink, label, server.database_pid);
+  // The soak also reads memory every --soak_sample_interval, and the
+  // allocator's totals from the (lone) node's log.
+  const bool soak = settings.scenario == "soak";
+  std::vector<int64_t> instants = {w0, w1};
+  std::unique_ptr<JemallocLog> jemalloc;
+  if (soak) {
+    const int64_t step = std::max<int64_t>(
+        absl::ToInt64Nanoseconds(absl::GetFlag(FLAGS_soak_sample_interval)),
+        100000000);
+    for (int64_t t = start; t < w1; t += step) instants.push_back(t);
+    std::sort(instants.begin(), instants.end());
+    instants.erase(std::unique(instants.begin(), instants.end()),
+                   instants.end());
+    if (server.nodes.size() == 1 && server.nodes[0].process != nullptr) {
+      jemalloc = std::make_unique<JemallocLog>(absl::StrCat(
+          settings.work_dir, "/", NodeName(settings, name, 0), ".log"));
+    }
+  }
+  const size_t i0 = static_cast<size_t>(
+      std::find(instants.begin(), instants.end(), w0) - instants.begin());
+  const size_t i1 = static_cast<size_t>(
+      std::find(instants.begin(), instants.end(), w1) - instants.begin());
+
+  Monitor monitor(server.pids(), instants, sink, label, server.database_pid,
+                  jemalloc.get());
   LoadGenerator generator(server.channels, workload->requests);
   std::vector<EventOutcome> events = generator.Run(plan, start);
   const int64_t load_end = NowNanos();
@@ -912,10 +1122,23 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
       Quantile(ack_latency, ack_missing, 0.5), "ms");
   Add(f, "ack_p99_ms", "SubmitEvent ack latency p99",
       Quantile(ack_latency, ack_missing, 0.99), "ms");
-  AddResourceFigures(result, server, monitor.server(0), monitor.server(1),
-                     monitor.self(0), monitor.self(1), window_s,
-                     delivered_in_window, monitor.database(0),
-                     monitor.database(1));
+  AddResourceFigures(result, server, monitor.server(i0), monitor.server(i1),
+                     monitor.self(i0), monitor.self(i1), window_s,
+                     delivered_in_window, monitor.database(i0),
+                     monitor.database(i1));
+  if (soak) {
+    for (size_t i = 0; i < instants.size(); ++i) {
+      std::optional<ProcessSample> sample = Combined(monitor.server(i));
+      if (!sample) continue;
+      MemoryPoint& point = result.memory.emplace_back();
+      point.t_s = (instants[i] - start) / 1e9;
+      point.process = *sample;
+      point.jemalloc = monitor.jemalloc(i);
+    }
+    AddSoakFigures(result, (w0 - start) / 1e9, (w1 - start) / 1e9);
+    Add(f, "flaky_answers", "answers 500 (first attempts of 1 in 4)",
+        static_cast<double>(receipts.non_2xx()), "");
+  }
   int64_t data_bytes = 0;
   bool data_dirs = false;
   for (const Node& node : server.nodes) {
@@ -1301,6 +1524,16 @@ std::vector<Target> CheckTargets(const std::string& scenario,
                        "all-healthy (measured ",
                        FormatValue(ratio * 100, "%"), ")"),
           ratio, ratio >= 0.8);
+  } else if (scenario == "soak") {
+    // A plateau: over the second half, the anonymous RSS (heap and stacks,
+    // where a leak would show) grows by at most 5% of what it was halfway.
+    const double middle = Find(f, "anon_middle_mib");
+    const double growth = Find(f, "anon_growth_second_half_mib");
+    check(absl::StrCat("anonymous memory levels off: second-half growth <= "
+                       "5% of its halfway size (measured ",
+                       FormatValue(growth, "MiB"), " of ",
+                       FormatValue(middle, "MiB"), ")"),
+          growth, growth <= 0.05 * middle);
   } else if (scenario == "fanout_big") {
     const double ack = Find(f, "ack_max_ms");
     const double all = Find(f, "all_delivered_max_ms");
@@ -1335,6 +1568,48 @@ RunResult MedianOf(const std::vector<RunResult>& runs) {
     figure.value = Median(values);
   }
   return median;
+}
+
+// The soak's readings, one line a minute (and the last).
+void PrintMemory(FILE* out, const std::vector<MemoryPoint>& memory) {
+  constexpr double kMiB = 1048576.0;
+  std::fprintf(out,
+               "  memory (MiB):   t      RSS     anon     file   jemalloc "
+               "allocated/resident\n");
+  double next = 0;
+  for (size_t i = 0; i < memory.size(); ++i) {
+    const MemoryPoint& point = memory[i];
+    if (point.t_s + 1e-6 < next && i + 1 != memory.size()) continue;
+    next = std::floor(point.t_s / 60 + 1) * 60;
+    std::fprintf(
+        out, "  %14.0fs %8.1f %8.1f %8.1f   %s\n", point.t_s,
+        point.process.rss_bytes / kMiB, point.process.rss_anon_bytes / kMiB,
+        point.process.rss_file_bytes / kMiB,
+        point.jemalloc
+            ? absl::StrFormat("%.1f / %.1f", point.jemalloc->allocated / kMiB,
+                              point.jemalloc->resident / kMiB)
+                  .c_str()
+            : "n/a");
+  }
+}
+
+Json MemoryJson(const std::vector<MemoryPoint>& memory) {
+  Json points = Json::array();
+  for (const MemoryPoint& point : memory) {
+    Json json = {{"t_s", point.t_s},
+                 {"rss_bytes", point.process.rss_bytes},
+                 {"rss_anon_bytes", point.process.rss_anon_bytes},
+                 {"rss_file_bytes", point.process.rss_file_bytes}};
+    if (point.jemalloc) {
+      json["jemalloc"] = {{"allocated", point.jemalloc->allocated},
+                          {"active", point.jemalloc->active},
+                          {"metadata", point.jemalloc->metadata},
+                          {"resident", point.jemalloc->resident},
+                          {"retained", point.jemalloc->retained}};
+    }
+    points.push_back(std::move(json));
+  }
+  return points;
 }
 
 void PrintFigures(FILE* out, const std::vector<Figure>& figures,
@@ -1411,7 +1686,7 @@ int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "webhook-bench: open-loop benchmark of webhookd with an in-process "
       "HTTP sink.\nUsage: webhook-bench --scenario=fanout1|fanout10|"
-      "endpoints10k|latency|hanging|backlog|fanout_big [--rate=N] "
+      "endpoints10k|latency|hanging|backlog|fanout_big|soak [--rate=N] "
       "[--duration=35s] [--runs=3] [--postgres [--nodes=N]] "
       "[--server_flag=--http_workers=4] ...\n"
       "See BENCHMARKS.md.");
@@ -1435,6 +1710,19 @@ int Main(int argc, char** argv) {
     return 2;
   }
   Settings settings = *std::move(resolved);
+  // The soak reads webhookd's allocator totals from its log (JemallocLog).
+  if (settings.scenario == "soak" && absl::GetFlag(FLAGS_target).empty() &&
+      absl::GetFlag(FLAGS_soak_jemalloc_interval) > 0) {
+    // Added to the caller's own options (a heap profile, say).
+    const char* given = getenv("MALLOC_CONF");
+    std::string conf = given != nullptr && *given != '\0'
+                           ? absl::StrCat(given, ",")
+                           : std::string();
+    absl::StrAppend(
+        &conf, "stats_interval:", absl::GetFlag(FLAGS_soak_jemalloc_interval),
+        ",stats_interval_opts:gmdablxeh");
+    setenv("MALLOC_CONF", conf.c_str(), 1);
+  }
   std::string parent = absl::GetFlag(FLAGS_work_dir);
   if (parent.empty()) {
     const char* tmp = getenv("TMPDIR");
@@ -1591,6 +1879,7 @@ int Main(int argc, char** argv) {
                    phase.label.c_str(), phase.load_before.c_str(),
                    phase.load_after.c_str());
       PrintFigures(out, phase.figures, ceiling);
+      if (!phase.memory.empty()) PrintMemory(out, phase.memory);
       std::fprintf(out, "%s", FormatLedger(phase.ledger).c_str());
       for (const std::string& note : phase.notes) {
         std::fprintf(out, "  note: %s\n", note.c_str());
@@ -1600,6 +1889,8 @@ int Main(int argc, char** argv) {
       phase_json["load_average_before"] = phase.load_before;
       phase_json["load_average_after"] = phase.load_after;
       phase_json["figures"] = FiguresJson(phase.figures, ceiling);
+      if (!phase.memory.empty())
+        phase_json["memory"] = MemoryJson(phase.memory);
       phase_json["ledger"] = LedgerJson(phase.ledger);
       phase_json["notes"] = phase.notes;
       phases.push_back(std::move(phase_json));
