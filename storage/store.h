@@ -312,6 +312,12 @@ class Store {
                                                   absl::Time idempotency_cutoff,
                                                   size_t max_records) = 0;
 
+  // Rewrites the stored data so that values overwritten or deleted are gone
+  // from its files, not only unreachable (after secrets were re-encrypted:
+  // their former copies). Slow: for maintenance commands, not while
+  // serving. Backends that never keep such copies do nothing.
+  virtual absl::Status Compact() { return absl::OkStatus(); }
+
   // Several nodes.
 
   // The queue shared with other nodes, or nullptr for a store of one node

@@ -4,13 +4,18 @@
 #ifndef WEBHOOKD_SERVER_API_GRPC_STATUS_H_
 #define WEBHOOKD_SERVER_API_GRPC_STATUS_H_
 
+#include <cstddef>
+
 #include "absl/status/status.h"
 #include "grpcpp/support/status.h"
 
 namespace webhookd {
 
-// The same code and message: absl::StatusCode and grpc::StatusCode share
-// their numbering (google.rpc.Code).
+// Longest error message sent to a client; longer ones are cut there.
+inline constexpr size_t kMaxGrpcMessageBytes = 1024;
+
+// The same code and message (cut to kMaxGrpcMessageBytes): absl::StatusCode
+// and grpc::StatusCode share their numbering (google.rpc.Code).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace webhookd

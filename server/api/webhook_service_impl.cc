@@ -1,9 +1,15 @@
 #include "server/api/webhook_service_impl.h"
 
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "server/api/grpc_status.h"
+#include "server/common/status_macros.h"
+#include "server/common/string_view.h"
+#include "server/delivery/validation.h"
 
 namespace webhookd {
 namespace {
@@ -33,6 +39,19 @@ void FillPage(Items& items, std::string& token, Field* field,
   field->Reserve(static_cast<int>(items.size()));
   for (auto& item : items) *field->Add() = std::move(item);
   *next_page_token = std::move(token);
+}
+
+// What a page token is bound to: the list, the caller and every filter
+// field, each length-prefixed so that no two listings read alike.
+template <typename... Fields>
+std::string Listing(std::string_view list, const Caller& caller,
+                    const Fields&... fields) {
+  std::string listing =
+      absl::StrCat(AsAbsl(list), ":", caller.user_id.value_or(0));
+  ((absl::StrAppend(&listing, ":", std::string_view(fields).size(), ":",
+                    AsAbsl(std::string_view(fields)))),
+   ...);
+  return listing;
 }
 
 }  // namespace
@@ -75,6 +94,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::GetEndpoint(
     const webhook::v1::GetEndpointRequest* request,
     webhook::v1::GetEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
     return Fill(endpoints_.Get(caller, request->id()),
                 response->mutable_endpoint());
   });
@@ -84,18 +104,23 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::ListEndpoints(
     grpc::CallbackServerContext* context,
     const webhook::v1::ListEndpointsRequest* request,
     webhook::v1::ListEndpointsResponse* response) {
-  return Run(context,
-             [this, request, response](const Caller& caller) -> absl::Status {
-               EndpointFilter filter;
-               filter.thread_id = request->thread_id();
-               absl::StatusOr<EndpointPage> page = endpoints_.List(
-                   caller, filter, request->page_size(), request->page_token());
-               if (!page.ok()) return page.status();
-               FillPage(page->endpoints, page->next_page_token,
-                        response->mutable_endpoints(),
-                        response->mutable_next_page_token());
-               return absl::OkStatus();
-             });
+  return Run(
+      context, [this, request, response](const Caller& caller) -> absl::Status {
+        EndpointFilter filter;
+        filter.thread_id = request->thread_id();
+        const std::string listing =
+            Listing("endpoints", caller, filter.thread_id);
+        WEBHOOKD_ASSIGN_OR_RETURN(
+            std::string cursor,
+            page_tokens_.Open(request->page_token(), listing));
+        absl::StatusOr<EndpointPage> page =
+            endpoints_.List(caller, filter, request->page_size(), cursor);
+        if (!page.ok()) return page.status();
+        std::string token = page_tokens_.Seal(page->next_page_token, listing);
+        FillPage(page->endpoints, token, response->mutable_endpoints(),
+                 response->mutable_next_page_token());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* WebhookServiceImpl::UpdateEndpoint(
@@ -103,6 +128,8 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::UpdateEndpoint(
     const webhook::v1::UpdateEndpointRequest* request,
     webhook::v1::UpdateEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(
+        ValidateId(request->endpoint().id(), "endpoint.id"));
     return Fill(
         endpoints_.Update(caller, request->endpoint(), request->update_mask()),
         response->mutable_endpoint());
@@ -114,6 +141,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::DeleteEndpoint(
     const webhook::v1::DeleteEndpointRequest* request,
     webhook::v1::DeleteEndpointResponse*) {
   return Run(context, [this, request](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
     return endpoints_.Delete(caller, request->id());
   });
 }
@@ -123,6 +151,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::EnableEndpoint(
     const webhook::v1::EnableEndpointRequest* request,
     webhook::v1::EnableEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
     return Fill(endpoints_.SetEnabled(caller, request->id(), true),
                 response->mutable_endpoint());
   });
@@ -133,6 +162,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::DisableEndpoint(
     const webhook::v1::DisableEndpointRequest* request,
     webhook::v1::DisableEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
     return Fill(endpoints_.SetEnabled(caller, request->id(), false),
                 response->mutable_endpoint());
   });
@@ -143,6 +173,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::GetEndpointStats(
     const webhook::v1::GetEndpointStatsRequest* request,
     webhook::v1::GetEndpointStatsResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->endpoint_id(), "endpoint_id"));
     return Fill(log_.Stats(caller, request->endpoint_id()),
                 response->mutable_stats());
   });
@@ -176,6 +207,11 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SendTestDelivery(
   // The call finishes when the attempt does, from the engine's thread.
   blocking_.Schedule(
       [this, reactor, request, response, caller = *std::move(caller)] {
+        if (absl::Status id = ValidateId(request->endpoint_id(), "endpoint_id");
+            !id.ok()) {
+          reactor->Finish(ToGrpcStatus(id));
+          return;
+        }
         absl::Status started = engine_.SendTest(
             caller, request->endpoint_id(), request->payload_json(),
             [reactor, response](absl::StatusOr<Delivery> delivery) {
@@ -192,6 +228,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::GetDelivery(
     const webhook::v1::GetDeliveryRequest* request,
     webhook::v1::GetDeliveryResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
     return Fill(log_.Get(caller, request->id()), response->mutable_delivery());
   });
 }
@@ -205,15 +242,23 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::ListDeliveries(
         if (!DeliveryStatus_IsValid(request->status())) {
           return absl::InvalidArgumentError("status: unknown delivery status");
         }
+        WEBHOOKD_RETURN_IF_ERROR(
+            ValidateId(request->endpoint_id(), "endpoint_id"));
         DeliveryFilter filter;
         filter.endpoint_id = request->endpoint_id();
         filter.thread_id = request->thread_id();
         filter.status = request->status();
-        absl::StatusOr<DeliveryPage> page = log_.List(
-            caller, filter, request->page_size(), request->page_token());
+        const std::string listing =
+            Listing("deliveries", caller, filter.endpoint_id, filter.thread_id,
+                    absl::StrCat(filter.status));
+        WEBHOOKD_ASSIGN_OR_RETURN(
+            std::string cursor,
+            page_tokens_.Open(request->page_token(), listing));
+        absl::StatusOr<DeliveryPage> page =
+            log_.List(caller, filter, request->page_size(), cursor);
         if (!page.ok()) return page.status();
-        FillPage(page->deliveries, page->next_page_token,
-                 response->mutable_deliveries(),
+        std::string token = page_tokens_.Seal(page->next_page_token, listing);
+        FillPage(page->deliveries, token, response->mutable_deliveries(),
                  response->mutable_next_page_token());
         return absl::OkStatus();
       });
@@ -224,6 +269,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::RetryDelivery(
     const webhook::v1::RetryDeliveryRequest* request,
     webhook::v1::RetryDeliveryResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
     return Fill(engine_.Retry(caller, request->id()),
                 response->mutable_delivery());
   });
@@ -235,6 +281,10 @@ WebhookServiceImpl::StreamDeliveries(
     const webhook::v1::StreamDeliveriesRequest* request) {
   absl::StatusOr<Caller> caller = auth_.Authenticate(*context);
   if (!caller.ok()) return new RefusedStream(ToGrpcStatus(caller.status()));
+  if (absl::Status id = ValidateId(request->endpoint_id(), "endpoint_id");
+      !id.ok()) {
+    return new RefusedStream(ToGrpcStatus(id));
+  }
   return hub_.Open(context, request, *caller);
 }
 

@@ -12,6 +12,7 @@
 #include "server/delivery/delivery_engine.h"
 #include "server/delivery/delivery_log.h"
 #include "server/delivery/endpoint_manager.h"
+#include "server/security/page_tokens.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
 namespace webhookd {
@@ -21,16 +22,18 @@ class WebhookServiceImpl final
  public:
   // Every argument must outlive the service. Handlers run their work on
   // `blocking`, never on gRPC's threads. Every call is authenticated by
-  // `auth` first; the Caller it yields goes to the domain classes.
+  // `auth` first; the Caller it yields goes to the domain classes. List
+  // calls hand out the domain's cursors sealed by `page_tokens`.
   WebhookServiceImpl(EndpointManager& endpoints, DeliveryEngine& engine,
                      DeliveryLog& log, ThreadPool& blocking, DeliveryHub& hub,
-                     const Authenticator& auth)
+                     const Authenticator& auth, const PageTokens& page_tokens)
       : endpoints_(endpoints),
         engine_(engine),
         log_(log),
         blocking_(blocking),
         hub_(hub),
-        auth_(auth) {}
+        auth_(auth),
+        page_tokens_(page_tokens) {}
 
   // WebhookService
   grpc::ServerUnaryReactor* CreateEndpoint(
@@ -107,6 +110,7 @@ class WebhookServiceImpl final
   ThreadPool& blocking_;
   DeliveryHub& hub_;
   const Authenticator& auth_;
+  const PageTokens& page_tokens_;
 };
 
 }  // namespace webhookd

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -69,6 +70,19 @@ ABSL_FLAG(std::string, api_keys_file, "",
           "call needs \"authorization: Bearer <key>\" metadata and acts as "
           "the key's user. Without it, only loopback --listen addresses are "
           "allowed.");
+ABSL_FLAG(std::string, secrets_key_file, "",
+          "File holding the base64 of 32 random bytes (openssl rand -base64 "
+          "32): endpoint secrets and sensitive header values are stored "
+          "encrypted (AES-256-GCM) under it. Every node of a cluster needs "
+          "the same. Without it they are stored in clear.");
+ABSL_FLAG(std::vector<std::string>, secrets_old_key_files, {},
+          "Key files of earlier --secrets_key_file keys: values sealed under "
+          "them are still read (new writes use --secrets_key_file). "
+          "Repeatable, or comma-separated.");
+ABSL_FLAG(bool, reencrypt_secrets, false,
+          "Rewrite every endpoint whose secrets are not encrypted under "
+          "--secrets_key_file (in clear, or under an old key), then exit. "
+          "Stop webhookd first (every node, on PostgreSQL).");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain: serve gRPC over TLS (with --tls_key).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
@@ -189,6 +203,9 @@ int main(int argc, char** argv) {
   // occurrence.
   const std::vector<std::string> allow_cidrs =
       RepeatedFlag(argc, argv, "allow_cidr");
+  // The database, port file and logs hold secrets or point at them: files
+  // webhookd creates are its user's alone (0600, directories 0700).
+  umask(077);
 
   if (absl::GetFlag(FLAGS_repair)) {
     if (!absl::GetFlag(FLAGS_postgres).empty()) {
@@ -203,6 +220,21 @@ int main(int argc, char** argv) {
   options.listen = absl::GetFlag(FLAGS_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.postgres = absl::GetFlag(FLAGS_postgres);
+  options.secrets_key_file = absl::GetFlag(FLAGS_secrets_key_file);
+  options.secrets_old_key_files =
+      RepeatedFlag(argc, argv, "secrets_old_key_files");
+  if (absl::GetFlag(FLAGS_reencrypt_secrets)) {
+    absl::StatusOr<size_t> rewritten = webhookd::ReencryptSecrets(options);
+    if (!rewritten.ok()) {
+      return Fail(
+          absl::StrCat("--reencrypt_secrets: ", rewritten.status().ToString()));
+    }
+    std::printf(
+        "webhookd: re-encrypted the secrets of %zu endpoint(s) under the "
+        "key of %s\n",
+        *rewritten, options.secrets_key_file.c_str());
+    return 0;
+  }
   std::string data_description = options.data_dir;
   if (!options.postgres.empty()) {
     absl::StatusOr<std::string> described =
@@ -298,6 +330,16 @@ int main(int argc, char** argv) {
                   absl::StrCat("deliveries may also go to ",
                                absl::StrJoin(allow_cidrs, ", ")));
   }
+  webhookd::Log(
+      options.secrets_key_file.empty() ? webhookd::LogLevel::kWarning
+                                       : webhookd::LogLevel::kInfo,
+      options.secrets_key_file.empty()
+          ? std::string("no --secrets_key_file: endpoint secrets and "
+                        "sensitive header values are stored in clear")
+          : absl::StrCat("endpoint secrets are stored encrypted under key "
+                         "id ",
+                         (*server)->secrets_key_id(), " (",
+                         options.secrets_key_file, ")"));
   webhookd::Log(
       webhookd::LogLevel::kInfo,
       absl::StrCat(

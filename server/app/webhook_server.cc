@@ -4,8 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -24,6 +26,8 @@
 #include "server/api/grpc_status.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
+#include "server/common/string_view.h"
+#include "server/delivery/sealed_secrets_store.h"
 #include "server/http/curl_sender.h"
 #include "server/security/address_policy.h"
 #include "storage/leveldb/leveldb_store.h"
@@ -108,6 +112,80 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   return grpc::SslServerCredentials(ssl);
 }
 
+// Warns when a file of secrets (`flag`) can be read by its group or others.
+void WarnIfReadableByOthers(const std::string& path, std::string_view flag) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) return;  // Reading it reports why.
+  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    Log(LogLevel::kWarning,
+        absl::StrCat(AsAbsl(flag), " ", path,
+                     " is readable by group or others (mode ",
+                     absl::Hex(info.st_mode & 07777, absl::kZeroPad4),
+                     "): chmod 600 it"));
+  }
+}
+
+// The keys of --secrets_key_file and --secrets_old_key_files.
+absl::StatusOr<SecretsKeyring> LoadKeyring(const ServerOptions& options) {
+  if (options.secrets_key_file.empty()) {
+    if (!options.secrets_old_key_files.empty()) {
+      return absl::InvalidArgumentError(
+          "--secrets_old_key_files needs --secrets_key_file (the key new "
+          "writes use)");
+    }
+    return SecretsKeyring();
+  }
+  WarnIfReadableByOthers(options.secrets_key_file, "--secrets_key_file");
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      SecretsKey current,
+      SecretsKey::Load(options.secrets_key_file, "--secrets_key_file"));
+  std::vector<SecretsKey> old;
+  for (const std::string& path : options.secrets_old_key_files) {
+    WarnIfReadableByOthers(path, "--secrets_old_key_files");
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        SecretsKey key, SecretsKey::Load(path, "--secrets_old_key_files"));
+    old.push_back(std::move(key));
+  }
+  return SecretsKeyring(std::move(current), std::move(old));
+}
+
+// Creates the LevelDB directory 0700, or narrows an existing one (and its
+// files) to owner-only with a warning: the database holds endpoint secrets.
+// Files LevelDB creates later get 0600 from the umask main() sets.
+absl::Status PrepareDataDir(const std::string& dir) {
+  std::error_code error;
+  if (!std::filesystem::exists(dir, error)) {
+    std::filesystem::create_directories(dir, error);
+    if (error) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--data_dir: cannot create ", dir, ": ", error.message()));
+    }
+    chmod(dir.c_str(), 0700);
+    return absl::OkStatus();
+  }
+  struct stat info {};
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--data_dir: ", dir, " is not a directory"));
+  }
+  if ((info.st_mode & (S_IRWXG | S_IRWXO)) == 0) return absl::OkStatus();
+  Log(LogLevel::kWarning,
+      absl::StrCat("--data_dir ", dir, " was open to group or others (mode ",
+                   absl::Hex(info.st_mode & 07777, absl::kZeroPad4),
+                   "): narrowed to 0700 and its files to 0600"));
+  chmod(dir.c_str(), 0700);
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (entry.is_regular_file(error)) {
+      std::filesystem::permissions(entry.path(),
+                                   std::filesystem::perms::group_all |
+                                       std::filesystem::perms::others_all,
+                                   std::filesystem::perm_options::remove,
+                                   error);
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsLoopbackListenAddress(const std::string& listen) {
@@ -166,21 +244,31 @@ absl::StatusOr<std::unique_ptr<HttpSender>> NewCurlSender(
   return sender;
 }
 
+// LevelDB under options.data_dir, or the PostgreSQL database of
+// options.postgres.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(
+    const ServerOptions& options, const LevelDbStoreOptions& store_options) {
+  if (!options.postgres.empty()) {
+    PostgresStoreOptions postgres;
+    postgres.conninfo = options.postgres;
+    WEBHOOKD_ASSIGN_OR_RETURN(std::unique_ptr<PostgresStore> store,
+                              PostgresStore::Open(postgres));
+    return store;
+  }
+  WEBHOOKD_RETURN_IF_ERROR(PrepareDataDir(options.data_dir));
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      std::unique_ptr<LevelDbStore> store,
+      LevelDbStore::Open(options.data_dir, store_options));
+  return store;
+}
+
 }  // namespace
 
 absl::StatusOr<ServerDependencies> DefaultDependencies(
     const ServerOptions& options, const LevelDbStoreOptions& store_options) {
   ServerDependencies dependencies;
-  if (options.postgres.empty()) {
-    WEBHOOKD_ASSIGN_OR_RETURN(
-        dependencies.store,
-        LevelDbStore::Open(options.data_dir, store_options));
-  } else {
-    PostgresStoreOptions postgres;
-    postgres.conninfo = options.postgres;
-    WEBHOOKD_ASSIGN_OR_RETURN(dependencies.store,
-                              PostgresStore::Open(postgres));
-  }
+  WEBHOOKD_ASSIGN_OR_RETURN(dependencies.store,
+                            OpenStore(options, store_options));
   WEBHOOKD_ASSIGN_OR_RETURN(dependencies.sender, NewCurlSender(options));
   return dependencies;
 }
@@ -207,7 +295,9 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
 absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
     const ServerOptions& options) {
   Configuration configuration;
+  WEBHOOKD_ASSIGN_OR_RETURN(configuration.keyring, LoadKeyring(options));
   if (!options.api_keys_file.empty()) {
+    WarnIfReadableByOthers(options.api_keys_file, "--api_keys_file");
     WEBHOOKD_ASSIGN_OR_RETURN(ApiKeys keys,
                               ApiKeys::Load(options.api_keys_file));
     configuration.auth = std::make_unique<Authenticator>(std::move(keys));
@@ -231,7 +321,19 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   std::unique_ptr<WebhookServer> server(new WebhookServer());
   server->auth_ = std::move(configuration.auth);
   if (dependencies.clock != nullptr) server->clock_ = dependencies.clock;
-  server->store_ = std::move(dependencies.store);
+  server->secrets_key_id_ = configuration.keyring.current_id();
+  // Page tokens sealed under a key derived from the secrets key are valid on
+  // every node that shares it, and across restarts; without one, only in
+  // this process.
+  std::optional<std::string> token_key =
+      configuration.keyring.DeriveKey("webhookd page tokens");
+  server->page_tokens_ = std::make_unique<PageTokens>(
+      token_key.has_value() ? PageTokens(*std::move(token_key))
+                            : PageTokens::WithRandomKey());
+  // Always wrapped, key or not: a value sealed under a key not configured
+  // must stop start-up, not read as empty.
+  server->store_ = std::make_unique<SealedSecretsStore>(
+      std::move(dependencies.store), std::move(configuration.keyring));
   server->sender_ = std::move(dependencies.sender);
   server->scheduler_ = std::make_unique<Scheduler>(options.engine.limits);
   server->bus_ = std::make_unique<ChangeBus>();
@@ -252,7 +354,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   server->bus_->AddListener(server->hub_.get());
   server->service_ = std::make_unique<WebhookServiceImpl>(
       *server->endpoints_, *server->engine_, *server->log_, *server->blocking_,
-      *server->hub_, *server->auth_);
+      *server->hub_, *server->auth_, *server->page_tokens_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -288,6 +390,19 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
       *server->store_, *server->clock_, options.log_retention);
   server->retention_->Start();
   return server;
+}
+
+absl::StatusOr<size_t> ReencryptSecrets(const ServerOptions& options) {
+  WEBHOOKD_ASSIGN_OR_RETURN(SecretsKeyring keyring, LoadKeyring(options));
+  if (!keyring.has_current()) {
+    return absl::InvalidArgumentError(
+        "--reencrypt_secrets needs --secrets_key_file (the key to write "
+        "with)");
+  }
+  WEBHOOKD_ASSIGN_OR_RETURN(std::unique_ptr<Store> inner,
+                            OpenStore(options, {}));
+  SealedSecretsStore store(std::move(inner), std::move(keyring));
+  return store.ResealEndpoints();
 }
 
 WebhookServer::~WebhookServer() { Shutdown(absl::ZeroDuration()); }

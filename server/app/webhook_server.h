@@ -22,6 +22,8 @@
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/log_retention.h"
 #include "server/http/http_sender.h"
+#include "server/security/page_tokens.h"
+#include "server/security/secrets_keyring.h"
 #include "storage/leveldb/leveldb_store.h"
 #include "storage/store.h"
 
@@ -69,6 +71,11 @@ struct ServerOptions {
   // PEM CA certificates: clients must present a certificate they signed
   // (mutual TLS). Needs tls_cert_file.
   std::string tls_client_ca_file;
+  // Secrets at rest (README "Operations"): key file whose key seals endpoint
+  // secrets and sensitive header values when written, and older key files
+  // that still open them. Empty: written in clear.
+  std::string secrets_key_file;
+  std::vector<std::string> secrets_old_key_files;
   // Largest gRPC request accepted; larger ones get RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 4 * 1024 * 1024;
   // For tests: PEM CA certificates that receivers' TLS certificates are
@@ -97,6 +104,12 @@ absl::StatusOr<ServerDependencies> DefaultDependencies(
     const ServerOptions& options,
     const LevelDbStoreOptions& store_options = {});
 
+// webhookd --reencrypt_secrets: opens the storage of `options` and rewrites
+// every endpoint whose secrets are not sealed under the key of
+// options.secrets_key_file (in clear, or under one of the old keys), then
+// closes it. Returns how many endpoints were rewritten.
+absl::StatusOr<size_t> ReencryptSecrets(const ServerOptions& options);
+
 // Whether a gRPC listen address is reachable only from this machine:
 // "127.0.0.1:port" (any of 127/8), "[::1]:port", "localhost:port" or a Unix
 // socket ("unix:path").
@@ -119,6 +132,10 @@ class WebhookServer {
   // The port the server listens on.
   int port() const { return port_; }
 
+  // The id of the key secrets are written under (--secrets_key_file); empty
+  // without one.
+  const std::string& secrets_key_id() const { return secrets_key_id_; }
+
   // The StreamDeliveries fan-out (tests read its stream count).
   DeliveryHub& delivery_hub() { return *hub_; }
 
@@ -135,6 +152,7 @@ class WebhookServer {
   struct Configuration {
     std::unique_ptr<Authenticator> auth;
     std::shared_ptr<grpc::ServerCredentials> credentials;
+    SecretsKeyring keyring;
   };
   static absl::StatusOr<Configuration> Configure(const ServerOptions& options);
   // Wires the server on checked configuration and dependencies and starts
@@ -155,11 +173,13 @@ class WebhookServer {
   std::unique_ptr<DeliveryLog> log_;
   std::unique_ptr<ThreadPool> blocking_;
   std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<PageTokens> page_tokens_;
   // Destroyed before `blocking_`, after `server_` (its streams are done).
   std::unique_ptr<DeliveryHub> hub_;
   std::unique_ptr<WebhookServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::string secrets_key_id_;
   bool shut_down_ = false;
 };
 

@@ -13,6 +13,9 @@ inline constexpr int kMaxNameChars = 200;
 inline constexpr int kMaxUrlBytes = 2048;
 inline constexpr int kMaxThreadIdBytes = 256;
 inline constexpr int kMaxSecretBytes = 1024;
+// Ids are a prefix and 32 hex digits (ids.h); longer ones are refused
+// before any lookup, so that no error echoes an unbounded id.
+inline constexpr size_t kMaxIdBytes = 64;
 inline constexpr int kMaxHeaders = 50;
 inline constexpr int kMaxHeaderNameBytes = 256;
 inline constexpr int kMaxHeaderValueBytes = 4096;

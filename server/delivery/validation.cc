@@ -178,10 +178,25 @@ absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
   return absl::OkStatus();
 }
 
+absl::Status ValidateId(std::string_view id, std::string_view field) {
+  if (id.size() > kMaxIdBytes) {
+    return Invalid(field, absl::StrCat("must be at most ", kMaxIdBytes,
+                                       " bytes (an id such as ep_ or dlv_ "
+                                       "and 32 hex digits); got ",
+                                       id.size()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSecret(std::string_view secret, std::string_view field) {
   if (secret.size() > static_cast<size_t>(kMaxSecretBytes)) {
     return Invalid(field,
                    absl::StrCat("must be at most ", kMaxSecretBytes, " bytes"));
+  }
+  // Sealed values at rest start with NUL (SecretsKeyring): no secret can be
+  // taken for one.
+  if (secret.find('\0') != std::string_view::npos) {
+    return Invalid(field, "must not contain NUL");
   }
   return absl::OkStatus();
 }

@@ -36,6 +36,8 @@ absl::Status ValidateName(std::string_view name, std::string_view field);
 // policy.addresses.CheckHost (no literal non-public address, no localhost).
 absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
                          std::string_view field);
+// An id a request names (endpoint or delivery): at most kMaxIdBytes.
+absl::Status ValidateId(std::string_view id, std::string_view field);
 absl::Status ValidateSecret(std::string_view secret, std::string_view field);
 // At most kMaxHeaders. Names must be RFC 9110 tokens, unique
 // (case-insensitively) and not reserved; values hold at most

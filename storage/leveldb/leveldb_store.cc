@@ -617,6 +617,14 @@ absl::StatusOr<AttemptCounts> LevelDbStore::GetAttemptCounts(
   return counts;
 }
 
+absl::Status LevelDbStore::Compact() {
+  STORE_USE_DB();
+  // Flushes the write-ahead log into tables and merges every level, which
+  // drops the versions of keys that were overwritten or deleted.
+  db_->CompactRange(nullptr, nullptr);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<PruneResult> LevelDbStore::PruneBefore(
     absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
   if (max_records == 0) return PruneResult();

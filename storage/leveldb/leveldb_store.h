@@ -104,6 +104,7 @@ class LevelDbStore final : public Store {
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
+  absl::Status Compact() override;
 
  private:
   LevelDbStore(std::string dir, std::unique_ptr<leveldb::Options> db_options,

@@ -675,6 +675,14 @@ absl::StatusOr<AttemptCounts> PostgresStore::GetAttemptCounts(
 
 // --- Retention ---------------------------------------------------------------
 
+absl::Status PostgresStore::Compact() {
+  // Only endpoints hold secrets. VACUUM FULL writes the table anew, without
+  // the dead versions of its rows (the write-ahead log keeps them until the
+  // server recycles it).
+  WEBHOOKD_ASSIGN_OR_RETURN(pg::Pool::Lease connection, pool_.Acquire());
+  return connection->ExecScript("VACUUM FULL endpoints");
+}
+
 absl::StatusOr<PruneResult> PostgresStore::PruneBefore(
     absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
   if (max_records == 0) return PruneResult();

@@ -76,6 +76,7 @@ class PostgresStore : public Store, public SharedQueue {
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
+  absl::Status Compact() override;
   SharedQueue* shared_queue() override { return this; }
 
   // SharedQueue, as this node (node_id()). The watch (cluster_feed.h) has

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/api/grpc_status.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
 #include "tests/support/raw_server.h"
@@ -302,6 +303,109 @@ TEST_F(HostileInputTest, LongEventFieldsAreRefused) {
   EXPECT_EQ(stub().SubmitEvent(Context().get(), event, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(ListDeliveries(), IsEmpty());
+}
+
+TEST_F(HostileInputTest, MebibyteIdsAreRefusedWithAShortMessage) {
+  const std::string huge(kMiB, 'x');
+  auto expect_refused = [](const grpc::Status& status, const char* field) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << status.error_message().substr(0, 200);
+    EXPECT_THAT(status.error_message(), HasSubstr(field));
+    EXPECT_LE(status.error_message().size(), 1024u);
+  };
+  {
+    webhook::v1::GetEndpointRequest request;
+    request.set_id(huge);
+    webhook::v1::GetEndpointResponse response;
+    expect_refused(stub().GetEndpoint(Context().get(), request, &response),
+                   "id");
+  }
+  {
+    webhook::v1::DeleteEndpointRequest request;
+    request.set_id(huge);
+    webhook::v1::DeleteEndpointResponse response;
+    expect_refused(stub().DeleteEndpoint(Context().get(), request, &response),
+                   "id");
+  }
+  {
+    webhook::v1::UpdateEndpointRequest request;
+    request.mutable_endpoint()->set_id(huge);
+    request.mutable_update_mask()->add_paths("name");
+    webhook::v1::UpdateEndpointResponse response;
+    expect_refused(stub().UpdateEndpoint(Context().get(), request, &response),
+                   "endpoint.id");
+  }
+  {
+    webhook::v1::GetEndpointStatsRequest request;
+    request.set_endpoint_id(huge);
+    webhook::v1::GetEndpointStatsResponse response;
+    expect_refused(stub().GetEndpointStats(Context().get(), request, &response),
+                   "endpoint_id");
+  }
+  {
+    webhook::v1::SendTestDeliveryRequest request;
+    request.set_endpoint_id(huge);
+    webhook::v1::SendTestDeliveryResponse response;
+    expect_refused(stub().SendTestDelivery(Context().get(), request, &response),
+                   "endpoint_id");
+  }
+  {
+    webhook::v1::GetDeliveryRequest request;
+    request.set_id(huge);
+    webhook::v1::GetDeliveryResponse response;
+    expect_refused(stub().GetDelivery(Context().get(), request, &response),
+                   "id");
+  }
+  {
+    webhook::v1::RetryDeliveryRequest request;
+    request.set_id(huge);
+    webhook::v1::RetryDeliveryResponse response;
+    expect_refused(stub().RetryDelivery(Context().get(), request, &response),
+                   "id");
+  }
+  {
+    webhook::v1::ListDeliveriesRequest request;
+    request.set_endpoint_id(huge);
+    webhook::v1::ListDeliveriesResponse response;
+    expect_refused(stub().ListDeliveries(Context().get(), request, &response),
+                   "endpoint_id");
+  }
+  {
+    webhook::v1::StreamDeliveriesRequest request;
+    request.set_endpoint_id(huge);
+    auto context = Context();
+    auto reader = stub().StreamDeliveries(context.get(), request);
+    webhook::v1::StreamDeliveriesResponse message;
+    EXPECT_FALSE(reader->Read(&message));
+    expect_refused(reader->Finish(), "endpoint_id");
+  }
+}
+
+TEST(ToGrpcStatusTest, LongMessagesAreCutAtOneKibibyte) {
+  // "é" is two bytes: the cut must not split it.
+  const std::string long_message = "x" + [] {
+    std::string text;
+    for (int i = 0; i < 1000; ++i) text += "\xc3\xa9";
+    return text;
+  }();
+  const grpc::Status status = ToGrpcStatus(absl::NotFoundError(long_message));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_LE(status.error_message().size(), kMaxGrpcMessageBytes + 20);
+  EXPECT_THAT(status.error_message(), ::testing::EndsWith("... (truncated)"));
+  const std::string kept = status.error_message().substr(
+      0, status.error_message().size() - std::string("... (truncated)").size());
+  EXPECT_EQ(kept.size() % 2, 1u) << "a UTF-8 sequence was split";
+  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("short")).error_message(),
+            "short");
+}
+
+TEST_F(HostileInputTest, IdsOfTheRightLengthStillGetNotFound) {
+  webhook::v1::GetEndpointRequest request;
+  request.set_id("ep_" + std::string(32, '0'));
+  webhook::v1::GetEndpointResponse response;
+  EXPECT_EQ(
+      stub().GetEndpoint(Context().get(), request, &response).error_code(),
+      grpc::StatusCode::NOT_FOUND);
 }
 
 // --- Hostile receivers

@@ -3,10 +3,12 @@
 // server the test binary starts).
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <ostream>
 #include <set>
 #include <string>
@@ -33,6 +35,7 @@ using testing::ExitedWith;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
+using ::testing::Not;
 using testing::ReceivedRequest;
 using testing::ReceiverResponse;
 using testing::Submit;
@@ -89,16 +92,136 @@ TEST_F(ProcessTest, HelpListsEveryFlag) {
   WebhookdProcess help({"--help"}, dir_.Sub("help.log"));
   help.Wait(absl::Seconds(10));
   const std::string text = help.Log();
-  for (const char* flag :
-       {"--listen", "--data_dir", "--allow_insecure_targets",
-        "--retry_schedule", "--attempt_timeout", "--http_workers",
-        "--max_in_flight", "--max_in_flight_per_endpoint",
-        "--max_payload_bytes", "--shutdown_grace", "--port_file",
-        "--max_queued_deliveries", "--log_retention", "--repair",
-        "--grpc_max_concurrent_streams", "--grpc_memory_limit_mb",
-        "--postgres"}) {
+  for (const char* flag : {"--listen",
+                           "--data_dir",
+                           "--allow_insecure_targets",
+                           "--retry_schedule",
+                           "--attempt_timeout",
+                           "--http_workers",
+                           "--max_in_flight",
+                           "--max_in_flight_per_endpoint",
+                           "--max_payload_bytes",
+                           "--shutdown_grace",
+                           "--port_file",
+                           "--max_queued_deliveries",
+                           "--log_retention",
+                           "--repair",
+                           "--grpc_max_concurrent_streams",
+                           "--grpc_memory_limit_mb",
+                           "--postgres",
+                           "--secrets_key_file",
+                           "--secrets_old_key_files",
+                           "--reencrypt_secrets"}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
+}
+
+// The permission bits of `path` (-1 if it cannot be read).
+int Mode(const std::string& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) return -1;
+  return static_cast<int>(info.st_mode & 07777);
+}
+
+// Writes `text` to `path` with `mode`.
+void WriteFile(const std::string& path, const std::string& text, int mode) {
+  std::ofstream(path) << text;
+  chmod(path.c_str(), static_cast<mode_t>(mode));
+}
+
+constexpr char kKeyFileText[] =
+    "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
+
+TEST_F(ProcessTest, DataDirectoryAndFilesAreTheUsersAlone) {
+  auto server = StartServer();
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  HttpReceiver receiver;
+  CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url()));
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(ExitedWith(server->Wait(absl::Seconds(20)), 0)) << server->Log();
+
+  EXPECT_EQ(Mode(dir_.Sub("data")), 0700);
+  int files = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir_.Sub("data"))) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    EXPECT_EQ(Mode(entry.path()) & 077, 0)
+        << entry.path() << " has mode " << std::oct << Mode(entry.path());
+  }
+  EXPECT_GT(files, 2);
+}
+
+TEST_F(ProcessTest, LooseDataDirectoryIsNarrowedWithAWarning) {
+  const std::string data = dir_.Sub("data");
+  std::filesystem::create_directories(data);
+  chmod(data.c_str(), 0755);
+  WriteFile(data + "/notes.txt", "old log\n", 0644);
+  auto server = StartServer();
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  EXPECT_THAT(server->Log(), HasSubstr("narrowed to 0700"));
+  EXPECT_EQ(Mode(data), 0700);
+  EXPECT_EQ(Mode(data + "/notes.txt"), 0600);
+}
+
+TEST_F(ProcessTest, KeyAndApiKeysFilesReadableByOthersAreWarnedAbout) {
+  WriteFile(dir_.Sub("secrets.key"), kKeyFileText, 0644);
+  WriteFile(dir_.Sub("api.keys"), "key-of-user-one-9f8e7d6c5b4a 1\n", 0640);
+  auto server = StartServer({"--secrets_key_file=" + dir_.Sub("secrets.key"),
+                             "--api_keys_file=" + dir_.Sub("api.keys")});
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  const std::string log = server->Log();
+  EXPECT_THAT(log, HasSubstr("--secrets_key_file " + dir_.Sub("secrets.key") +
+                             " is readable by group or others"));
+  EXPECT_THAT(log, HasSubstr("--api_keys_file " + dir_.Sub("api.keys") +
+                             " is readable by group or others"));
+  EXPECT_THAT(log, HasSubstr("stored encrypted under key id"));
+}
+
+TEST_F(ProcessTest, OwnerOnlyKeyFilesGetNoWarning) {
+  WriteFile(dir_.Sub("secrets.key"), kKeyFileText, 0600);
+  auto server = StartServer({"--secrets_key_file=" + dir_.Sub("secrets.key")});
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  EXPECT_THAT(server->Log(), Not(HasSubstr("readable by group or others")));
+}
+
+TEST_F(ProcessTest, MalformedKeyFileStopsStartUpNamingTheFlag) {
+  WriteFile(dir_.Sub("bad.key"), "c2hvcnQ=\n", 0600);
+  WebhookdProcess server(
+      {"--listen=127.0.0.1:0", "--data_dir=" + dir_.Sub("data"),
+       "--secrets_key_file=" + dir_.Sub("bad.key")},
+      dir_.Sub("bad.log"));
+  const int status = server.Wait(absl::Seconds(20));
+  ASSERT_NE(status, -1) << "it must exit by itself";
+  EXPECT_TRUE(ExitedWith(status, 1)) << server.Log();
+  EXPECT_THAT(server.Log(), HasSubstr("--secrets_key_file"));
+  EXPECT_THAT(server.Log(), HasSubstr("openssl rand -base64 32"));
+}
+
+TEST_F(ProcessTest, ReencryptSecretsRewritesAndExits) {
+  auto server = StartServer();
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  HttpReceiver receiver;
+  CreateEndpoint(server->stub(), MakeEndpoint("thread-1", receiver.Url()));
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(ExitedWith(server->Wait(absl::Seconds(20)), 0)) << server->Log();
+
+  WriteFile(dir_.Sub("secrets.key"), kKeyFileText, 0600);
+  WebhookdProcess reencrypt(
+      {"--reencrypt_secrets", "--data_dir=" + dir_.Sub("data"),
+       "--secrets_key_file=" + dir_.Sub("secrets.key")},
+      dir_.Sub("reencrypt.log"));
+  EXPECT_TRUE(ExitedWith(reencrypt.Wait(absl::Seconds(20)), 0))
+      << reencrypt.Log();
+  EXPECT_THAT(reencrypt.Log(),
+              HasSubstr("re-encrypted the secrets of 1 endpoint(s)"));
+
+  WebhookdProcess without_key(
+      {"--reencrypt_secrets", "--data_dir=" + dir_.Sub("data")},
+      dir_.Sub("without_key.log"));
+  EXPECT_TRUE(ExitedWith(without_key.Wait(absl::Seconds(20)), 1))
+      << without_key.Log();
+  EXPECT_THAT(without_key.Log(), HasSubstr("needs --secrets_key_file"));
 }
 
 // The storage a webhookd of BackendProcessTest runs on.

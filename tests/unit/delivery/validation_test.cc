@@ -311,6 +311,21 @@ TEST(ValidateSecretTest, OptionalAndLimitedInBytes) {
               IsInvalidArgumentFor("s"));
 }
 
+TEST(ValidateSecretTest, NulIsRefused) {
+  EXPECT_THAT(ValidateSecret(std::string("a\0b", 3), "s"),
+              IsInvalidArgumentFor("s"));
+}
+
+// --- ids --------------------------------------------------------------------
+
+TEST(ValidateIdTest, IdsOfTheFormatPassAndLongerOnesAreRefused) {
+  EXPECT_TRUE(ValidateId("", "id").ok());
+  EXPECT_TRUE(ValidateId("dlv_" + std::string(32, 'f'), "id").ok());
+  EXPECT_TRUE(ValidateId(std::string(kMaxIdBytes, 'x'), "id").ok());
+  EXPECT_THAT(ValidateId(std::string(kMaxIdBytes + 1, 'x'), "endpoint_id"),
+              IsInvalidArgumentFor("endpoint_id"));
+}
+
 // --- headers ----------------------------------------------------------------
 
 TEST(ValidateHeadersTest, AcceptsDocumentedExamples) {
