@@ -318,6 +318,13 @@ class Store {
   // serving. Backends that never keep such copies do nothing.
   virtual absl::Status Compact() { return absl::OkStatus(); }
 
+  // The value of setting `name` for everyone who shares this store: the one
+  // stored, or `value`, stored now if there was none (the first caller's
+  // wins, across nodes). For values made once, such as keys every node
+  // must agree on.
+  virtual absl::StatusOr<std::string> SettingOrInsert(
+      std::string_view name, std::string_view value) = 0;
+
   // Several nodes.
 
   // The queue shared with other nodes, or nullptr for a store of one node

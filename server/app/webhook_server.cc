@@ -322,18 +322,25 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   server->auth_ = std::move(configuration.auth);
   if (dependencies.clock != nullptr) server->clock_ = dependencies.clock;
   server->secrets_key_id_ = configuration.keyring.current_id();
-  // Page tokens sealed under a key derived from the secrets key are valid on
-  // every node that shares it, and across restarts; without one, only in
-  // this process.
+  // Page tokens are sealed under a key derived from the secrets key, or
+  // without one under a key made once and kept in the store: either way
+  // valid on every node and across restarts.
   std::optional<std::string> token_key =
       configuration.keyring.DeriveKey("webhookd page tokens");
-  server->page_tokens_ = std::make_unique<PageTokens>(
-      token_key.has_value() ? PageTokens(*std::move(token_key))
-                            : PageTokens::WithRandomKey());
   // Always wrapped, key or not: a value sealed under a key not configured
   // must stop start-up, not read as empty.
   server->store_ = std::make_unique<SealedSecretsStore>(
       std::move(dependencies.store), std::move(configuration.keyring));
+  if (!token_key.has_value()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        token_key, server->store_->SettingOrInsert("page_token_key",
+                                                   PageTokens::NewKey()));
+    if (token_key->size() != PageTokens::kKeyBytes) {
+      return absl::DataLossError(
+          "the stored page token key (setting page_token_key) is damaged");
+    }
+  }
+  server->page_tokens_ = std::make_unique<PageTokens>(*std::move(token_key));
   server->sender_ = std::move(dependencies.sender);
   server->scheduler_ = std::make_unique<Scheduler>(options.engine.limits);
   server->bus_ = std::make_unique<ChangeBus>();

@@ -180,6 +180,11 @@ absl::StatusOr<AttemptCounts> SealedSecretsStore::GetAttemptCounts(
 
 absl::Status SealedSecretsStore::Compact() { return inner_->Compact(); }
 
+absl::StatusOr<std::string> SealedSecretsStore::SettingOrInsert(
+    std::string_view name, std::string_view value) {
+  return inner_->SettingOrInsert(name, value);
+}
+
 absl::StatusOr<PruneResult> SealedSecretsStore::PruneBefore(
     absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
   return inner_->PruneBefore(cutoff, idempotency_cutoff, max_records);

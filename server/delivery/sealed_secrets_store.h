@@ -62,6 +62,8 @@ class SealedSecretsStore final : public Store {
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
   absl::Status Compact() override;
+  absl::StatusOr<std::string> SettingOrInsert(std::string_view name,
+                                              std::string_view value) override;
   SharedQueue* shared_queue() override { return inner_->shared_queue(); }
 
  private:

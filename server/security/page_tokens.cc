@@ -24,13 +24,13 @@ std::string AssociatedData(std::string_view listing) {
 
 PageTokens::PageTokens(std::string key) : key_(std::move(key)) {}
 
-PageTokens PageTokens::WithRandomKey() {
-  std::string key(SecretsKey::kBytes, '\0');
+std::string PageTokens::NewKey() {
+  std::string key(kKeyBytes, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(key.data()),
                  static_cast<int>(key.size())) != 1) {
     std::abort();
   }
-  return PageTokens(std::move(key));
+  return key;
 }
 
 std::string PageTokens::Seal(std::string_view cursor,

@@ -16,11 +16,13 @@ namespace webhookd {
 // Immutable, so safe for concurrent use.
 class PageTokens {
  public:
-  // Tokens sealed under `key` (32 bytes): nodes that share it accept each
+  static constexpr size_t kKeyBytes = 32;
+
+  // Tokens sealed under `key` (kKeyBytes): nodes that share it accept each
   // other's tokens.
   explicit PageTokens(std::string key);
-  // Tokens valid only in this process.
-  static PageTokens WithRandomKey();
+  // A new random key.
+  static std::string NewKey();
 
   // The token of `cursor` for `listing`; empty for an empty cursor (the
   // last page).

@@ -11,6 +11,7 @@
 // big-endian order-preserving encoding of a user id.
 //
 //   meta/schema_version                  -> "1"
+//   meta/setting/<name>                  -> a setting's value
 //   ep/<endpoint_id>                     -> webhook.v1.Endpoint (with secret)
 //   ept/<len>thread_id<endpoint_id>      -> ""  (endpoints of a thread)
 //   ev/<event_id>                        -> storage.EventRecord (payload)
@@ -48,6 +49,8 @@ namespace webhookd::leveldb_keys {
 
 inline constexpr std::string_view kSchemaVersionKey = "meta/schema_version";
 inline constexpr std::string_view kSchemaVersion = "1";
+// meta/setting/<name> -> its value (Store::SettingOrInsert).
+inline constexpr std::string_view kSettingPrefix = "meta/setting/";
 
 inline constexpr std::string_view kEndpointPrefix = "ep/";
 inline constexpr std::string_view kEndpointThreadPrefix = "ept/";

@@ -625,6 +625,23 @@ absl::Status LevelDbStore::Compact() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> LevelDbStore::SettingOrInsert(
+    std::string_view name, std::string_view value) {
+  std::string key(leveldb_keys::kSettingPrefix);
+  key.append(name);
+  // One process per directory: the lock only orders this process's callers.
+  absl::MutexLock setting_lock(&setting_mu_);
+  STORE_USE_DB();
+  std::string stored;
+  absl::Status read = GetValue(*db_, DefaultReadOptions(), key, &stored);
+  if (read.ok()) return stored;
+  if (!absl::IsNotFound(read)) return read;
+  leveldb::WriteBatch batch;
+  batch.Put(key, ToSlice(value));
+  WEBHOOKD_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
+  return std::string(value);
+}
+
 absl::StatusOr<PruneResult> LevelDbStore::PruneBefore(
     absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
   if (max_records == 0) return PruneResult();

@@ -105,6 +105,8 @@ class LevelDbStore final : public Store {
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
   absl::Status Compact() override;
+  absl::StatusOr<std::string> SettingOrInsert(std::string_view name,
+                                              std::string_view value) override;
 
  private:
   LevelDbStore(std::string dir, std::unique_ptr<leveldb::Options> db_options,
@@ -155,6 +157,8 @@ class LevelDbStore final : public Store {
   // Held shared by every operation while it uses db_, exclusively to close
   // and reopen it. Taken before mu_, never while holding it.
   mutable absl::Mutex db_mu_;
+  // Orders SettingOrInsert's read and write.
+  absl::Mutex setting_mu_;
   // Null while a reopen keeps failing.
   std::unique_ptr<leveldb::DB> db_ ABSL_GUARDED_BY(db_mu_);
   absl::Status reopen_error_ ABSL_GUARDED_BY(db_mu_);

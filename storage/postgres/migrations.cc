@@ -94,6 +94,14 @@ CREATE INDEX deliveries_claimed ON deliveries (claim_owner)
 -- fills it from the record at start-up (records written before this).
 ALTER TABLE endpoints ADD COLUMN enabled boolean;
 )sql"},
+    {3, "settings", R"sql(
+-- Values every node must agree on, made once by the first node that needs
+-- them (Store::SettingOrInsert), such as the page tokens' key.
+CREATE TABLE settings (
+  name text PRIMARY KEY,
+  value bytea NOT NULL
+);
+)sql"},
 };
 
 constexpr std::string_view kCreateVersionTable = R"sql(

@@ -683,6 +683,27 @@ absl::Status PostgresStore::Compact() {
   return connection->ExecScript("VACUUM FULL endpoints");
 }
 
+absl::StatusOr<std::string> PostgresStore::SettingOrInsert(
+    std::string_view name, std::string_view value) {
+  // The insert does nothing if a node stored one first; the select then
+  // reads whichever was stored.
+  const std::vector<Statement> statements = {
+      Statement{nullptr,
+                "INSERT INTO settings (name, value) VALUES ($1, $2) "
+                "ON CONFLICT (name) DO NOTHING",
+                {Param::Text(name), Param::Bytes(value)}},
+      Statement{nullptr,
+                "SELECT value FROM settings WHERE name = $1",
+                {Param::Text(name)}}};
+  WEBHOOKD_ASSIGN_OR_RETURN(std::vector<Result> results,
+                            pool_.Transaction(statements));
+  if (results.back().rows() != 1) {
+    return absl::InternalError(
+        absl::StrCat("setting ", AsAbsl(name), " missing after its insert"));
+  }
+  return std::string(results.back().Bytes(0, 0));
+}
+
 absl::StatusOr<PruneResult> PostgresStore::PruneBefore(
     absl::Time cutoff, absl::Time idempotency_cutoff, size_t max_records) {
   if (max_records == 0) return PruneResult();

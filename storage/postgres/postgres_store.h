@@ -77,6 +77,8 @@ class PostgresStore : public Store, public SharedQueue {
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
   absl::Status Compact() override;
+  absl::StatusOr<std::string> SettingOrInsert(std::string_view name,
+                                              std::string_view value) override;
   SharedQueue* shared_queue() override { return this; }
 
   // SharedQueue, as this node (node_id()). The watch (cluster_feed.h) has

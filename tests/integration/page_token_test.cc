@@ -62,6 +62,7 @@ class PageTokenTest : public ::testing::TestWithParam<Backend> {
     options.api_keys_file = dir_.Sub("keys");
     std::ofstream(options.api_keys_file) << kKeyOne << " 1\n"
                                          << kKeyTwo << " 2\n";
+    options_ = options;
     server_ = std::make_unique<TestServer>(options);
     server_->Start();
 
@@ -166,6 +167,7 @@ class PageTokenTest : public ::testing::TestWithParam<Backend> {
 
   TestDir dir_;
   HttpReceiver receiver_;
+  ServerOptions options_;
   std::unique_ptr<TestServer> server_;
   std::set<std::string> endpoints_one_, endpoints_two_;
   std::set<std::string> deliveries_one_, deliveries_two_;
@@ -243,6 +245,40 @@ TEST_P(PageTokenTest, TokenOfAnotherUserOrFilterOrForgedIsRefused) {
   deliveries.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
   status = stub().ListDeliveries(As(kKeyOne).get(), deliveries, &page);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Without a secrets key, tokens are sealed under a key kept in the store:
+// another node on the same database, or the same server restarted, takes
+// them (a load balancer may send each page to another node).
+TEST_P(PageTokenTest, TokensHoldOnAnotherNodeAndAcrossARestart) {
+  webhook::v1::ListEndpointsRequest request;
+  request.set_page_size(2);
+  webhook::v1::ListEndpointsResponse first;
+  ASSERT_TRUE(stub().ListEndpoints(As(kKeyOne).get(), request, &first).ok());
+  ASSERT_FALSE(first.next_page_token().empty());
+  request.set_page_token(first.next_page_token());
+
+  auto expect_next_page = [&](webhook::v1::WebhookService::Stub& on) {
+    webhook::v1::ListEndpointsResponse next;
+    grpc::Status status = on.ListEndpoints(As(kKeyOne).get(), request, &next);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(next.endpoints_size(), 2);
+    for (const Endpoint& endpoint : next.endpoints()) {
+      EXPECT_TRUE(endpoints_one_.contains(endpoint.id()));
+      for (const Endpoint& seen : first.endpoints()) {
+        EXPECT_NE(endpoint.id(), seen.id());
+      }
+    }
+  };
+  if (GetParam() == Backend::kPostgres) {
+    TestServer other(options_);
+    other.Start();
+    expect_next_page(other.stub());
+  }
+  server_.reset();
+  server_ = std::make_unique<TestServer>(options_);
+  server_->Start();
+  expect_next_page(stub());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PageTokenTest,

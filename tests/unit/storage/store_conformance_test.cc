@@ -87,6 +87,30 @@ class ListDeliveriesTest : public StoreTest {
   }
 };
 
+// --- Settings ----------------------------------------------------------------
+
+TEST_P(StoreTest, SettingOrInsertKeepsTheFirstValueAcrossReopens) {
+  absl::StatusOr<std::string> first = store_->SettingOrInsert("key", "one");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, "one");
+  absl::StatusOr<std::string> again = store_->SettingOrInsert("key", "two");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, "one");
+  // Binary values, and each name its own.
+  const std::string binary("\0\xff\x01", 3);
+  absl::StatusOr<std::string> other = store_->SettingOrInsert("other", binary);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(*other, binary);
+  Reopen();
+  absl::StatusOr<std::string> reopened =
+      store_->SettingOrInsert("key", "three");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(*reopened, "one");
+  reopened = store_->SettingOrInsert("other", "x");
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(*reopened, binary);
+}
+
 // --- Endpoints ---------------------------------------------------------------
 
 TEST_P(StoreTest, PutThenGetEndpointRoundTripsIncludingSecret) {
