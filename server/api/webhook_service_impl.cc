@@ -1,9 +1,14 @@
 #include "server/api/webhook_service_impl.h"
 
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "server/api/grpc_status.h"
+#include "server/common/logging.h"
+#include "server/common/trace_context.h"
 
 namespace webhookd {
 namespace {
@@ -33,6 +38,28 @@ void FillPage(Items& items, std::string& token, Field* field,
   field->Reserve(static_cast<int>(items.size()));
   for (auto& item : items) *field->Add() = std::move(item);
   *next_page_token = std::move(token);
+}
+
+// The W3C trace context of a SubmitEvent call, from its metadata.
+TraceContext TraceContextOf(const grpc::ServerContextBase& context) {
+  std::vector<std::string_view> traceparents;
+  std::vector<std::string_view> tracestates;
+  for (const auto& [key, value] : context.client_metadata()) {
+    if (key == "traceparent") {
+      traceparents.emplace_back(value.data(), value.size());
+    } else if (key == "tracestate") {
+      tracestates.emplace_back(value.data(), value.size());
+    }
+  }
+  std::string ignored;
+  TraceContext trace = ReadTraceContext(traceparents, tracestates, &ignored);
+  // Invalid context is the caller's tracing problem, not a reason to refuse
+  // the event (W3C: start a new trace).
+  if (!ignored.empty()) {
+    Log(LogLevel::kDebug, "SubmitEvent trace context ignored",
+        {{"reason", ignored}, {"peer", context.peer()}});
+  }
+  return trace;
 }
 
 }  // namespace
@@ -162,7 +189,8 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
       *caller, *request,
       [reactor, response](absl::StatusOr<SubmitEventResponse> result) {
         reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
-      });
+      },
+      TraceContextOf(*context));
   return reactor;
 }
 
