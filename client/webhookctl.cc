@@ -176,20 +176,31 @@ const std::vector<std::string>& DeliveryHeader() {
   return *kHeader;
 }
 
+// The span id of a W3C traceparent ("00-<trace>-<span>-<flags>"), or "-".
+std::string SpanId(const std::string& traceparent) {
+  constexpr size_t kSpanOffset = 36;
+  constexpr size_t kSpanDigits = 16;
+  return traceparent.size() < kSpanOffset + kSpanDigits
+             ? "-"
+             : traceparent.substr(kSpanOffset, kSpanDigits);
+}
+
 void PrintDelivery(const Delivery& d) {
-  PrintFields({{"id", d.id()},
-               {"status", StatusName(d.status())},
-               {"attempts", Attempts(d)},
-               {"response code", Code(d.response_code())},
-               {"response time", absl::StrCat(d.response_time_ms(), " ms")},
-               {"endpoint", d.endpoint_id()},
-               {"thread", d.thread_id()},
-               {"user", absl::StrCat(d.user_id())},
-               {"event", absl::StrCat(d.event_id(), " (", d.event_type(), ")")},
-               {"test", YesNo(d.test())},
-               {"created", Time(d.create_time())},
-               {"next attempt", Time(d.next_attempt_time())},
-               {"last error", d.last_error().empty() ? "-" : d.last_error()}});
+  PrintFields(
+      {{"id", d.id()},
+       {"status", StatusName(d.status())},
+       {"attempts", Attempts(d)},
+       {"response code", Code(d.response_code())},
+       {"response time", absl::StrCat(d.response_time_ms(), " ms")},
+       {"endpoint", d.endpoint_id()},
+       {"thread", d.thread_id()},
+       {"user", absl::StrCat(d.user_id())},
+       {"event", absl::StrCat(d.event_id(), " (", d.event_type(), ")")},
+       {"test", YesNo(d.test())},
+       {"created", Time(d.create_time())},
+       {"next attempt", Time(d.next_attempt_time())},
+       {"last error", d.last_error().empty() ? "-" : d.last_error()},
+       {"traceparent", d.traceparent().empty() ? "-" : d.traceparent()}});
   if (d.attempt_history_size() > 0) {
     std::puts("");
     std::vector<std::vector<std::string>> rows;
@@ -197,9 +208,11 @@ void PrintDelivery(const Delivery& d) {
       rows.push_back({absl::StrCat(a.attempt()), Time(a.start_time()),
                       Code(a.response_code()),
                       absl::StrCat(a.response_time_ms()), YesNo(a.manual()),
+                      SpanId(a.traceparent()),
                       a.error().empty() ? "-" : a.error()});
     }
-    PrintTable({"ATTEMPT", "STARTED", "CODE", "MS", "MANUAL", "ERROR"}, rows);
+    PrintTable({"ATTEMPT", "STARTED", "CODE", "MS", "MANUAL", "SPAN", "ERROR"},
+               rows);
   }
   if (!d.payload().empty()) std::printf("\npayload\n%s\n", d.payload().c_str());
   Flush();

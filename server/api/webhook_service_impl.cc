@@ -4,11 +4,14 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/api/grpc_status.h"
+#include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
+#include "server/common/trace_context.h"
 #include "server/delivery/validation.h"
 
 namespace webhookd {
@@ -52,6 +55,28 @@ std::string Listing(std::string_view list, const Caller& caller,
                     AsAbsl(std::string_view(fields)))),
    ...);
   return listing;
+}
+
+// The W3C trace context of a SubmitEvent call, from its metadata.
+TraceContext TraceContextOf(const grpc::ServerContextBase& context) {
+  std::vector<std::string_view> traceparents;
+  std::vector<std::string_view> tracestates;
+  for (const auto& [key, value] : context.client_metadata()) {
+    if (key == "traceparent") {
+      traceparents.emplace_back(value.data(), value.size());
+    } else if (key == "tracestate") {
+      tracestates.emplace_back(value.data(), value.size());
+    }
+  }
+  std::string ignored;
+  TraceContext trace = ReadTraceContext(traceparents, tracestates, &ignored);
+  // Invalid context is the caller's tracing problem, not a reason to refuse
+  // the event (W3C: start a new trace).
+  if (!ignored.empty()) {
+    Log(LogLevel::kDebug, "SubmitEvent trace context ignored",
+        {{"reason", ignored}, {"peer", context.peer()}});
+  }
+  return trace;
 }
 
 }  // namespace
@@ -193,7 +218,8 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
       *caller, *request,
       [reactor, response](absl::StatusOr<SubmitEventResponse> result) {
         reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
-      });
+      },
+      TraceContextOf(*context));
   return reactor;
 }
 

@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/app/effective_config.h"
 #include "server/app/webhook_server.h"
 #include "server/common/logging.h"
 #include "server/delivery/retry_policy.h"
@@ -103,6 +104,16 @@ ABSL_FLAG(int, grpc_max_concurrent_streams, 100,
           "Concurrent gRPC calls on one client connection; more wait.");
 ABSL_FLAG(int, grpc_memory_limit_mb, 512,
           "Memory gRPC may use for calls and buffers (resource quota), MiB.");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log entries written: debug (adds one line per "
+          "attempt and per gRPC call), info, warning or error.");
+ABSL_FLAG(std::string, log_format, "text",
+          "Log lines as text (\"<time> <level letter> message key=value\") "
+          "or json (one JSON object per line).");
+ABSL_FLAG(bool, trace_new_events, false,
+          "Give each event submitted without a valid W3C traceparent a new "
+          "trace id, sent with its deliveries' attempts like a received "
+          "one.");
 
 namespace {
 
@@ -199,6 +210,16 @@ int main(int argc, char** argv) {
       "webhookd: durable, signed webhook delivery over a gRPC API.\n"
       "Usage: webhookd [--listen=127.0.0.1:50051] [--data_dir=./data] ...");
   absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<webhookd::LogLevel> log_level =
+      webhookd::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
+  if (!log_level.ok()) return Fail(std::string(log_level.status().message()));
+  absl::StatusOr<webhookd::LogFormat> log_format =
+      webhookd::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) {
+    return Fail(std::string(log_format.status().message()));
+  }
+  webhookd::SetLogLevel(*log_level);
+  webhookd::SetLogFormat(*log_format);
   // Parsed by absl above (which validates the syntax); read again for every
   // occurrence.
   const std::vector<std::string> allow_cidrs =
@@ -292,6 +313,10 @@ int main(int argc, char** argv) {
   }
   options.grpc_memory_limit_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_limit_mb)) << 20;
+  options.engine.trace_new_events = absl::GetFlag(FLAGS_trace_new_events);
+  webhookd::LogEffectiveConfiguration(
+      "server/app/main.cc", {{"allow_cidr", absl::StrJoin(allow_cidrs, ",")}},
+      options.engine.retry_policy, options.engine.attempt_timeout);
 
   // Signals are taken synchronously by this thread; block them before any
   // other thread starts so none of those receives them.

@@ -3,6 +3,7 @@
 #ifndef WEBHOOKD_SERVER_COMMON_IDS_H_
 #define WEBHOOKD_SERVER_COMMON_IDS_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,10 @@ namespace webhookd {
 // new records without rewriting old ones (see BENCHMARKS.md). 80 random bits
 // keep them unguessable and, within one millisecond, unique.
 std::string NewId(std::string_view prefix);
+
+// Returns 2 * `bytes` lowercase hex digits of cryptographically random bits,
+// never all zeros (e.g. W3C trace and span ids).
+std::string RandomHex(size_t bytes);
 
 }  // namespace webhookd
 

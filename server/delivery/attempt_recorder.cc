@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/logging.h"
+#include "server/delivery/attempt_log.h"
 
 namespace webhookd {
 namespace {
@@ -155,6 +156,7 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   for (const Completion& completion : completions) {
     const Delivery& before = completion.attempt.delivery;
     if (completion.result.aborted) {
+      LogAbortedAttempt(before, completion.attempt.traceparent);
       // Cut short by shutdown: the attempt is made again by the next run,
       // or, on a shared store, by whichever node claims it once this one
       // gives its claims back.
@@ -172,6 +174,7 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
     outcome.endpoint_deleted =
         !before.test() && endpoints_.Find(before.endpoint_id()) == nullptr;
     outcome.finish_time = now;
+    outcome.traceparent = completion.attempt.traceparent;
     changes.push_back(ApplyAttempt(before, outcome, policy_));
     recorded.push_back(&completion);
   }
@@ -233,6 +236,11 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
     }
   }
   scheduler_.Settle(ended, again, completions.size());
+  for (size_t i = 0; i < changes.size(); ++i) {
+    // On a shared store a failed write is kept and written later.
+    LogFinishedAttempt(changes[i].delivery,
+                       written.ok() ? applied[i] : claimer_ != nullptr);
+  }
   if (written.ok()) {
     for (size_t i = 0; i < changes.size(); ++i) {
       if (applied[i]) bus_.Publish(changes[i].delivery);

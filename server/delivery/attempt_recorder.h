@@ -32,6 +32,8 @@ struct Attempt {
   Delivery delivery;
   absl::Time start_time;
   bool manual = false;
+  // The traceparent header sent with the attempt; empty if none.
+  std::string traceparent;
 };
 
 // An attempt and what the sender made of it.

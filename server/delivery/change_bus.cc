@@ -38,6 +38,8 @@ Delivery ChangeBus::ListedView(const Delivery& delivery) {
   view.set_last_error(delivery.last_error());
   view.set_test(delivery.test());
   view.set_user_id(delivery.user_id());
+  view.set_traceparent(delivery.traceparent());
+  view.set_tracestate(delivery.tracestate());
   return view;
 }
 

@@ -82,7 +82,8 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
       fresh_(kFreshDeliveries),
       pipeline_(store, endpoints, scheduler, claimer_.get(), fresh_, bus, clock,
                 SubmitPipelineOptions{options_.retry_policy.max_attempts(),
-                                      options_.max_payload_bytes}),
+                                      options_.max_payload_bytes,
+                                      options_.trace_new_events}),
       recorder_(store, endpoints, scheduler, claimer_.get(), bus,
                 options_.retry_policy),
       dispatcher_(
@@ -257,8 +258,8 @@ size_t DeliveryEngine::RecordCompleted(absl::Time now) {
 
 void DeliveryEngine::SubmitAsync(const Caller& caller,
                                  const webhook::v1::SubmitEventRequest& request,
-                                 SubmitCallback done) {
-  pipeline_.Submit(caller, request, std::move(done));
+                                 SubmitCallback done, TraceContext trace) {
+  pipeline_.Submit(caller, request, std::move(done), std::move(trace));
 }
 
 absl::Status DeliveryEngine::SendTest(const Caller& caller,

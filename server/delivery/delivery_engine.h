@@ -52,6 +52,9 @@ struct DeliveryEngineOptions {
   // nothing moves until a caller steps the engine: for deterministic tests
   // driven by a fake clock and a fake sender.
   bool run_threads = true;
+  // Events submitted without a trace context get a new one
+  // (--trace_new_events).
+  bool trace_new_events = false;
 };
 
 // DeliveryEngine is safe for concurrent use. Its methods block on storage
@@ -94,7 +97,7 @@ class DeliveryEngine {
   // at once for a refused request.
   void SubmitAsync(const Caller& caller,
                    const webhook::v1::SubmitEventRequest& request,
-                   SubmitCallback done);
+                   SubmitCallback done, TraceContext trace = {});
 
   // Sends one test attempt to the endpoint (also when disabled). On OK,
   // `done` runs once, on an engine thread, with the finished delivery; on

@@ -2,8 +2,10 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/logging.h"
+#include "server/common/trace_context.h"
 #include "server/delivery/retry_policy.h"
 #include "server/security/signature.h"
 
@@ -134,8 +136,12 @@ void Dispatcher::Start(Delivery delivery, std::string payload,
     EndWithoutAttempt(std::move(delivery), "endpoint was deleted");
     return;
   }
-  HttpRequest request = BuildRequest(delivery, std::move(payload), *endpoint);
-  Attempt attempt{std::move(delivery), now, entry.manual};
+  // Each attempt is a span of its own within the event's trace.
+  std::string traceparent = ChildTraceparent(delivery.traceparent());
+  HttpRequest request =
+      BuildRequest(delivery, std::move(payload), *endpoint, traceparent);
+  Attempt attempt{std::move(delivery), now, entry.manual,
+                  std::move(traceparent)};
   if (!attempt.delivery.test()) attempt.delivery.clear_payload();
   sender_.Send(std::move(request),
                [this, attempt = std::move(attempt)](HttpResult result) mutable {
@@ -159,7 +165,8 @@ void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
 }
 
 HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,
-                                     const Endpoint& endpoint) const {
+                                     const Endpoint& endpoint,
+                                     const std::string& traceparent) const {
   HttpRequest request;
   request.url = endpoint.url();
   request.timeout = options_.attempt_timeout;
@@ -175,7 +182,19 @@ HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,
     request.headers.emplace_back("X-Hub-Signature-256",
                                  SignatureHex(endpoint.secret(), request.body));
   }
+  const bool traced = !traceparent.empty();
+  if (traced) {
+    request.headers.emplace_back("traceparent", traceparent);
+    if (!delivery.tracestate().empty()) {
+      request.headers.emplace_back("tracestate", delivery.tracestate());
+    }
+  }
   for (const webhook::v1::Header& header : endpoint.headers()) {
+    // The event's trace context is more specific than a fixed header.
+    if (traced && (absl::EqualsIgnoreCase(header.name(), "traceparent") ||
+                   absl::EqualsIgnoreCase(header.name(), "tracestate"))) {
+      continue;
+    }
     request.headers.emplace_back(header.name(), header.value());
   }
   return request;

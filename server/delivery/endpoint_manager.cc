@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/ids.h"
+#include "server/common/logging.h"
 #include "server/common/paging.h"
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
@@ -192,7 +193,15 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
   WEBHOOKD_ASSIGN_OR_RETURN(Endpoint updated, Replace(std::move(next)));
   // Held deliveries go out again. (Disabling needs nothing here: the
   // dispatcher holds the deliveries of a disabled endpoint as they come due.)
-  if (enabled) scheduler_.Release(id);
+  if (enabled) {
+    scheduler_.Release(id);
+    Log(LogLevel::kInfo, "endpoint enabled; its held deliveries resume",
+        {{"endpoint_id", id}});
+  } else {
+    Log(LogLevel::kWarning,
+        "endpoint disabled; its deliveries are held until it is enabled",
+        {{"endpoint_id", id}});
+  }
   return updated;
 }
 

@@ -100,6 +100,7 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   attempt.set_response_body(result.body.substr(
       0, std::min(result.body.size(), max_response_body_bytes)));
   attempt.set_manual(outcome.manual);
+  attempt.set_traceparent(outcome.traceparent);
   if (!delivery.test()) {
     change.counted_attempt = CountedAttempt{
         .success = success, .response_time_ms = attempt.response_time_ms()};

@@ -54,6 +54,8 @@ struct AttemptOutcome {
   // (or from start_time + elapsed, whichever is later), so that a retry
   // never follows the previous attempt's end by less than the schedule.
   absl::Time finish_time = absl::InfinitePast();
+  // The traceparent header sent with the attempt; empty if none.
+  std::string traceparent;
 };
 
 // When a delivery in this state is due for an attempt: PENDING and RETRYING

@@ -27,6 +27,8 @@ Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
   delivery.set_status(webhook::v1::DELIVERY_STATUS_PENDING);
   delivery.set_max_attempts(max_attempts);
   delivery.set_test(test);
+  delivery.set_traceparent(event.traceparent());
+  delivery.set_tracestate(event.tracestate());
   *delivery.mutable_create_time() =
       ToProtoTime(absl::FromUnixMicros(event.create_time_unix_micros()));
   *delivery.mutable_next_attempt_time() = delivery.create_time();
@@ -48,7 +50,8 @@ SubmitPipeline::SubmitPipeline(Store& store, EndpointManager& endpoints,
       options_(options) {}
 
 absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
-    const Caller& caller, const webhook::v1::SubmitEventRequest& given) {
+    const Caller& caller, const webhook::v1::SubmitEventRequest& given,
+    TraceContext trace) {
   WEBHOOKD_ASSIGN_OR_RETURN(const int64_t owner,
                             caller.OwnerFor(given.user_id(), "user_id"));
   // The payload names the owner, so render it from the owned request.
@@ -86,6 +89,9 @@ absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
   event.set_payload(std::move(payload));
   event.set_create_time_unix_micros(absl::ToUnixMicros(clock_.Now()));
   event.set_idempotency_key(request.idempotency_key());
+  if (trace.empty() && options_.trace_new_events) trace = NewTraceContext();
+  event.set_traceparent(std::move(trace.traceparent));
+  event.set_tracestate(std::move(trace.tracestate));
 
   const std::vector<EndpointManager::EndpointPtr> endpoints =
       endpoints_.EnabledOfThread(request.thread_id());
@@ -106,8 +112,9 @@ absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
 
 void SubmitPipeline::Submit(const Caller& caller,
                             const webhook::v1::SubmitEventRequest& request,
-                            SubmitCallback done) {
-  absl::StatusOr<PendingSubmit> submit = Prepare(caller, request);
+                            SubmitCallback done, TraceContext trace) {
+  absl::StatusOr<PendingSubmit> submit =
+      Prepare(caller, request, std::move(trace));
   if (!submit.ok()) {
     done(submit.status());
     return;

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
+#include "server/common/trace_context.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/claimer.h"
 #include "server/delivery/endpoint_manager.h"
@@ -29,6 +30,9 @@ struct SubmitPipelineOptions {
   int max_attempts = 4;
   // Largest rendered payload accepted.
   size_t max_payload_bytes = 256 * 1024;
+  // Events submitted without a trace context get a new one
+  // (--trace_new_events).
+  bool trace_new_events = false;
 };
 
 // SubmitPipeline is safe for concurrent use. Submit() runs on the caller's
@@ -54,9 +58,11 @@ class SubmitPipeline {
   // otherwise in CommitPending() after the write (it must not block). An
   // authenticated caller owns the event and reaches only its own endpoints.
   // `request` is read only during the call.
+  // `trace`: the W3C trace context that came with the request (empty:
+  // none), kept with the event and its deliveries.
   void Submit(const Caller& caller,
               const webhook::v1::SubmitEventRequest& request,
-              SubmitCallback done);
+              SubmitCallback done, TraceContext trace = {});
 
   // Writes the submits waiting since the last call in one synced write,
   // hands their deliveries to the dispatcher (FreshDeliveries, Scheduler),
@@ -81,7 +87,8 @@ class SubmitPipeline {
   };
 
   absl::StatusOr<PendingSubmit> Prepare(
-      const Caller& caller, const webhook::v1::SubmitEventRequest& request);
+      const Caller& caller, const webhook::v1::SubmitEventRequest& request,
+      TraceContext trace);
   void CommitBatch(std::vector<PendingSubmit>& batch);
   // Writes the events; on a shared store, claims their first deliveries
   // too, as many as this node has room for. Returns how many deliveries
@@ -104,7 +111,7 @@ class SubmitPipeline {
 };
 
 // A new delivery of `event` to `endpoint_id`, PENDING and due at the event's
-// creation time.
+// creation time, with the event's trace context.
 Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
                        int max_attempts, bool test);
 

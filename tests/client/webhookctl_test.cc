@@ -296,6 +296,34 @@ TEST_F(WebhookctlTest, DeliveriesListAndGet) {
   EXPECT_EQ(payload["threadId"], "thread-1");
 }
 
+TEST_F(WebhookctlTest, DeliveriesGetShowsTheTraceAndEachAttemptsSpan) {
+  constexpr char kTraceparent[] =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  NewEndpoint();
+  receiver_.PushResponse(500);
+  grpc::ClientContext context;
+  context.AddMetadata("traceparent", kTraceparent);
+  webhook::v1::SubmitEventResponse submitted;
+  ASSERT_TRUE(
+      stub().SubmitEvent(&context, ExampleEvent("thread-1"), &submitted).ok());
+  const webhook::v1::Delivery delivery =
+      WaitFinished(stub(), submitted.delivery_ids(0));
+  ASSERT_EQ(delivery.attempt_history_size(), 2);
+
+  RunResult table = Ctl({"deliveries", "get", delivery.id()});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr(kTraceparent));
+  EXPECT_THAT(table.out, HasSubstr("SPAN"));
+  for (const webhook::v1::DeliveryAttempt& attempt :
+       delivery.attempt_history()) {
+    EXPECT_THAT(table.out, HasSubstr(attempt.traceparent().substr(36, 16)));
+  }
+  json got = Json({"deliveries", "get", delivery.id()});
+  EXPECT_EQ(got["traceparent"], kTraceparent);
+  EXPECT_EQ(got["attemptHistory"][1]["traceparent"],
+            delivery.attempt_history(1).traceparent());
+}
+
 TEST_F(WebhookctlTest, DeliveriesRetryQueuesAManualAttempt) {
   server_.Stop();
   server_.options().engine.retry_policy =

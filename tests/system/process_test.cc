@@ -18,9 +18,11 @@
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/webhookd_process.h"
@@ -34,6 +36,7 @@ using testing::ExampleEvent;
 using testing::ExitedWith;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
+using testing::JsonLogLines;
 using testing::MakeEndpoint;
 using ::testing::Not;
 using testing::ReceivedRequest;
@@ -111,7 +114,10 @@ TEST_F(ProcessTest, HelpListsEveryFlag) {
                            "--postgres",
                            "--secrets_key_file",
                            "--secrets_old_key_files",
-                           "--reencrypt_secrets"}) {
+                           "--reencrypt_secrets",
+                           "--log_level",
+                           "--log_format",
+                           "--trace_new_events"}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
 }
@@ -359,6 +365,48 @@ TEST_F(ProcessTest, PostgresLogsWhereItsDataIsWithoutThePassword) {
   grpc::ClientContext context;
   EXPECT_TRUE(server->stub().GetEndpoint(&context, get, &got).ok())
       << server->Log();
+}
+
+TEST_F(ProcessTest, StartUpLogsTheEffectiveConfigurationWithoutThePassword) {
+  std::vector<std::string> flags = PostgresFlags("effective_config");
+  ASSERT_FALSE(flags.empty());
+  flags[0] += " password=pg-password-never-logged";
+  flags.push_back("--log_format=json");
+  flags.push_back("--retry_schedule=1s,2s");
+  flags.push_back("--max_in_flight=77");
+  auto server = StartServer(flags);
+  ASSERT_TRUE(server->status().ok()) << server->status();
+  const std::string log = server->Log();
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("pg-password-never-logged")));
+
+  const std::vector<nlohmann::json> config =
+      JsonLogLines(log, "effective configuration");
+  ASSERT_EQ(config.size(), 1u) << log;
+  EXPECT_EQ(config[0]["level"], "info");
+  EXPECT_EQ(config[0]["listen"], "127.0.0.1:0");
+  EXPECT_EQ(config[0]["max_in_flight"], "77");
+  EXPECT_EQ(config[0]["retry_schedule"], "1s,2s");
+  EXPECT_EQ(config[0]["log_format"], "json");
+  EXPECT_EQ(config[0]["attempt_timeout"], "30s") << "defaults are listed too";
+  EXPECT_THAT(config[0]["postgres"].get<std::string>(),
+              HasSubstr("host=127.0.0.1 port="));
+
+  const std::vector<nlohmann::json> schedule =
+      JsonLogLines(log, "retry schedule");
+  ASSERT_EQ(schedule.size(), 1u) << log;
+  EXPECT_EQ(schedule[0]["attempts"], 3);
+  EXPECT_EQ(schedule[0]["retry_delays"], "1s,2s");
+}
+
+TEST_F(ProcessTest, BadLogFlagsStopStartUpNamingTheFlag) {
+  for (const std::string flag : {"--log_level=loud", "--log_format=xml"}) {
+    WebhookdProcess bad(
+        {"--listen=127.0.0.1:0", "--data_dir=" + dir_.Sub("bad"), flag},
+        dir_.Sub("bad.log"));
+    const int status = bad.Wait(absl::Seconds(20));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << flag;
+    EXPECT_THAT(bad.Log(), HasSubstr(flag.substr(0, flag.find('='))));
+  }
 }
 
 TEST_F(ProcessTest, TwoNodesOnOnePostgresDatabaseServeTheSameEndpoints) {

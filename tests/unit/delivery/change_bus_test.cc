@@ -51,6 +51,9 @@ Delivery FullDelivery() {
   delivery.add_attempt_history()->set_attempt(1);
   delivery.add_attempt_history()->set_attempt(2);
   delivery.set_user_id(42);
+  delivery.set_traceparent(
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  delivery.set_tracestate("congo=t61rcWkgMzE");
   return delivery;
 }
 

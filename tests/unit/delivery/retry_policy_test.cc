@@ -95,6 +95,21 @@ TEST(ApplyAttemptTest, ServerErrorUsesTheSchedule) {
   EXPECT_EQ(change.delivery.last_error(), "HTTP 500");
 }
 
+TEST(ApplyAttemptTest, RecordsTheTraceparentSentWithTheAttempt) {
+  RetryPolicy policy({absl::Seconds(5)});
+  AttemptOutcome outcome;
+  outcome.start_time = kNow;
+  outcome.result = Response(500, std::nullopt);
+  outcome.traceparent =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+
+  DeliveryChange change = ApplyAttempt(Pending(), outcome, policy);
+
+  ASSERT_EQ(change.delivery.attempt_history_size(), 1);
+  EXPECT_EQ(change.delivery.attempt_history(0).traceparent(),
+            outcome.traceparent);
+}
+
 TEST(ApplyAttemptTest, SuccessLeavesTheQueue) {
   RetryPolicy policy({absl::Seconds(5)});
   AttemptOutcome outcome;

@@ -316,6 +316,36 @@ TEST_P(StoreTest, InsertEventThenGetDeliveryJoinsPayload) {
               ElementsAre(deliveries[0].id(), deliveries[1].id()));
 }
 
+TEST_P(StoreTest, TraceContextIsKeptWithTheEventAndItsAttempts) {
+  constexpr char kParent[] =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  constexpr char kAttempt[] =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+  Delivery delivery =
+      MakeDelivery("dlv_1", "evt_1", "ep_1", "thread-a", kBaseMicros);
+  delivery.set_traceparent(kParent);
+  delivery.set_tracestate("congo=t61rcWkgMzE");
+  EventRecord event = MakeEvent("evt_1", "thread-a", {delivery});
+  event.set_traceparent(kParent);
+  event.set_tracestate("congo=t61rcWkgMzE");
+  ASSERT_OK(store_->InsertEvent(event, {delivery}));
+  DeliveryChange attempt = Finished(delivery, 500, 3);
+  attempt.delivery.mutable_attempt_history(0)->set_traceparent(kAttempt);
+  ASSERT_OK(store_->UpdateDeliveries({attempt}, Durability::kSynced));
+  Reopen();
+
+  absl::StatusOr<EventRecord> stored_event = store_->GetEvent("evt_1");
+  ASSERT_OK(stored_event);
+  EXPECT_EQ(stored_event->traceparent(), kParent);
+  EXPECT_EQ(stored_event->tracestate(), "congo=t61rcWkgMzE");
+  absl::StatusOr<Delivery> stored = store_->GetDelivery("dlv_1");
+  ASSERT_OK(stored);
+  EXPECT_EQ(stored->traceparent(), kParent);
+  EXPECT_EQ(stored->tracestate(), "congo=t61rcWkgMzE");
+  ASSERT_EQ(stored->attempt_history_size(), 1);
+  EXPECT_EQ(stored->attempt_history(0).traceparent(), kAttempt);
+}
+
 TEST_P(StoreTest, GetMissingDeliveryAndEventReturnNotFound) {
   EXPECT_EQ(store_->GetDelivery("dlv_missing").status().code(),
             absl::StatusCode::kNotFound);
