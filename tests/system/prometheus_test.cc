@@ -3,10 +3,7 @@
 // scrapes a real webhookd and answers a query for a counter. Also the
 // metrics flags of the webhookd binary.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <memory>
@@ -62,23 +59,6 @@ RunResult Promtool(const std::string& exposition, const std::string& path) {
       absl::Seconds(60));
 }
 
-// A port free on 127.0.0.1 for a program that cannot report the one it
-// picked (Prometheus): bound, read and closed again.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 // A webhookd with metrics on a free port that has made one delivery.
 class PrometheusTest : public ::testing::Test {
  protected:
@@ -126,8 +106,9 @@ TEST_F(PrometheusTest, PromtoolRefusesABrokenExposition) {
 }
 
 TEST_F(PrometheusTest, PrometheusScrapesTheServerAndAnswersAQuery) {
-  const int prometheus_port = FreePort();
-  ASSERT_GT(prometheus_port, 0);
+  absl::StatusOr<int> free_port = testing::FreeLoopbackPort();
+  ASSERT_TRUE(free_port.ok()) << free_port.status();
+  const int prometheus_port = *free_port;
   const std::string config = dir_.Sub("prometheus.yml");
   std::ofstream(config) << "global:\n"
                            "  scrape_interval: 1s\n"
