@@ -12,6 +12,7 @@ apt_packages=(
   libmicrohttpd-dev wrk libjemalloc-dev
   libcli11-dev python3-grpcio python3-protobuf
   postgresql libpq-dev
+  prometheus-cpp-dev prometheus
   bazel-bootstrap
   openssl clang libclang-rt-14-dev llvm
 )

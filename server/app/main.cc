@@ -62,6 +62,13 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
 ABSL_FLAG(std::string, port_file, "",
           "If set, write the port the server listens on to this file once "
           "it serves (useful with --listen=127.0.0.1:0).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Address to serve Prometheus metrics on, at /metrics, host:port "
+          "(e.g. 127.0.0.1:9464; port 0 picks a free one). Empty: no "
+          "metrics.");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "If set, write the port metrics are served on to this file once "
+          "the server serves (useful with --metrics_listen=127.0.0.1:0).");
 ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
           "Also deliver to addresses in this CIDR range (e.g. 10.1.0.0/16) "
           "that are otherwise blocked as non-public. Repeatable, or "
@@ -166,6 +173,13 @@ std::vector<std::string> RepeatedFlag(int argc, char** argv,
     }
   }
   return values;
+}
+
+// Writes `port` to `path` atomically (rename).
+void WritePortFile(const std::string& path, int port) {
+  const std::string temp = path + ".tmp";
+  std::ofstream(temp) << port << "\n";
+  std::rename(temp.c_str(), path.c_str());
 }
 
 // Raises the soft limit of open files to the hard limit: every attempt in
@@ -303,6 +317,11 @@ int main(int argc, char** argv) {
   options.engine.limits.max_queued_deliveries =
       static_cast<size_t>(absl::GetFlag(FLAGS_max_queued_deliveries));
   options.log_retention.retention = absl::GetFlag(FLAGS_log_retention);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
+  if (!metrics_port_file.empty() && options.metrics_listen.empty()) {
+    return Fail("--metrics_port_file needs --metrics_listen");
+  }
   options.grpc_max_concurrent_streams =
       absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
   if (options.grpc_max_concurrent_streams < 1 ||
@@ -376,14 +395,19 @@ int main(int argc, char** argv) {
           options.api_keys_file.empty() ? ", unauthenticated"
                                         : ", API keys required"));
 
-  // Written last, and atomically (rename), so that whoever waits for it sees
-  // a serving server with its start-up lines logged.
-  const std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty()) {
-    const std::string temp = port_file + ".tmp";
-    std::ofstream(temp) << (*server)->port() << "\n";
-    std::rename(temp.c_str(), port_file.c_str());
+  if (!options.metrics_listen.empty()) {
+    webhookd::Log(webhookd::LogLevel::kInfo,
+                  absl::StrCat("metrics on ", options.metrics_listen, " (port ",
+                               (*server)->metrics_port(), "), path /metrics"));
   }
+
+  // Written last, and atomically (rename), so that whoever waits for them
+  // sees a serving server with its start-up lines logged.
+  if (!metrics_port_file.empty()) {
+    WritePortFile(metrics_port_file, (*server)->metrics_port());
+  }
+  const std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (!port_file.empty()) WritePortFile(port_file, (*server)->port());
 
   int received = 0;
   sigwait(&signals, &received);

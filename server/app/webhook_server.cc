@@ -26,6 +26,7 @@
 #include "server/api/access_log.h"
 #include "server/api/auth.h"
 #include "server/api/grpc_status.h"
+#include "server/api/rpc_metrics.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
@@ -312,6 +313,11 @@ absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
     configuration.auth = std::make_unique<Authenticator>();
   }
   WEBHOOKD_ASSIGN_OR_RETURN(configuration.credentials, Credentials(options));
+  if (!options.metrics_listen.empty()) {
+    WEBHOOKD_RETURN_IF_ERROR(
+        ParseMetricsAddress(options.metrics_listen, "--metrics_listen")
+            .status());
+  }
   return configuration;
 }
 
@@ -345,14 +351,27 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   server->page_tokens_ = std::make_unique<PageTokens>(*std::move(token_key));
   server->sender_ = std::move(dependencies.sender);
   server->scheduler_ = std::make_unique<Scheduler>(options.engine.limits);
+  Metrics* metrics = &NoMetrics();
+  if (!options.metrics_listen.empty()) {
+    PrometheusMetricsOptions metrics_options;
+    metrics_options.listen = options.metrics_listen;
+    metrics_options.version = kVersion;
+    WEBHOOKD_ASSIGN_OR_RETURN(server->metrics_,
+                              PrometheusMetrics::Start(metrics_options));
+    server->metrics_->SetQueueSource([scheduler = server->scheduler_.get()] {
+      const Scheduler::Counts counts = scheduler->counts();
+      return QueueGauges{counts.waiting, counts.held, counts.in_flight};
+    });
+    metrics = server->metrics_.get();
+  }
   server->bus_ = std::make_unique<ChangeBus>();
   server->endpoints_ = std::make_unique<EndpointManager>(
       *server->store_, *server->clock_, options.target_policy,
-      *server->scheduler_, *server->bus_);
+      *server->scheduler_, *server->bus_, *metrics);
   WEBHOOKD_RETURN_IF_ERROR(server->endpoints_->Load());
   server->engine_ = std::make_unique<DeliveryEngine>(
       *server->store_, *server->endpoints_, *server->scheduler_, *server->bus_,
-      *server->sender_, *server->clock_, options.engine);
+      *server->sender_, *server->clock_, options.engine, *metrics);
   server->log_ =
       std::make_unique<DeliveryLog>(*server->store_, *server->endpoints_);
   server->blocking_ = std::make_unique<ThreadPool>(options.rpc_threads);
@@ -394,6 +413,10 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
       interceptors;
   interceptors.push_back(
       std::make_unique<AccessLogInterceptorFactory>(*server->auth_));
+  if (server->metrics_ != nullptr) {
+    interceptors.push_back(
+        std::make_unique<RpcMetricsInterceptorFactory>(*metrics));
+  }
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {

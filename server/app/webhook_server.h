@@ -22,6 +22,7 @@
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/log_retention.h"
 #include "server/http/http_sender.h"
+#include "server/metrics/prometheus_metrics.h"
 #include "server/security/page_tokens.h"
 #include "server/security/secrets_keyring.h"
 #include "storage/leveldb/leveldb_store.h"
@@ -47,6 +48,9 @@ struct ServerOptions {
   size_t stream_buffer = 1000;
   // Removal of old delivery records (--log_retention).
   LogRetentionOptions log_retention;
+  // host:port to serve Prometheus metrics on, at /metrics; port 0 picks a
+  // free one (see WebhookServer::metrics_port()). Empty: no metrics.
+  std::string metrics_listen;
 
   // Limits that keep gRPC bounded under overload.
   // Concurrent calls (HTTP/2 streams) on one client connection.
@@ -131,6 +135,10 @@ class WebhookServer {
 
   // The port the server listens on.
   int port() const { return port_; }
+  // The port metrics are served on; 0 without options.metrics_listen.
+  int metrics_port() const {
+    return metrics_ == nullptr ? 0 : metrics_->port();
+  }
 
   // The id of the key secrets are written under (--secrets_key_file); empty
   // without one.
@@ -165,6 +173,9 @@ class WebhookServer {
   const Clock* clock_ = &system_clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Scheduler> scheduler_;
+  // Outlives everything that reports to it; stops serving before the
+  // scheduler it reads goes.
+  std::unique_ptr<PrometheusMetrics> metrics_;
   std::unique_ptr<ChangeBus> bus_;
   std::unique_ptr<EndpointManager> endpoints_;
   std::unique_ptr<HttpSender> sender_;

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/logging.h"
+#include "server/common/time_util.h"
 #include "server/delivery/attempt_log.h"
 
 namespace webhookd {
@@ -17,12 +18,14 @@ constexpr absl::Duration kRetryAfterWriteFailure = absl::Seconds(1);
 
 AttemptRecorder::AttemptRecorder(Store& store, const EndpointManager& endpoints,
                                  Scheduler& scheduler, Claimer* claimer,
-                                 ChangeBus& bus, RetryPolicy policy)
+                                 ChangeBus& bus, Metrics& metrics,
+                                 RetryPolicy policy)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
       claimer_(claimer),
       bus_(bus),
+      metrics_(metrics),
       policy_(std::move(policy)) {}
 
 void AttemptRecorder::Add(Completion completion) {
@@ -137,6 +140,27 @@ absl::Status AttemptRecorder::Write(absl::Span<const DeliveryChange> changes,
   return absl::OkStatus();
 }
 
+void AttemptRecorder::CountOutcome(const DeliveryChange& change,
+                                   absl::Time now) {
+  const Delivery& delivery = change.delivery;
+  if (delivery.test()) return;
+  switch (delivery.status()) {
+    case webhook::v1::DELIVERY_STATUS_SUCCESS:
+      metrics_.DeliveryFinished(DeliveryOutcome::kDelivered,
+                                now - FromProtoTime(delivery.create_time()));
+      break;
+    case webhook::v1::DELIVERY_STATUS_FAILED:
+      metrics_.DeliveryFinished(DeliveryOutcome::kFailed,
+                                now - FromProtoTime(delivery.create_time()));
+      break;
+    case webhook::v1::DELIVERY_STATUS_RETRYING:
+      metrics_.RetryScheduled();
+      break;
+    default:
+      break;
+  }
+}
+
 size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   std::vector<Completion> completions;
   bool unwritten;
@@ -155,6 +179,13 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   recorded.reserve(completions.size());
   for (const Completion& completion : completions) {
     const Delivery& before = completion.attempt.delivery;
+    if (!completion.result.aborted) {
+      const HttpResult& result = completion.result;
+      metrics_.AttemptFinished(
+          ClassifyResponse(result.error.empty() ? result.status_code : 0,
+                           result.timed_out),
+          result.elapsed);
+    }
     if (completion.result.aborted) {
       LogAbortedAttempt(before, completion.attempt.traceparent);
       // Cut short by shutdown: the attempt is made again by the next run,
@@ -180,7 +211,10 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   }
   // Buffered: losing an outcome in a machine crash only causes a resend.
   std::vector<bool> applied;
+  const absl::Time write_start = absl::Now();
   const absl::Status written = Write(changes, Durability::kBuffered, &applied);
+  metrics_.StorageWriteFinished(StorageWrite::kAttemptRecord,
+                                absl::Now() - write_start);
   if (!written.ok() && claimer_ != nullptr) {
     // Kept by Write (which tells when it writes them); the store's queue
     // still holds these deliveries.
@@ -243,7 +277,9 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   }
   if (written.ok()) {
     for (size_t i = 0; i < changes.size(); ++i) {
-      if (applied[i]) bus_.Publish(changes[i].delivery);
+      if (!applied[i]) continue;
+      CountOutcome(changes[i], now);
+      bus_.Publish(changes[i].delivery);
     }
   }
   for (auto& [done, delivery] : finished_tests) done(std::move(delivery));

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/common/metrics.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/claimer.h"
 #include "server/delivery/endpoint_manager.h"
@@ -53,7 +54,7 @@ class AttemptRecorder {
   // sharing its store with others, the node's claims; nullptr otherwise.
   AttemptRecorder(Store& store, const EndpointManager& endpoints,
                   Scheduler& scheduler, Claimer* claimer, ChangeBus& bus,
-                  RetryPolicy policy);
+                  Metrics& metrics, RetryPolicy policy);
   AttemptRecorder(const AttemptRecorder&) = delete;
   AttemptRecorder& operator=(const AttemptRecorder&) = delete;
 
@@ -91,11 +92,15 @@ class AttemptRecorder {
   void FailWaiters(const absl::Status& status);
 
  private:
+  // Reports the recorded outcome of an attempt to the metrics.
+  void CountOutcome(const DeliveryChange& change, absl::Time now);
+
   Store& store_;
   const EndpointManager& endpoints_;
   Scheduler& scheduler_;
   Claimer* const claimer_;
   ChangeBus& bus_;
+  Metrics& metrics_;
   const RetryPolicy policy_;
 
   // An outcome not yet written, with the token of its claim.

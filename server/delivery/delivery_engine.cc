@@ -65,7 +65,7 @@ DeliveryChange ManualRetryChange(const Delivery& next) {
 DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
                                Scheduler& scheduler, ChangeBus& bus,
                                HttpSender& sender, const Clock& clock,
-                               DeliveryEngineOptions options)
+                               DeliveryEngineOptions options, Metrics& metrics)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
@@ -81,14 +81,15 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
       watcher_(*this),
       fresh_(kFreshDeliveries),
       pipeline_(store, endpoints, scheduler, claimer_.get(), fresh_, bus, clock,
+                metrics,
                 SubmitPipelineOptions{options_.retry_policy.max_attempts(),
                                       options_.max_payload_bytes,
                                       options_.trace_new_events}),
-      recorder_(store, endpoints, scheduler, claimer_.get(), bus,
+      recorder_(store, endpoints, scheduler, claimer_.get(), bus, metrics,
                 options_.retry_policy),
       dispatcher_(
           store, endpoints, scheduler, claimer_.get(), fresh_, sender,
-          recorder_, bus,
+          recorder_, bus, metrics,
           DispatcherOptions{options_.attempt_timeout, options_.user_agent}) {}
 
 DeliveryEngine::~DeliveryEngine() { Stop(absl::ZeroDuration()); }

@@ -20,6 +20,7 @@
 #include "server/common/caller.h"
 #include "server/common/clock.h"
 #include "server/common/limits.h"
+#include "server/common/metrics.h"
 #include "server/common/version.h"
 #include "server/delivery/attempt_recorder.h"
 #include "server/delivery/change_bus.h"
@@ -71,10 +72,10 @@ class DeliveryEngine {
   using DeliveryCallback = AttemptRecorder::DeliveryCallback;
 
   // Every reference must outlive the engine. `scheduler` is made with
-  // options.limits.
+  // options.limits. What the engine does is reported to `metrics`.
   DeliveryEngine(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
                  ChangeBus& bus, HttpSender& sender, const Clock& clock,
-                 DeliveryEngineOptions options);
+                 DeliveryEngineOptions options, Metrics& metrics = NoMetrics());
   DeliveryEngine(const DeliveryEngine&) = delete;
   DeliveryEngine& operator=(const DeliveryEngine&) = delete;
   // Stops with no grace if Stop() was not called.

@@ -26,7 +26,7 @@ Dispatcher::Dispatcher(Store& store, const EndpointManager& endpoints,
                        Scheduler& scheduler, Claimer* claimer,
                        FreshDeliveries& fresh, HttpSender& sender,
                        AttemptRecorder& recorder, ChangeBus& bus,
-                       DispatcherOptions options)
+                       Metrics& metrics, DispatcherOptions options)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
@@ -35,6 +35,7 @@ Dispatcher::Dispatcher(Store& store, const EndpointManager& endpoints,
       sender_(sender),
       recorder_(recorder),
       bus_(bus),
+      metrics_(metrics),
       options_(std::move(options)) {}
 
 size_t Dispatcher::DispatchDue(absl::Time now) {
@@ -161,7 +162,13 @@ void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
   }
   scheduler_.Settle({&change.delivery.id(), 1}, {}, 1);
   // Listeners learn only what the store has.
-  if (written.ok() && applied[0]) bus_.Publish(change.delivery);
+  if (written.ok() && applied[0]) {
+    if (!change.delivery.test()) {
+      metrics_.DeliveryFinished(DeliveryOutcome::kCancelled,
+                                absl::ZeroDuration());
+    }
+    bus_.Publish(change.delivery);
+  }
 }
 
 HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,

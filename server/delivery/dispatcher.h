@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "server/common/metrics.h"
 #include "server/delivery/attempt_recorder.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/claimer.h"
@@ -35,7 +36,7 @@ class Dispatcher {
   Dispatcher(Store& store, const EndpointManager& endpoints,
              Scheduler& scheduler, Claimer* claimer, FreshDeliveries& fresh,
              HttpSender& sender, AttemptRecorder& recorder, ChangeBus& bus,
-             DispatcherOptions options);
+             Metrics& metrics, DispatcherOptions options);
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
@@ -80,6 +81,7 @@ class Dispatcher {
   HttpSender& sender_;
   AttemptRecorder& recorder_;
   ChangeBus& bus_;
+  Metrics& metrics_;
   const DispatcherOptions options_;
 };
 

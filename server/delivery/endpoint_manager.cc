@@ -24,12 +24,13 @@ absl::Status EndpointNotFound(const std::string& id) {
 
 EndpointManager::EndpointManager(Store& store, const Clock& clock,
                                  TargetPolicy policy, Scheduler& scheduler,
-                                 ChangeBus& bus)
+                                 ChangeBus& bus, Metrics& metrics)
     : store_(store),
       clock_(clock),
       policy_(policy),
       scheduler_(scheduler),
-      bus_(bus) {}
+      bus_(bus),
+      metrics_(metrics) {}
 
 absl::Status EndpointManager::Load() {
   absl::MutexLock write_lock(&write_mu_);
@@ -250,7 +251,11 @@ absl::Status EndpointManager::Delete(const Caller& caller,
     return status;
   }
   CacheErase(*current);
-  for (const DeliveryChange& change : changes) bus_.Publish(change.delivery);
+  for (const DeliveryChange& change : changes) {
+    metrics_.DeliveryFinished(DeliveryOutcome::kCancelled,
+                              absl::ZeroDuration());
+    bus_.Publish(change.delivery);
+  }
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 #include "google/protobuf/field_mask.pb.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
+#include "server/common/metrics.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/scheduler.h"
 #include "server/delivery/validation.h"
@@ -35,8 +36,11 @@ namespace webhookd {
 class EndpointManager {
  public:
   // Every reference must outlive the manager.
+  // Every reference must outlive the manager; queued deliveries ended by a
+  // deletion are reported to `metrics`.
   EndpointManager(Store& store, const Clock& clock, TargetPolicy policy,
-                  Scheduler& scheduler, ChangeBus& bus);
+                  Scheduler& scheduler, ChangeBus& bus,
+                  Metrics& metrics = NoMetrics());
   EndpointManager(const EndpointManager&) = delete;
   EndpointManager& operator=(const EndpointManager&) = delete;
 
@@ -103,6 +107,7 @@ class EndpointManager {
   const TargetPolicy policy_;
   Scheduler& scheduler_;
   ChangeBus& bus_;
+  Metrics& metrics_;
 
   // Serialises read-modify-write of endpoints (rare) so updates do not race.
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);

@@ -117,6 +117,15 @@ size_t Scheduler::size() const {
   return queue_.size();
 }
 
+Scheduler::Counts Scheduler::counts() const {
+  absl::MutexLock lock(&mu_);
+  Counts counts;
+  counts.in_flight = queue_.in_flight();
+  counts.held = queue_.held();
+  counts.waiting = queue_.size() - counts.in_flight - counts.held;
+  return counts;
+}
+
 size_t Scheduler::running() const {
   absl::MutexLock lock(&mu_);
   return running_;

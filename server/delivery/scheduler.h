@@ -83,6 +83,13 @@ class Scheduler {
 
   // Deliveries queued, held or in flight.
   size_t size() const;
+  // Where the deliveries of size() are, read at once.
+  struct Counts {
+    size_t waiting = 0;    // Waiting for their due time or a free slot.
+    size_t held = 0;       // Due, but their endpoint is disabled.
+    size_t in_flight = 0;  // An attempt is running.
+  };
+  Counts counts() const;
   // Attempts taken by TakeDue and not yet Finished.
   size_t running() const;
 

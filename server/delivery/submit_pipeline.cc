@@ -38,7 +38,7 @@ Delivery NewDeliveryOf(const EventRecord& event, const std::string& endpoint_id,
 SubmitPipeline::SubmitPipeline(Store& store, EndpointManager& endpoints,
                                Scheduler& scheduler, Claimer* claimer,
                                FreshDeliveries& fresh, ChangeBus& bus,
-                               const Clock& clock,
+                               const Clock& clock, Metrics& metrics,
                                SubmitPipelineOptions options)
     : store_(store),
       endpoints_(endpoints),
@@ -47,6 +47,7 @@ SubmitPipeline::SubmitPipeline(Store& store, EndpointManager& endpoints,
       fresh_(fresh),
       bus_(bus),
       clock_(clock),
+      metrics_(metrics),
       options_(options) {}
 
 absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
@@ -157,14 +158,19 @@ size_t SubmitPipeline::CommitPending() {
 absl::StatusOr<size_t> SubmitPipeline::Insert(
     absl::Span<const NewEvent> inserts) {
   if (inserts.empty()) return 0;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<size_t> claimed;
   if (claimer_ == nullptr) {
-    WEBHOOKD_RETURN_IF_ERROR(store_.InsertEvents(inserts));
-    return SIZE_MAX;
+    const absl::Status written = store_.InsertEvents(inserts);
+    claimed = written.ok() ? absl::StatusOr<size_t>(SIZE_MAX) : written;
+  } else {
+    // On a shared store, claimed as they are written, so that this node,
+    // which has the payloads in memory, makes their first attempts: as many
+    // as it has room for.
+    claimed = claimer_->Insert(inserts, clock_.Now());
   }
-  // On a shared store, claimed as they are written, so that this node,
-  // which has the payloads in memory, makes their first attempts: as many
-  // as it has room for.
-  return claimer_->Insert(inserts, clock_.Now());
+  metrics_.StorageWriteFinished(StorageWrite::kSubmit, absl::Now() - start);
+  return claimed;
 }
 
 void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
@@ -237,8 +243,10 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
     // On a shared store, only the first *claimed are this node's.
     std::vector<QueuedDelivery> entries;
     size_t mine = *claimed;
+    size_t created = 0;
     for (size_t i : written_index) {
       PendingSubmit& submit = batch[i];
+      created += submit.deliveries.size();
       auto payload = std::make_shared<const std::string>(
           std::move(*submit.event.mutable_payload()));
       for (Delivery& delivery : submit.deliveries) {
@@ -250,6 +258,7 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
       }
     }
     scheduler_.Schedule(entries, reserved);
+    metrics_.EventsSubmitted(written_index.size(), created);
   } else {
     scheduler_.Unreserve(reserved);
   }

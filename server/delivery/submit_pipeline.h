@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
+#include "server/common/metrics.h"
 #include "server/common/trace_context.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/claimer.h"
@@ -47,7 +48,8 @@ class SubmitPipeline {
   // its store with others, the node's claims; nullptr otherwise.
   SubmitPipeline(Store& store, EndpointManager& endpoints, Scheduler& scheduler,
                  Claimer* claimer, FreshDeliveries& fresh, ChangeBus& bus,
-                 const Clock& clock, SubmitPipelineOptions options);
+                 const Clock& clock, Metrics& metrics,
+                 SubmitPipelineOptions options);
   SubmitPipeline(const SubmitPipeline&) = delete;
   SubmitPipeline& operator=(const SubmitPipeline&) = delete;
 
@@ -102,6 +104,7 @@ class SubmitPipeline {
   FreshDeliveries& fresh_;
   ChangeBus& bus_;
   const Clock& clock_;
+  Metrics& metrics_;
   const SubmitPipelineOptions options_;
 
   absl::Mutex mu_;

@@ -649,6 +649,7 @@ HttpResult CurlSender::Worker::ResultOf(Transfer& t, CURLcode code) {
   failure.resend_refused =
       code == CURLE_ABORTED_BY_CALLBACK && t.requests_sent > 1;
   result.status_code = 0;
+  result.timed_out = code == CURLE_OPERATION_TIMEDOUT;
   result.error = DescribeCurlFailure(failure);
   return result;
 }

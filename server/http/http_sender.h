@@ -28,6 +28,8 @@ struct HttpResult {
   // Empty when a response was received; otherwise why not (connection
   // refused, timeout, TLS failure, blocked address...).
   std::string error;
+  // No response because the request's (or the connect) timeout expired.
+  bool timed_out = false;
   // At most the sender's capture limit (4 KiB), the rest discarded unread.
   std::string body;
   // From the start of the request to the end of the response.

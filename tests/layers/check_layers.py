@@ -5,12 +5,14 @@ Each folder of the server is one layer. Reading every #include of every
 source file, this checks that dependencies point one way:
 
     common <- security, http, storage <- delivery <- api <- app
+    common <- metrics <- app
 
 and that gRPC, libcurl, LevelDB and libpq stay where they belong: grpcpp
 only in server/api, server/app and client; curl only in server/http and
 server/security (its URL parser); leveldb only in storage/leveldb and
 server/app; libpq only in storage/postgres (and in tests/, which no rule
-here covers). Usage: tests/layers/check_layers.py [project root]
+here covers); prometheus-cpp only in server/metrics and server/app (the
+other layers report through server/common/metrics.h). Usage: tests/layers/check_layers.py [project root]
 """
 
 import pathlib
@@ -32,8 +34,12 @@ ALLOWED = {
                         "storage"],
     "server/api": ["server/common", "server/security", "server/delivery",
                    "storage"],
+    # Metrics for Prometheus; the layers report through the Metrics
+    # interface of server/common.
+    "server/metrics": ["server/common"],
     "server/app": ["server/common", "server/security", "server/http",
-                   "server/delivery", "server/api", "storage",
+                   "server/delivery", "server/api", "server/metrics",
+                   "storage",
                    "storage/leveldb", "storage/postgres"],
     # The client links the signature and nothing else of the server.
     "client": ["server/security/signature.h"],
@@ -50,6 +56,7 @@ LIBRARIES = {
     "libpq-fe.h": ["storage/postgres"],
     "libpq/": ["storage/postgres"],
     "postgresql/": ["storage/postgres"],
+    "prometheus/": ["server/metrics", "server/app"],
     # Generated gRPC stubs; the messages (.pb.h) are fine everywhere.
     ".grpc.pb.h": ["server/api", "server/app", "client"],
 }

@@ -106,29 +106,6 @@ std::string BaseDir(bool as_postgres_user) {
   return temp.string();
 }
 
-// A port of 127.0.0.1 that nothing listens on now.
-absl::StatusOr<int> FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("socket: ", std::strerror(errno)));
-  }
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  const bool ok =
-      bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  const int error = errno;
-  close(fd);
-  if (!ok) {
-    return absl::UnavailableError(
-        absl::StrCat("no free port on 127.0.0.1: ", std::strerror(error)));
-  }
-  return ntohs(address.sin_port);
-}
-
 // A value in a libpq connection string: quoted when it must be.
 std::string ConnectionValue(std::string_view value) {
   if (!value.empty() &&
@@ -281,7 +258,7 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
 
   if (absl::Status made = server->MakeCluster(); !made.ok()) return made;
   for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<int> port = FreePort();
+    absl::StatusOr<int> port = FreeLoopbackPort();
     if (!port.ok()) return port.status();
     server->port_ = *port;
     const size_t log_size = server->Log().size();

@@ -28,6 +28,11 @@ struct RunResult {
   std::string err;
 };
 
+// A port of 127.0.0.1 that nothing listens on now, for a child that cannot
+// report the port it picked (PostgreSQL, Prometheus): bound and closed
+// again, so another process may take it meanwhile.
+absl::StatusOr<int> FreeLoopbackPort();
+
 // The whole of a file ("" if it cannot be read): a process's log.
 std::string ReadFile(const std::string& path);
 
