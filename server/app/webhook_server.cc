@@ -10,10 +10,12 @@
 #include <sstream>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -277,6 +279,11 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   quota.SetMaxThreads(options.grpc_max_threads);
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(server->calls_.NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
@@ -301,11 +308,26 @@ void WebhookServer::Shutdown(absl::Duration grace) {
   if (server_ != nullptr) {
     // Stop accepting calls while the engine finishes its attempts; calls
     // still running at the deadline are cancelled.
-    std::thread rpc_stopper([this, grace] {
-      server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    const absl::Time deadline = absl::Now() + grace;
+    absl::Notification rpcs_stopped;
+    std::thread rpc_stopper([this, deadline, &rpcs_stopped] {
+      server_->Shutdown(absl::ToChronoTime(deadline));
+      rpcs_stopped.Notify();
+    });
+    // gRPC's shutdown also waits until every client has closed its
+    // connection, which a client with an idle channel may not do before the
+    // deadline: once no call runs, close the connections from this side.
+    // Again while the shutdown lasts, for a connection made meanwhile.
+    std::thread connection_closer([this, deadline, &rpcs_stopped] {
+      while (!rpcs_stopped.HasBeenNotified() &&
+             calls_.WaitUntilIdle(deadline)) {
+        grpc_server_cancel_all_calls(server_->c_server());
+        rpcs_stopped.WaitForNotificationWithTimeout(absl::Milliseconds(100));
+      }
     });
     if (engine_ != nullptr) engine_->Stop(grace);
     rpc_stopper.join();
+    connection_closer.join();
   } else if (engine_ != nullptr) {
     engine_->Stop(grace);
   }

@@ -13,6 +13,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "server/api/delivery_stream.h"
+#include "server/api/inflight_calls.h"
 #include "server/api/webhook_service_impl.h"
 #include "server/common/clock.h"
 #include "server/common/thread_pool.h"
@@ -158,6 +159,8 @@ class WebhookServer {
   // Destroyed before `blocking_`, after `server_` (its streams are done).
   std::unique_ptr<DeliveryHub> hub_;
   std::unique_ptr<WebhookServiceImpl> service_;
+  // Outlives `server_`, whose calls it counts.
+  InflightCalls calls_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
