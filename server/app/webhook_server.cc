@@ -17,11 +17,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "grpc/grpc.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "protos/served_descriptors.h"
 #include "server/api/auth.h"
 #include "server/api/grpc_status.h"
 #include "server/common/logging.h"
@@ -256,8 +256,22 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
       *server->endpoints_, *server->engine_, *server->log_, *server->blocking_,
       *server->hub_, *server->auth_);
 
+  // Reflection lists every service with its schema, comments included;
+  // gRPC serves the health service without a schema of its own.
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      server->reflection_schemas_,
+      ReflectionSchemas::Create(
+          ServedDescriptorSet(),
+          {webhook::v1::WebhookService::service_full_name(),
+           "grpc.health.v1.Health",
+           grpc::reflection::v1::ServerReflection::service_full_name(),
+           grpc::reflection::v1alpha::ServerReflection::service_full_name()}));
+  server->reflection_v1_ =
+      std::make_unique<ReflectionV1Service>(*server->reflection_schemas_);
+  server->reflection_v1alpha_ =
+      std::make_unique<ReflectionV1AlphaService>(*server->reflection_schemas_);
+
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &server->port_);
   // gRPC sets SO_REUSEPORT by default, so a second server on a port in use
@@ -279,6 +293,8 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   quota.SetMaxThreads(options.grpc_max_threads);
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->reflection_v1_.get());
+  builder.RegisterService(server->reflection_v1alpha_.get());
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
