@@ -24,6 +24,7 @@
 #include "protos/served_descriptors.h"
 #include "server/api/auth.h"
 #include "server/api/grpc_status.h"
+#include "server/app/listen_address.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/http/curl_sender.h"
@@ -209,6 +210,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
 absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
     const ServerOptions& options) {
   Configuration configuration;
+  WEBHOOKD_RETURN_IF_ERROR(ValidateListenAddress(options.listen));
   if (!options.api_keys_file.empty()) {
     WEBHOOKD_ASSIGN_OR_RETURN(ApiKeys keys,
                               ApiKeys::Load(options.api_keys_file));

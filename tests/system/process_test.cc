@@ -10,6 +10,7 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +34,7 @@ using testing::ExitedWith;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
+using ::testing::Not;
 using testing::ReceivedRequest;
 using testing::ReceiverResponse;
 using testing::Submit;
@@ -83,6 +85,24 @@ TEST_F(ProcessTest, SecondProcessOnSameDataDirFailsClearly) {
   webhook::v1::ListEndpointsResponse list;
   grpc::ClientContext context;
   EXPECT_TRUE(first->stub().ListEndpoints(&context, {}, &list).ok());
+}
+
+TEST_F(ProcessTest, BadListenAddressStopsStartUpNamingTheFlag) {
+  int run = 0;
+  for (const auto& [listen, why] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"localhost:99999", "port 99999 is out of range (0 to 65535)"},
+           {"127.0.0.1", "no port"},
+           {"::1:50051", "an IPv6 address must be in brackets"}}) {
+    WebhookdProcess bad(
+        {"--listen=" + listen, "--data_dir=" + dir_.Sub("data")},
+        dir_.Sub("bad-listen-" + std::to_string(++run) + ".log"));
+    const int status = bad.Wait(absl::Seconds(20));
+    ASSERT_NE(status, -1) << listen << ": the process must exit by itself";
+    EXPECT_TRUE(ExitedWith(status, 1)) << bad.Log();
+    EXPECT_THAT(bad.Log(), HasSubstr("--listen=" + listen + ": " + why));
+    EXPECT_THAT(bad.Log(), Not(HasSubstr("serving on")));
+  }
 }
 
 TEST_F(ProcessTest, HelpListsEveryFlag) {
