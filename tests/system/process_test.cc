@@ -107,8 +107,12 @@ TEST_F(ProcessTest, BadListenAddressStopsStartUpNamingTheFlag) {
 
 TEST_F(ProcessTest, HelpListsEveryFlag) {
   WebhookdProcess help({"--help"}, dir_.Sub("help.log"));
-  help.Wait(absl::Seconds(10));
+  EXPECT_TRUE(ExitedWith(help.Wait(absl::Seconds(10)), 0)) << help.Log();
   const std::string text = help.Log();
+  EXPECT_THAT(text, ::testing::StartsWith("webhookd: durable, signed"));
+  EXPECT_THAT(text, Not(HasSubstr("webhookd: webhookd")));
+  EXPECT_THAT(text, Not(HasSubstr("main.cc"))) << "no build path";
+  EXPECT_THAT(text, HasSubstr("--flagfile"));
   for (const char* flag :
        {"--listen", "--data_dir", "--allow_insecure_targets",
         "--retry_schedule", "--attempt_timeout", "--http_workers",
