@@ -37,6 +37,7 @@
 #include "grpcpp/grpcpp.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "server/common/version.h"
 #include "server/security/signature.h"
 
 namespace webhookd {
@@ -218,10 +219,25 @@ void PrintDelivery(const Delivery& d) {
   Flush();
 }
 
+// The --server address, for the hint on connection errors.
+std::string& ServerAddress() {
+  static std::string* const address = new std::string();
+  return *address;
+}
+
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "webhookctl: %s: %s\n",
                absl::StatusCodeToString(status.code()).c_str(),
                std::string(status.message()).c_str());
+  // gRPC says "failed to connect to all addresses" (or "Connection
+  // refused") when nothing answers: most often, no server runs there.
+  if (absl::IsUnavailable(status) &&
+      absl::StrContains(absl::AsciiStrToLower(status.message()), "connect")) {
+    std::fprintf(stderr,
+                 "webhookctl: is webhookd running on %s? Start it, or give "
+                 "its address with --server or $WEBHOOKCTL_SERVER.\n",
+                 ServerAddress().c_str());
+  }
   return kCallFailed;
 }
 
@@ -528,8 +544,21 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
                     "JSON object to send (default: the documented sample)");
     cmd->callback([&action, id, payload] {
       action = [id, payload](WebhookClient& client, const Globals& g) {
-        return Show<Delivery>(client.SendTestDelivery(*id, *payload), g,
-                              PrintDelivery);
+        absl::StatusOr<Delivery> delivery =
+            client.SendTestDelivery(*id, *payload);
+        const int shown = Show<Delivery>(delivery, g, PrintDelivery);
+        if (shown != 0) return shown;
+        // Scripts can rely on the exit code: 0 only for a delivered test.
+        if (delivery->status() != webhook::v1::DELIVERY_STATUS_SUCCESS) {
+          const std::string why =
+              delivery->last_error().empty()
+                  ? absl::StrCat("HTTP ", delivery->response_code())
+                  : delivery->last_error();
+          std::fprintf(stderr, "webhookctl: the test delivery failed (%s)\n",
+                       why.c_str());
+          return kCallFailed;
+        }
+        return 0;
       };
     });
   }
@@ -915,6 +944,7 @@ int Main(int argc, char** argv) {
       "webhookctl");
   app.require_subcommand(1);
   app.fallthrough();  // Global options may also follow the subcommand.
+  app.set_version_flag("--version", absl::StrCat("webhookctl ", kVersion));
   Globals g;
   app.add_option("--server,-s", g.server,
                  "webhookd address host:port (env WEBHOOKCTL_SERVER)")
@@ -953,6 +983,7 @@ int Main(int argc, char** argv) {
   }
 
   if (local) return local(g);
+  ServerAddress() = g.server;
   if (!action) return UsageError("no command given; see --help");
   const bool watching =
       app.got_subcommand("deliveries") &&

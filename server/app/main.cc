@@ -7,10 +7,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/internal/parse.h"
+#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -212,8 +215,13 @@ int main(int argc, char** argv) {
   // The tests keep the check on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::FlagsUsageConfig usage;
+  // --help names the flags' file: "webhookd", not a build path.
+  usage.normalize_filename = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/app/main.cc") ? std::string("webhookd")
+                                                      : std::string(file);
+  };
   usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "server/app/main.cc");
+    return file == "webhookd" || absl::EndsWith(file, "server/app/main.cc");
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   usage.version_string = [] {
@@ -221,9 +229,18 @@ int main(int argc, char** argv) {
   };
   absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
-      "webhookd: durable, signed webhook delivery over a gRPC API.\n"
-      "Usage: webhookd [--listen=127.0.0.1:50051] [--data_dir=./data] ...");
-  absl::ParseCommandLine(argc, argv);
+      "durable, signed webhook delivery over a gRPC API.\n"
+      "Usage: webhookd [--listen=127.0.0.1:50051] [--data_dir=./data] ...\n"
+      "       webhookd --flagfile=webhookd.flags  (one --flag=value a line)");
+  // As absl::ParseCommandLine, but asking for help is no error: exit 0.
+  absl::flags_internal::ParseCommandLineImpl(
+      argc, argv, absl::flags_internal::ArgvListAction::kRemoveParsedArgs,
+      absl::flags_internal::UsageFlagsAction::kIgnoreUsage,
+      absl::flags_internal::OnUndefinedFlag::kAbortIfUndefined);
+  if (absl::flags_internal::HandleUsageFlags(
+          std::cout, absl::ProgramUsageMessage()) >= 0) {
+    return 0;
+  }
   absl::StatusOr<webhookd::LogLevel> log_level =
       webhookd::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
   if (!log_level.ok()) return Fail(std::string(log_level.status().message()));

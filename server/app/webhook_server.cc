@@ -17,16 +17,18 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "grpc/grpc.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "protos/served_descriptors.h"
 #include "server/api/access_log.h"
 #include "server/api/auth.h"
 #include "server/api/grpc_status.h"
 #include "server/api/rpc_metrics.h"
+#include "server/app/listen_address.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
@@ -298,6 +300,7 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
 absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
     const ServerOptions& options) {
   Configuration configuration;
+  WEBHOOKD_RETURN_IF_ERROR(ValidateListenAddress(options.listen));
   WEBHOOKD_ASSIGN_OR_RETURN(configuration.keyring, LoadKeyring(options));
   if (!options.api_keys_file.empty()) {
     WarnIfReadableByOthers(options.api_keys_file, "--api_keys_file");
@@ -384,8 +387,22 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
       *server->endpoints_, *server->engine_, *server->log_, *server->blocking_,
       *server->hub_, *server->auth_, *server->page_tokens_);
 
+  // Reflection lists every service with its schema, comments included;
+  // gRPC serves the health service without a schema of its own.
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      server->reflection_schemas_,
+      ReflectionSchemas::Create(
+          ServedDescriptorSet(),
+          {webhook::v1::WebhookService::service_full_name(),
+           "grpc.health.v1.Health",
+           grpc::reflection::v1::ServerReflection::service_full_name(),
+           grpc::reflection::v1alpha::ServerReflection::service_full_name()}));
+  server->reflection_v1_ =
+      std::make_unique<ReflectionV1Service>(*server->reflection_schemas_);
+  server->reflection_v1alpha_ =
+      std::make_unique<ReflectionV1AlphaService>(*server->reflection_schemas_);
+
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &server->port_);
   // gRPC sets SO_REUSEPORT by default, so a second server on a port in use
@@ -407,10 +424,14 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
   quota.SetMaxThreads(options.grpc_max_threads);
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
-  // Interceptors, in the order they see each call.
+  builder.RegisterService(server->reflection_v1_.get());
+  builder.RegisterService(server->reflection_v1alpha_.get());
+  // Interceptors, in the order they see each call: the count of calls
+  // running (for shutdown), the access log, the metrics.
   std::vector<
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
+  interceptors.push_back(server->calls_.NewInterceptorFactory());
   interceptors.push_back(
       std::make_unique<AccessLogInterceptorFactory>(*server->auth_));
   if (server->metrics_ != nullptr) {
@@ -455,11 +476,26 @@ void WebhookServer::Shutdown(absl::Duration grace) {
   if (server_ != nullptr) {
     // Stop accepting calls while the engine finishes its attempts; calls
     // still running at the deadline are cancelled.
-    std::thread rpc_stopper([this, grace] {
-      server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    const absl::Time deadline = absl::Now() + grace;
+    absl::Notification rpcs_stopped;
+    std::thread rpc_stopper([this, deadline, &rpcs_stopped] {
+      server_->Shutdown(absl::ToChronoTime(deadline));
+      rpcs_stopped.Notify();
+    });
+    // gRPC's shutdown also waits until every client has closed its
+    // connection, which a client with an idle channel may not do before the
+    // deadline: once no call runs, close the connections from this side.
+    // Again while the shutdown lasts, for a connection made meanwhile.
+    std::thread connection_closer([this, deadline, &rpcs_stopped] {
+      while (!rpcs_stopped.HasBeenNotified() &&
+             calls_.WaitUntilIdle(deadline)) {
+        grpc_server_cancel_all_calls(server_->c_server());
+        rpcs_stopped.WaitForNotificationWithTimeout(absl::Milliseconds(100));
+      }
     });
     if (engine_ != nullptr) engine_->Stop(grace);
     rpc_stopper.join();
+    connection_closer.join();
   } else if (engine_ != nullptr) {
     engine_->Stop(grace);
   }

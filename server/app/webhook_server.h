@@ -13,6 +13,8 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "server/api/delivery_stream.h"
+#include "server/api/inflight_calls.h"
+#include "server/api/reflection_service.h"
 #include "server/api/webhook_service_impl.h"
 #include "server/common/clock.h"
 #include "server/common/thread_pool.h"
@@ -188,6 +190,11 @@ class WebhookServer {
   // Destroyed before `blocking_`, after `server_` (its streams are done).
   std::unique_ptr<DeliveryHub> hub_;
   std::unique_ptr<WebhookServiceImpl> service_;
+  std::unique_ptr<ReflectionSchemas> reflection_schemas_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
+  std::unique_ptr<ReflectionV1AlphaService> reflection_v1alpha_;
+  // Outlives `server_`, whose calls it counts.
+  InflightCalls calls_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::string secrets_key_id_;

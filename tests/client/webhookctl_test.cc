@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "server/common/version.h"
 #include "server/security/signature.h"
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
@@ -32,6 +33,7 @@ using testing::ExampleEvent;
 using ::testing::HasSubstr;
 using testing::HttpReceiver;
 using testing::MakeEndpoint;
+using ::testing::Not;
 using testing::RunResult;
 using ::testing::SizeIs;
 using testing::Submit;
@@ -481,6 +483,30 @@ TEST_F(WebhookctlTest, UnreachableServerFailsWithTheGrpcError) {
                        "--timeout", "5", "endpoints", "list"});
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(result.err, HasSubstr("is webhookd running on 127.0.0.1:1?"));
+}
+
+TEST_F(WebhookctlTest, CallErrorsOtherThanConnectingGiveNoHint) {
+  RunResult result = Ctl({"endpoints", "get", "ep_missing"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.err, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(result.err, Not(HasSubstr("is webhookd running")));
+}
+
+TEST_F(WebhookctlTest, VersionPrintsTheVersionAndExitsZero) {
+  RunResult result = Subprocess::Run({WEBHOOKCTL_BINARY, "--version"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr(absl::StrCat("webhookctl ", kVersion)));
+}
+
+TEST_F(WebhookctlTest, EndpointsTestExitsNonZeroWhenTheDeliveryFails) {
+  receiver_.SetDefaultResponse(500, "down");
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  RunResult result = Ctl({"endpoints", "test", endpoint.id()});
+  EXPECT_EQ(result.exit_code, 1) << result.out;
+  EXPECT_THAT(result.out, HasSubstr("FAILED")) << "the outcome is shown";
+  EXPECT_THAT(result.err, HasSubstr("the test delivery failed"));
+  EXPECT_EQ(receiver_.RequestCount(), 1u);
 }
 
 TEST_F(WebhookctlTest, EverySubcommandHasHelp) {

@@ -12,6 +12,7 @@
 #include <ostream>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -91,33 +92,42 @@ TEST_F(ProcessTest, SecondProcessOnSameDataDirFailsClearly) {
   EXPECT_TRUE(first->stub().ListEndpoints(&context, {}, &list).ok());
 }
 
+TEST_F(ProcessTest, BadListenAddressStopsStartUpNamingTheFlag) {
+  int run = 0;
+  for (const auto& [listen, why] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"localhost:99999", "port 99999 is out of range (0 to 65535)"},
+           {"127.0.0.1", "no port"},
+           {"::1:50051", "an IPv6 address must be in brackets"}}) {
+    WebhookdProcess bad(
+        {"--listen=" + listen, "--data_dir=" + dir_.Sub("data")},
+        dir_.Sub("bad-listen-" + std::to_string(++run) + ".log"));
+    const int status = bad.Wait(absl::Seconds(20));
+    ASSERT_NE(status, -1) << listen << ": the process must exit by itself";
+    EXPECT_TRUE(ExitedWith(status, 1)) << bad.Log();
+    EXPECT_THAT(bad.Log(), HasSubstr("--listen=" + listen + ": " + why));
+    EXPECT_THAT(bad.Log(), Not(HasSubstr("serving on")));
+  }
+}
+
 TEST_F(ProcessTest, HelpListsEveryFlag) {
   WebhookdProcess help({"--help"}, dir_.Sub("help.log"));
-  help.Wait(absl::Seconds(10));
+  EXPECT_TRUE(ExitedWith(help.Wait(absl::Seconds(10)), 0)) << help.Log();
   const std::string text = help.Log();
-  for (const char* flag : {"--listen",
-                           "--data_dir",
-                           "--allow_insecure_targets",
-                           "--retry_schedule",
-                           "--attempt_timeout",
-                           "--http_workers",
-                           "--max_in_flight",
-                           "--max_in_flight_per_endpoint",
-                           "--max_payload_bytes",
-                           "--shutdown_grace",
-                           "--port_file",
-                           "--max_queued_deliveries",
-                           "--log_retention",
-                           "--repair",
-                           "--grpc_max_concurrent_streams",
-                           "--grpc_memory_limit_mb",
-                           "--postgres",
-                           "--secrets_key_file",
-                           "--secrets_old_key_files",
-                           "--reencrypt_secrets",
-                           "--log_level",
-                           "--log_format",
-                           "--trace_new_events"}) {
+  EXPECT_THAT(text, ::testing::StartsWith("webhookd: durable, signed"));
+  EXPECT_THAT(text, Not(HasSubstr("webhookd: webhookd")));
+  EXPECT_THAT(text, Not(HasSubstr("main.cc"))) << "no build path";
+  EXPECT_THAT(text, HasSubstr("--flagfile"));
+  for (const char* flag :
+       {"--listen", "--data_dir", "--allow_insecure_targets",
+        "--retry_schedule", "--attempt_timeout", "--http_workers",
+        "--max_in_flight", "--max_in_flight_per_endpoint",
+        "--max_payload_bytes", "--shutdown_grace", "--port_file",
+        "--max_queued_deliveries", "--log_retention", "--repair",
+        "--grpc_max_concurrent_streams", "--grpc_memory_limit_mb",
+        "--postgres", "--secrets_key_file", "--secrets_old_key_files",
+        "--reencrypt_secrets", "--log_level", "--log_format",
+        "--trace_new_events", "--metrics_listen", "--metrics_port_file"}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
 }
