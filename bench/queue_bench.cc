@@ -28,6 +28,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "server/common/command_line.h"
+#include "server/common/version.h"
 #include "server/delivery/delivery_queue.h"
 #include "storage/store.h"
 
@@ -280,9 +282,9 @@ bool RunCapped(int64_t endpoints, int64_t hanging, int64_t backlog,
 }  // namespace webhookd
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Measures DeliveryQueue: bytes per entry and time per operation.");
-  absl::ParseCommandLine(argc, argv);
+  webhookd::ParseCommandLineOrExit(
+      argc, argv, "queue-bench", "bench/queue_bench.cc", webhookd::kVersion,
+      "measures DeliveryQueue: bytes per entry and time per operation.");
   const int64_t entries = std::max<int64_t>(1, absl::GetFlag(FLAGS_entries));
   const int64_t endpoints =
       std::max<int64_t>(1, absl::GetFlag(FLAGS_endpoints));

@@ -53,6 +53,8 @@
 #include "bench/load_generator.h"
 #include "bench/proc_stats.h"
 #include "nlohmann/json.hpp"
+#include "server/common/command_line.h"
+#include "server/common/version.h"
 #include "tests/support/postgres_server.h"
 #include "tests/support/webhookd_process.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
@@ -1683,17 +1685,18 @@ std::vector<char*> PrepareArguments(int argc, char** argv,
 }
 
 int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "webhook-bench: open-loop benchmark of webhookd with an in-process "
+  std::deque<std::string> storage;
+  std::vector<std::string> server_flags;
+  std::vector<char*> args = PrepareArguments(argc, argv, storage, server_flags);
+  ParseCommandLineOrExit(
+      static_cast<int>(args.size()), args.data(), "webhook-bench",
+      "bench/webhook_bench.cc", kVersion,
+      "open-loop benchmark of webhookd with an in-process "
       "HTTP sink.\nUsage: webhook-bench --scenario=fanout1|fanout10|"
       "endpoints10k|latency|hanging|backlog|fanout_big|soak [--rate=N] "
       "[--duration=35s] [--runs=3] [--postgres [--nodes=N]] "
       "[--server_flag=--http_workers=4] ...\n"
       "See BENCHMARKS.md.");
-  std::deque<std::string> storage;
-  std::vector<std::string> server_flags;
-  std::vector<char*> args = PrepareArguments(argc, argv, storage, server_flags);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   signal(SIGPIPE, SIG_IGN);
 
   // Many connections: raise the open-file limit to the hard limit.

@@ -7,16 +7,12 @@
 
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/internal/parse.h"
-#include "absl/flags/internal/usage.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -26,6 +22,7 @@
 #include "absl/time/time.h"
 #include "server/app/effective_config.h"
 #include "server/app/webhook_server.h"
+#include "server/common/command_line.h"
 #include "server/common/logging.h"
 #include "server/delivery/retry_policy.h"
 #include "server/security/address_policy.h"
@@ -214,33 +211,11 @@ int main(int argc, char** argv) {
   // update a global lock-order graph (about 1.3% of the CPU under load).
   // The tests keep the check on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  absl::FlagsUsageConfig usage;
-  // --help names the flags' file: "webhookd", not a build path.
-  usage.normalize_filename = [](absl::string_view file) {
-    return absl::EndsWith(file, "server/app/main.cc") ? std::string("webhookd")
-                                                      : std::string(file);
-  };
-  usage.contains_help_flags = [](absl::string_view file) {
-    return file == "webhookd" || absl::EndsWith(file, "server/app/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  usage.version_string = [] {
-    return absl::StrCat("webhookd ", webhookd::kVersion, "\n");
-  };
-  absl::SetFlagsUsageConfig(usage);
-  absl::SetProgramUsageMessage(
+  webhookd::ParseCommandLineOrExit(
+      argc, argv, "webhookd", "server/app/main.cc", webhookd::kVersion,
       "durable, signed webhook delivery over a gRPC API.\n"
       "Usage: webhookd [--listen=127.0.0.1:50051] [--data_dir=./data] ...\n"
       "       webhookd --flagfile=webhookd.flags  (one --flag=value a line)");
-  // As absl::ParseCommandLine, but asking for help is no error: exit 0.
-  absl::flags_internal::ParseCommandLineImpl(
-      argc, argv, absl::flags_internal::ArgvListAction::kRemoveParsedArgs,
-      absl::flags_internal::UsageFlagsAction::kIgnoreUsage,
-      absl::flags_internal::OnUndefinedFlag::kAbortIfUndefined);
-  if (absl::flags_internal::HandleUsageFlags(
-          std::cout, absl::ProgramUsageMessage()) >= 0) {
-    return 0;
-  }
   absl::StatusOr<webhookd::LogLevel> log_level =
       webhookd::ParseLogLevel(absl::GetFlag(FLAGS_log_level));
   if (!log_level.ok()) return Fail(std::string(log_level.status().message()));
@@ -350,8 +325,9 @@ int main(int argc, char** argv) {
   options.grpc_memory_limit_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_limit_mb)) << 20;
   options.engine.trace_new_events = absl::GetFlag(FLAGS_trace_new_events);
+  // The flags' file as --help names it (ParseCommandLineOrExit).
   webhookd::LogEffectiveConfiguration(
-      "server/app/main.cc", {{"allow_cidr", absl::StrJoin(allow_cidrs, ",")}},
+      "webhookd", {{"allow_cidr", absl::StrJoin(allow_cidrs, ",")}},
       options.engine.retry_policy, options.engine.attempt_timeout);
 
   // Signals are taken synchronously by this thread; block them before any

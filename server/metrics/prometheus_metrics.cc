@@ -14,6 +14,8 @@
 #include "prometheus/gauge.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
+#include "server/common/host_port.h"
+#include "server/common/status_macros.h"
 
 namespace webhookd {
 namespace {
@@ -57,43 +59,30 @@ prometheus::MetricFamily GaugeFamily(std::string name, std::string help,
 
 absl::StatusOr<MetricsAddress> ParseMetricsAddress(absl::string_view listen,
                                                    absl::string_view flag) {
-  const auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, ": \"", listen, "\" ", why,
-                     "; give host:port, e.g. ", "127.0.0.1:9464"));
-  };
-  const size_t colon = listen.rfind(':');
-  if (colon == absl::string_view::npos || colon + 1 == listen.size() ||
-      (listen.front() == '[' && listen[colon - 1] != ']')) {
-    return bad("has no port");
-  }
-  absl::string_view host = listen.substr(0, colon);
-  const absl::string_view port_text = listen.substr(colon + 1);
-  int port = 0;
-  if (port_text.size() > 5 ||
-      !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
-      !absl::SimpleAtoi(port_text, &port) || port > 65535) {
-    return bad("has a port out of range (0-65535)");
-  }
+  constexpr absl::string_view kExample =
+      "; expected host:port, e.g. 127.0.0.1:9464";
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      HostPort parsed,
+      ParseHostPort(std::string_view(listen.data(), listen.size()),
+                    std::string_view(flag.data(), flag.size()),
+                    std::string_view(kExample.data(), kExample.size())));
   MetricsAddress address;
-  address.port = port;
-  if (host.empty()) return bad("has no host");
-  if (absl::AsciiStrToLower(host) == "localhost") {
+  address.port = parsed.port;
+  if (absl::AsciiStrToLower(parsed.host) == "localhost") {
     address.host = "127.0.0.1";
     return address;
   }
   unsigned char bytes[16];
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    const std::string inner(host.substr(1, host.size() - 2));
-    if (inet_pton(AF_INET6, inner.c_str(), bytes) == 1) {
-      address.host = std::string(host);
-      return address;
-    }
-  } else if (inet_pton(AF_INET, std::string(host).c_str(), bytes) == 1) {
-    address.host = std::string(host);
+  if (inet_pton(parsed.ipv6 ? AF_INET6 : AF_INET, parsed.host.c_str(), bytes) ==
+      1) {
+    address.host =
+        parsed.ipv6 ? absl::StrCat("[", parsed.host, "]") : parsed.host;
     return address;
   }
-  return bad("has a host that is not an IP address (IPv6 in brackets)");
+  return absl::InvalidArgumentError(absl::StrCat(
+      flag, "=", listen,
+      ": the host must be an IP address (IPv6 in brackets) or localhost",
+      kExample));
 }
 
 // The queue gauges, read from the source at each scrape rather than updated

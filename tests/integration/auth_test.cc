@@ -172,7 +172,8 @@ TEST(ListenAddressTest, OnlyLoopbackAndUnixSocketsCountAsLocal) {
 
 TEST(ListenAddressTest, ServerWithoutKeysRefusesNonLoopbackListen) {
   TestDir dir;
-  for (const char* listen : {"0.0.0.0:0", "[::]:0", ":0"}) {
+  // (":0" is refused before: --listen needs a host.)
+  for (const char* listen : {"0.0.0.0:0", "[::]:0"}) {
     ServerOptions options = TestServerOptions(dir.Sub("data"));
     options.listen = listen;
     absl::StatusOr<std::unique_ptr<WebhookServer>> server =

@@ -46,12 +46,8 @@ class MetricsTest : public ::testing::TestWithParam<Backend> {
     options_ = TestServerOptions(dir_.Sub("data"));
     options_.metrics_listen = "127.0.0.1:0";
     if (GetParam() == Backend::kPostgres) {
-      absl::StatusOr<testing::PostgresServer*> postgres =
-          testing::SharedPostgresServer();
-      ASSERT_TRUE(postgres.ok()) << postgres.status();
-      static int databases = 0;
       absl::StatusOr<std::string> conninfo =
-          (*postgres)->CreateDatabase(absl::StrCat("metrics_", ++databases));
+          testing::NewSharedDatabase("metrics");
       ASSERT_TRUE(conninfo.ok()) << conninfo.status();
       options_.postgres = *conninfo;
     }

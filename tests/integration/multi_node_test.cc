@@ -46,12 +46,8 @@ using webhook::v1::Endpoint;
 class MultiNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<testing::PostgresServer*> server =
-        testing::SharedPostgresServer();
-    ASSERT_TRUE(server.ok()) << server.status();
-    static int databases = 0;
     absl::StatusOr<std::string> conninfo =
-        (*server)->CreateDatabase(absl::StrCat("multi_node_", ++databases));
+        testing::NewSharedDatabase("multi_node");
     ASSERT_TRUE(conninfo.ok()) << conninfo.status();
     conninfo_ = *conninfo;
   }

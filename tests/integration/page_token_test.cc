@@ -50,12 +50,8 @@ class PageTokenTest : public ::testing::TestWithParam<Backend> {
   void SetUp() override {
     ServerOptions options = TestServerOptions(dir_.Sub("data"));
     if (GetParam() == Backend::kPostgres) {
-      absl::StatusOr<testing::PostgresServer*> server =
-          testing::SharedPostgresServer();
-      ASSERT_TRUE(server.ok()) << server.status();
-      static int databases = 0;
       absl::StatusOr<std::string> conninfo =
-          (*server)->CreateDatabase(absl::StrCat("page_tokens_", ++databases));
+          testing::NewSharedDatabase("page_tokens");
       ASSERT_TRUE(conninfo.ok()) << conninfo.status();
       options.postgres = *conninfo;
     }

@@ -51,12 +51,8 @@ class SecretsAtRestTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     if (GetParam() == Backend::kPostgres) {
-      absl::StatusOr<testing::PostgresServer*> server =
-          testing::SharedPostgresServer();
-      ASSERT_TRUE(server.ok()) << server.status();
-      static int databases = 0;
       absl::StatusOr<std::string> conninfo =
-          (*server)->CreateDatabase(absl::StrCat("secrets_", ++databases));
+          testing::NewSharedDatabase("secrets");
       ASSERT_TRUE(conninfo.ok()) << conninfo.status();
       conninfo_ = *conninfo;
     }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -466,6 +467,15 @@ absl::StatusOr<PostgresServer*> SharedPostgresServer() {
     return new absl::StatusOr<PostgresServer*>(shared_server);
   }();
   return *shared;
+}
+
+absl::StatusOr<std::string> NewSharedDatabase(std::string_view prefix) {
+  static std::atomic<int> databases{0};
+  absl::StatusOr<PostgresServer*> server = SharedPostgresServer();
+  if (!server.ok()) return server.status();
+  std::string name(prefix);
+  name += "_" + std::to_string(++databases);
+  return (*server)->CreateDatabase(name);
 }
 
 }  // namespace webhookd::testing

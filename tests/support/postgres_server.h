@@ -111,6 +111,10 @@ class PostgresServer {
 // call returns why. A test that stops or kills it must start it again.
 absl::StatusOr<PostgresServer*> SharedPostgresServer();
 
+// A new database on the shared server, named `prefix` and a number unique
+// in this binary: its connection string.
+absl::StatusOr<std::string> NewSharedDatabase(std::string_view prefix);
+
 }  // namespace webhookd::testing
 
 #endif  // WEBHOOKD_TESTS_SUPPORT_POSTGRES_SERVER_H_

@@ -78,7 +78,7 @@ TEST(ParseMetricsAddressTest, RefusesAnAddressWithoutPort) {
     ASSERT_FALSE(address.ok()) << listen;
     EXPECT_EQ(address.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(address.status().message(), HasSubstr("--metrics_listen"));
-    EXPECT_THAT(address.status().message(), HasSubstr("has no port"));
+    EXPECT_THAT(address.status().message(), HasSubstr("no port"));
   }
 }
 
@@ -89,8 +89,7 @@ TEST(ParseMetricsAddressTest, RefusesAPortOutOfRange) {
     absl::StatusOr<MetricsAddress> address =
         ParseMetricsAddress(listen, "--metrics_listen");
     ASSERT_FALSE(address.ok()) << listen;
-    EXPECT_THAT(address.status().message(),
-                HasSubstr("port out of range (0-65535)"));
+    EXPECT_THAT(address.status().message(), HasSubstr("0 to 65535"));
   }
 }
 
