@@ -9,7 +9,7 @@ apt_packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libleveldb-dev libsnappy-dev libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev libcpp-httplib-dev nlohmann-json3-dev libbenchmark-dev
-  libmicrohttpd-dev wrk libjemalloc-dev
+  libmicrohttpd-dev wrk libjemalloc-dev libidn2-dev
   libcli11-dev python3-grpcio python3-protobuf
   postgresql libpq-dev
   prometheus-cpp-dev prometheus

@@ -5,9 +5,13 @@
 //   node examples/node/client.js --server 127.0.0.1:50051 \
 //       --url http://127.0.0.1:8080/hook --secret s3cret
 //
-// Exits 0 once the delivery has succeeded, 1 otherwise.
+// Exits 0 once the delivery has succeeded, 1 otherwise. It can be run again
+// and again: each run uses a thread of its own (unless --thread names one),
+// first deletes any endpoint an earlier run left in that thread, and always
+// deletes the endpoint it created before it exits.
 'use strict';
 
+const {randomUUID} = require('crypto');
 const {parseArgs} = require('util');
 const {grpc, loadService} = require('./webhookd');
 
@@ -16,7 +20,11 @@ const {values: args} = parseArgs({
     server: {type: 'string', default: '127.0.0.1:50051'},
     url: {type: 'string'},
     secret: {type: 'string', default: ''},
-    thread: {type: 'string', default: 'node-example'},
+    // A new thread for each run: earlier runs' endpoints get no event.
+    thread: {
+      type: 'string',
+      default: `node-example-${randomUUID().replace(/-/g, '').slice(0, 12)}`,
+    },
     'api-key': {type: 'string', default: ''},
     timeout: {type: 'string', default: '30'},
   },
@@ -41,16 +49,43 @@ function call(method, request) {
   });
 }
 
+const ENDPOINT_NAME = 'Node example';
+
+// Deletes the endpoints an earlier run left in the thread.
+async function deleteLeftovers() {
+  let pageToken = '';
+  do {
+    const page =
+        await call('ListEndpoints', {threadId: args.thread, pageToken});
+    for (const endpoint of page.endpoints) {
+      if (endpoint.name !== ENDPOINT_NAME) continue;
+      await call('DeleteEndpoint', {id: endpoint.id});
+      console.log('deleted leftover endpoint', endpoint.id);
+    }
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+}
+
 async function main() {
+  await deleteLeftovers();
   const {endpoint} = await call('CreateEndpoint', {
     endpoint: {
-      threadId: args.thread, userId: 42, name: 'Node example', url: args.url,
+      threadId: args.thread, userId: 42, name: ENDPOINT_NAME, url: args.url,
       secret: args.secret,
       headers: [{name: 'X-Source', value: 'node-example'}],
     },
   });
   console.log('created endpoint', endpoint.id);
+  try {
+    return await followOneDelivery(endpoint);
+  } finally {
+    await call('DeleteEndpoint', {id: endpoint.id});
+    console.log('deleted endpoint', endpoint.id);
+  }
+}
 
+// Submits an event and follows its delivery; resolves to the exit code.
+async function followOneDelivery(endpoint) {
   // Subscribe first, so that no update is missed.
   const stream = client.StreamDeliveries(
       {endpointId: endpoint.id}, metadata,
@@ -74,24 +109,33 @@ async function main() {
   // The stream's headers arrive once the server has subscribed it.
   await new Promise((resolve) => stream.once('metadata', resolve));
 
-  const submitted = await call('SubmitEvent', {
-    threadId: args.thread, userId: 42,
-    triggerId: '550e8400-e29b-41d4-a716-446655440000',
-    triggerName: 'Daily Report Schedule',
-    execution: {
-      jobId: 'job-1', runId: 'run-1', prompt: "Generate today's sales summary",
-      run: {totalCostUsd: 0.0342, totalTokens: 4521},
-    },
-  });
-  console.log('submitted event', submitted.eventId, 'deliveries',
-              submitted.deliveryIds);
-  const code = await outcome;
-  stream.cancel();
-  client.close();
-  return code;
+  try {
+    const submitted = await call('SubmitEvent', {
+      threadId: args.thread, userId: 42,
+      triggerId: '550e8400-e29b-41d4-a716-446655440000',
+      triggerName: 'Daily Report Schedule',
+      execution: {
+        jobId: 'job-1', runId: 'run-1',
+        prompt: "Generate today's sales summary",
+        run: {totalCostUsd: 0.0342, totalTokens: 4521},
+      },
+    });
+    console.log('submitted event', submitted.eventId, 'deliveries',
+                submitted.deliveryIds);
+    if (submitted.deliveryIds.length !== 1) {
+      console.error('expected one delivery');
+      return 1;
+    }
+    return await outcome;
+  } finally {
+    stream.cancel();
+  }
 }
 
-main().then((code) => process.exit(code), (error) => {
+main().then((code) => {
+  client.close();
+  process.exit(code);
+}, (error) => {
   console.error(error.message);
   process.exit(1);
 });

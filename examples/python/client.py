@@ -2,6 +2,10 @@
 """webhookd from Python: creates an endpoint, submits an event, and follows
 its delivery live through StreamDeliveries until it has ended.
 
+It can be run again and again: each run uses a thread of its own (unless
+--thread names one), first deletes any endpoint an earlier run left in that
+thread, and always deletes the endpoint it created before it exits.
+
   /usr/bin/python3 examples/python/client.py --server 127.0.0.1:50051 \
       --url http://127.0.0.1:8080/hook --secret s3cret
 
@@ -10,6 +14,7 @@ Exits 0 once the delivery has succeeded, 1 otherwise.
 
 import argparse
 import sys
+import uuid
 
 import grpc
 
@@ -18,13 +23,34 @@ import webhookd_stubs  # noqa: E402
 
 pb2, pb2_grpc = webhookd_stubs.load()
 
+ENDPOINT_NAME = "Python example"
+
+
+def delete_leftovers(stub, thread, metadata):
+    """Deletes the endpoints an earlier run left in `thread`."""
+    token = ""
+    while True:
+        page = stub.ListEndpoints(
+            pb2.ListEndpointsRequest(thread_id=thread, page_token=token),
+            timeout=10, metadata=metadata)
+        for endpoint in page.endpoints:
+            if endpoint.name == ENDPOINT_NAME:
+                stub.DeleteEndpoint(pb2.DeleteEndpointRequest(id=endpoint.id),
+                                    timeout=10, metadata=metadata)
+                print("deleted leftover endpoint", endpoint.id, flush=True)
+        token = page.next_page_token
+        if not token:
+            return
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="127.0.0.1:50051")
     parser.add_argument("--url", required=True, help="where deliveries go")
     parser.add_argument("--secret", default="", help="endpoint secret")
-    parser.add_argument("--thread", default="python-example")
+    parser.add_argument("--thread",
+                        default="python-example-" + uuid.uuid4().hex[:12],
+                        help="thread id (default: a new one for each run)")
     parser.add_argument("--api-key", default="", help="if the server needs one")
     parser.add_argument("--timeout", type=float, default=30,
                         help="seconds to wait for the delivery")
@@ -35,18 +61,29 @@ def main():
         metadata.append(("authorization", "Bearer " + args.api_key))
     with grpc.insecure_channel(args.server) as channel:
         stub = pb2_grpc.WebhookServiceStub(channel)
+        delete_leftovers(stub, args.thread, metadata)
         endpoint = stub.CreateEndpoint(
             pb2.CreateEndpointRequest(endpoint=pb2.Endpoint(
-                thread_id=args.thread, user_id=42, name="Python example",
+                thread_id=args.thread, user_id=42, name=ENDPOINT_NAME,
                 url=args.url, secret=args.secret,
                 headers=[pb2.Header(name="X-Source", value="python-example")])),
             timeout=10, metadata=metadata).endpoint
         print("created endpoint", endpoint.id, flush=True)
+        try:
+            return follow_one_delivery(stub, args, endpoint, metadata)
+        finally:
+            stub.DeleteEndpoint(pb2.DeleteEndpointRequest(id=endpoint.id),
+                                timeout=10, metadata=metadata)
+            print("deleted endpoint", endpoint.id, flush=True)
 
-        # Subscribe first, so that no update is missed.
-        updates = stub.StreamDeliveries(
-            pb2.StreamDeliveriesRequest(endpoint_id=endpoint.id),
-            timeout=args.timeout, metadata=metadata)
+
+def follow_one_delivery(stub, args, endpoint, metadata):
+    """Submits an event and follows its delivery; returns the exit code."""
+    # Subscribe first, so that no update is missed.
+    updates = stub.StreamDeliveries(
+        pb2.StreamDeliveriesRequest(endpoint_id=endpoint.id),
+        timeout=args.timeout, metadata=metadata)
+    try:
         updates.initial_metadata()  # Sent once the server has subscribed.
         event = pb2.SubmitEventRequest(
             thread_id=args.thread, user_id=42,
@@ -62,20 +99,18 @@ def main():
         if len(submitted.delivery_ids) != 1:
             print("expected one delivery", file=sys.stderr)
             return 1
-
-        try:
-            for update in updates:
-                d = update.delivery
-                status = pb2.DeliveryStatus.Name(d.status)
-                print("delivery", d.id, status, "attempts", d.attempts,
-                      "code", d.response_code, flush=True)
-                if status == "DELIVERY_STATUS_SUCCESS":
-                    return 0
-                if status == "DELIVERY_STATUS_FAILED":
-                    print("delivery failed:", d.last_error, file=sys.stderr)
-                    return 1
-        finally:
-            updates.cancel()
+        for update in updates:
+            d = update.delivery
+            status = pb2.DeliveryStatus.Name(d.status)
+            print("delivery", d.id, status, "attempts", d.attempts,
+                  "code", d.response_code, flush=True)
+            if status == "DELIVERY_STATUS_SUCCESS":
+                return 0
+            if status == "DELIVERY_STATUS_FAILED":
+                print("delivery failed:", d.last_error, file=sys.stderr)
+                return 1
+    finally:
+        updates.cancel()
     return 1
 
 

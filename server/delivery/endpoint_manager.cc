@@ -1,5 +1,6 @@
 #include "server/delivery/endpoint_manager.h"
 
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -79,6 +80,10 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
       const int64_t owner,
       caller.OwnerFor(request.user_id(), "endpoint.user_id"));
   WEBHOOKD_RETURN_IF_ERROR(ValidateEndpoint(request, policy_, "endpoint"));
+  // Stored with an IDN host in ASCII form, so that it delivers whatever the
+  // process's locale (libcurl converts IDNs only under a UTF-8 one).
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      std::string url, ValidatedUrl(request.url(), policy_, "endpoint.url"));
   // A new endpoint has no stored values, so a masked placeholder is refused.
   WEBHOOKD_ASSIGN_OR_RETURN(
       Headers headers,
@@ -88,7 +93,7 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
   endpoint.set_thread_id(request.thread_id());
   endpoint.set_user_id(owner);
   endpoint.set_name(request.name());
-  endpoint.set_url(request.url());
+  endpoint.set_url(std::move(url));
   endpoint.set_secret(request.secret());
   *endpoint.mutable_headers() = std::move(headers);
   endpoint.set_enabled(true);
@@ -156,8 +161,9 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
       WEBHOOKD_RETURN_IF_ERROR(ValidateName(patch.name(), field));
       next.set_name(patch.name());
     } else if (path == "url") {
-      WEBHOOKD_RETURN_IF_ERROR(ValidateUrl(patch.url(), policy_, field));
-      next.set_url(patch.url());
+      WEBHOOKD_ASSIGN_OR_RETURN(std::string url,
+                                ValidatedUrl(patch.url(), policy_, field));
+      next.set_url(std::move(url));
     } else if (path == "secret") {
       WEBHOOKD_RETURN_IF_ERROR(ValidateSecret(patch.secret(), field));
       next.set_secret(patch.secret());

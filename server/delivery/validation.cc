@@ -157,12 +157,13 @@ absl::Status ValidateName(std::string_view name, std::string_view field) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
-                         std::string_view field) {
+absl::StatusOr<std::string> ValidatedUrl(std::string_view url,
+                                         const TargetPolicy& policy,
+                                         std::string_view field) {
   absl::StatusOr<ParsedUrl> parsed = ParseTargetUrl(url);
   if (!parsed.ok())
     return Invalid(field, std::string(parsed.status().message()));
-  if (policy.allow_insecure_targets) return absl::OkStatus();
+  if (policy.allow_insecure_targets) return std::move(parsed->url);
   if (parsed->scheme != "https") {
     return Invalid(field,
                    "must use https; http is allowed only with "
@@ -175,7 +176,12 @@ absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
                                        "addresses unless --allow_cidr admits "
                                        "them"));
   }
-  return absl::OkStatus();
+  return std::move(parsed->url);
+}
+
+absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
+                         std::string_view field) {
+  return ValidatedUrl(url, policy, field).status();
 }
 
 absl::Status ValidateId(std::string_view id, std::string_view field) {

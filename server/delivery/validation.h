@@ -36,6 +36,11 @@ absl::Status ValidateName(std::string_view name, std::string_view field);
 // policy.addresses.CheckHost (no literal non-public address, no localhost).
 absl::Status ValidateUrl(std::string_view url, const TargetPolicy& policy,
                          std::string_view field);
+// As ValidateUrl, and returns the URL to store and deliver to: `url` with an
+// internationalized host in its ASCII ("xn--") form (ParsedUrl::url).
+absl::StatusOr<std::string> ValidatedUrl(std::string_view url,
+                                         const TargetPolicy& policy,
+                                         std::string_view field);
 // An id a request names (endpoint or delivery): at most kMaxIdBytes.
 absl::Status ValidateId(std::string_view id, std::string_view field);
 absl::Status ValidateSecret(std::string_view secret, std::string_view field);

@@ -19,11 +19,19 @@ struct ParsedUrl {
   // becomes "127.0.0.1"); IPv6 literals without brackets ("::1").
   std::string host;
   int port = 0;  // The explicit port, else 80 for http and 443 for https.
+  // The URL as given, but with an internationalized host name (raw UTF-8 or
+  // percent-encoded) replaced by its ASCII form ("bücher.example" becomes
+  // "xn--bcher-kva.example"): what is stored and delivered to. Equal to the
+  // input when the host was plain ASCII.
+  std::string url;
 };
 
 // Parses an absolute http(s) URL with libcurl's URL API and checks its shape:
-// at most kMaxUrlBytes, ASCII without whitespace or control characters, a
-// host, no user-info, no fragment, no IPv6 zone id, a port in 1..65535.
+// at most kMaxUrlBytes, ASCII without whitespace or control characters
+// (except UTF-8 in the host), a host, no user-info, no fragment, no IPv6
+// zone id, a port in 1..65535. A host with non-ASCII or percent-encoded
+// bytes is decoded and converted with libidn2 (IDNA2008 with UTS #46
+// non-transitional mapping); one that is not a valid IDN is refused.
 // Returns InvalidArgument with a reason that names no field, e.g. "must not
 // contain user-info". Does not apply TargetPolicy.
 absl::StatusOr<ParsedUrl> ParseTargetUrl(std::string_view url);

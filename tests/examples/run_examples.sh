@@ -2,10 +2,15 @@
 # Runs the other-language examples and grpcurl-style calls against a real
 # webhookd on loopback:
 #   1. examples/python: receiver.py verifies a signed delivery that
-#      client.py caused (create endpoint, submit, follow StreamDeliveries);
+#      client.py caused (create endpoint, submit, follow StreamDeliveries,
+#      delete the endpoint);
 #   2. examples/node: the same with receiver.js and client.js;
-#   3. buf curl through server reflection (ListEndpoints, StreamDeliveries),
-#      and the health check, its schema found through reflection too.
+#   each twice against the same server: the second run, given a thread
+#   holding an endpoint an earlier run left, must delete it and pass too,
+#   and no run leaves an endpoint behind;
+#   3. buf curl through server reflection (CreateEndpoint, ListEndpoints,
+#      DeleteEndpoint, StreamDeliveries), and the health check, its schema
+#      found through reflection too.
 # Fails loudly on the first error; always kills what it started.
 # Usage: tests/examples/run_examples.sh [path/to/webhookd]
 set -euo pipefail
@@ -64,6 +69,11 @@ PORT=$(cat "$WORK/port")
 SERVER=127.0.0.1:$PORT
 echo "webhookd on $SERVER"
 
+call() {
+  "$BUF" curl --protocol grpc --http2-prior-knowledge "$@"
+}
+API=http://127.0.0.1:$PORT/webhook.v1.WebhookService
+
 # run_example NAME RECEIVER... -- CLIENT...: starts the receiver (which must
 # print "listening on PORT" and exit 0 after one verified delivery), runs the
 # client against it, and checks both.
@@ -95,28 +105,57 @@ run_example() {
   echo "$name receiver verified: $(grep -m1 verified "$WORK/$name-receiver.log")"
 }
 
-run_example python "$PYTHON" "$ROOT/examples/python/receiver.py" -- \
-  "$PYTHON" "$ROOT/examples/python/client.py"
-run_example node node "$ROOT/examples/node/receiver.js" -- \
-  node "$ROOT/examples/node/client.js"
+# plant_leftover THREAD NAME: an endpoint such as a run killed before its
+# clean-up would leave, posting nowhere.
+plant_leftover() {
+  call "$API/CreateEndpoint" -d "{\"endpoint\": {\"threadId\": \"$1\",
+    \"userId\": 42, \"name\": \"$2\", \"url\": \"http://127.0.0.1:9/hook\"}}" \
+    >/dev/null || fail "buf curl CreateEndpoint (leftover in $1)"
+}
+
+# Twice each: the examples must be runnable again and again on one server.
+# The second runs are given a thread holding a leftover endpoint of an
+# earlier run, which they must delete rather than deliver to.
+for run in 1 2; do
+  py_args=() node_args=()
+  if ((run == 2)); then
+    plant_leftover leftovers-python "Python example"
+    plant_leftover leftovers-node "Node example"
+    py_args=(--thread leftovers-python)
+    node_args=(--thread leftovers-node)
+  fi
+  run_example "python-$run" "$PYTHON" "$ROOT/examples/python/receiver.py" -- \
+    "$PYTHON" "$ROOT/examples/python/client.py" "${py_args[@]}"
+  run_example "node-$run" node "$ROOT/examples/node/receiver.js" -- \
+    node "$ROOT/examples/node/client.js" "${node_args[@]}"
+done
+for name in python-2 node-2; do
+  grep -q '^deleted leftover endpoint' "$WORK/$name-client.log" ||
+    fail "$name did not delete the leftover endpoint of its thread"
+done
 
 echo "== buf curl through reflection"
-call() {
-  "$BUF" curl --protocol grpc --http2-prior-knowledge "$@"
-}
-API=http://127.0.0.1:$PORT/webhook.v1.WebhookService
 services=$(call --list-services "http://127.0.0.1:$PORT") ||
   fail "buf curl --list-services"
 grep -qx 'webhook.v1.WebhookService' <<<"$services" ||
   fail "reflection does not list webhook.v1.WebhookService: $services"
 endpoints=$(call "$API/ListEndpoints" -d '{}') || fail "buf curl ListEndpoints"
+if grep -qE '"name": "(Python|Node) example"' <<<"$endpoints"; then
+  fail "an example left its endpoint behind: $endpoints"
+fi
+created=$(call "$API/CreateEndpoint" -d '{"endpoint": {"threadId": "buf",
+  "userId": 42, "name": "buf example", "url": "http://127.0.0.1:9/hook"}}') ||
+  fail "buf curl CreateEndpoint"
+id=$(grep -oE '"id": "ep_[0-9a-f]+"' <<<"$created" | grep -oE 'ep_[0-9a-f]+') ||
+  fail "CreateEndpoint answered no id: $created"
+endpoints=$(call "$API/ListEndpoints" -d '{}') || fail "buf curl ListEndpoints"
 echo "$endpoints" | head -n 5
-grep -q '"name": "Python example"' <<<"$endpoints" ||
-  fail "ListEndpoints lacks the Python example's endpoint"
-grep -q '"name": "Node example"' <<<"$endpoints" ||
-  fail "ListEndpoints lacks the Node example's endpoint"
-# A server stream: the replay of the two deliveries, then live updates until
-# buf is interrupted.
+grep -q '"name": "buf example"' <<<"$endpoints" ||
+  fail "ListEndpoints lacks the endpoint buf created: $endpoints"
+call "$API/DeleteEndpoint" -d "{\"id\": \"$id\"}" >/dev/null ||
+  fail "buf curl DeleteEndpoint"
+# A server stream: the replay of the last two deliveries (of the second
+# runs), then live updates until buf is interrupted.
 stream=$(timeout -s INT 3 "$BUF" curl --protocol grpc \
   --http2-prior-knowledge "$API/StreamDeliveries" \
   -d '{"replayRecent": 2}' 2>&1 || true)

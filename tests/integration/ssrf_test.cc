@@ -89,6 +89,8 @@ class SsrfTest : public ::testing::Test {
     options.test_resolve_overrides = {
         absl::StrCat("rebind.test:", receiver_->port(), ":127.0.0.1"),
         absl::StrCat("mixed.test:", receiver_->port(), ":127.0.0.2,127.0.0.1"),
+        // "bücher.test" in ASCII form, the form endpoints store.
+        absl::StrCat("xn--bcher-kva.test:", receiver_->port(), ":127.0.0.1"),
     };
   }
 
@@ -184,6 +186,19 @@ TEST_F(SsrfTest, RebindingNameIsRefusedAtConnectTimeWithoutAConnection) {
     EXPECT_THAT(attempt.error(), HasSubstr("loopback"));
   }
   EXPECT_EQ(receiver_->connections(), 0u) << "the listener saw a connection";
+}
+
+TEST_F(SsrfTest, IdnNameResolvingToLoopbackGetsNoConnection) {
+  // The IDN is stored in ASCII form; the policy applies to what that
+  // resolves to, as for any other name.
+  StartServer();
+  const Endpoint endpoint = CreateEndpoint(
+      stub(), MakeEndpoint("thread-1", receiver_->Url("b\u00fccher.test")));
+  EXPECT_EQ(endpoint.url(), receiver_->Url("xn--bcher-kva.test"));
+  const Delivery delivery = DeliverOnce("thread-1");
+  EXPECT_EQ(delivery.status(), DELIVERY_STATUS_FAILED);
+  EXPECT_THAT(delivery.last_error(), HasSubstr("blocked address 127.0.0.1"));
+  EXPECT_EQ(receiver_->connections(), 0u);
 }
 
 TEST_F(SsrfTest, TestDeliveryToRebindingNameIsRefusedToo) {

@@ -9,10 +9,11 @@ source file, this checks that dependencies point one way:
 
 and that gRPC, libcurl, LevelDB and libpq stay where they belong: grpcpp
 only in server/api, server/app and client; curl only in server/http and
-server/security (its URL parser); leveldb only in storage/leveldb and
-server/app; libpq only in storage/postgres (and in tests/, which no rule
-here covers); prometheus-cpp only in server/metrics and server/app (the
-other layers report through server/common/metrics.h). Usage: tests/layers/check_layers.py [project root]
+server/security (its URL parser); libidn2 only in server/security;
+leveldb only in storage/leveldb and server/app; libpq only in
+storage/postgres (and in tests/, which no rule here covers); prometheus-cpp
+only in server/metrics and server/app (the other layers report through
+server/common/metrics.h). Usage: tests/layers/check_layers.py [project root]
 """
 
 import pathlib
@@ -51,6 +52,8 @@ LIBRARIES = {
     "grpcpp/": ["server/api", "server/app", "client"],
     "grpc/": ["server/api", "server/app", "client"],
     "curl/": ["server/http", "server/security"],
+    # libidn2: the target URL parser turns IDN hosts into ASCII.
+    "idn2.h": ["server/security"],
     "leveldb/": ["storage/leveldb", "server/app"],
     # libpq, included as pkg-config has it ("libpq-fe.h") or by its
     # /usr/include path; "libpq/" holds its other public headers.

@@ -196,6 +196,31 @@ TEST(ValidateUrlTest, AcceptsHttps) {
       ValidateUrl("https://[2606:4700:4700::1111]/hook", kSecure, "u").ok());
 }
 
+TEST(ValidatedUrlTest, ReturnsIdnHostInAsciiForm) {
+  absl::StatusOr<std::string> url =
+      ValidatedUrl("https://b\u00fccher.example/hook", kSecure, "endpoint.url");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(*url, "https://xn--bcher-kva.example/hook");
+  url =
+      ValidatedUrl("https://b%C3%BCcher.example/hook", kSecure, "endpoint.url");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(*url, "https://xn--bcher-kva.example/hook");
+}
+
+TEST(ValidatedUrlTest, InvalidIdnHostIsRefusedNamingTheField) {
+  const absl::StatusOr<std::string> url =
+      ValidatedUrl("https://b%C3cher.example/", kSecure, "endpoint.url");
+  EXPECT_THAT(url.status(), IsInvalidArgumentFor("endpoint.url"));
+  EXPECT_THAT(url.status().message(),
+              HasSubstr("not a valid internationalized domain name"));
+}
+
+TEST(ValidatedUrlTest, AddressPolicyAppliesToTheDecodedHost) {
+  EXPECT_THAT(
+      ValidatedUrl("https://127%2E0.0.1/", kSecure, "endpoint.url").status(),
+      IsInvalidArgumentFor("endpoint.url"));
+}
+
 TEST(ValidateUrlTest, SchemeIsCaseInsensitive) {
   EXPECT_TRUE(ValidateUrl("HTTPS://example.com/", kSecure, "u").ok());
   EXPECT_TRUE(ValidateUrl("HtTp://example.com/", kInsecure, "u").ok());
