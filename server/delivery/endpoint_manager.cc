@@ -1,5 +1,6 @@
 #include "server/delivery/endpoint_manager.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
 #include "server/delivery/retry_policy.h"
+#include "server/security/target_url.h"
 
 namespace webhookd {
 namespace {
@@ -19,6 +21,23 @@ using Headers = google::protobuf::RepeatedPtrField<webhook::v1::Header>;
 
 absl::Status EndpointNotFound(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("endpoint \"", id, "\" not found"));
+}
+
+// Endpoints stored before internationalized host names were converted at
+// creation keep the UTF-8 or percent-encoded host they were given, which
+// libcurl cannot resolve: every attempt would fail with "malformed URL".
+// Rewrites such a URL to the ASCII ("xn--") form creation stores today;
+// returns whether it did.
+bool ConvertLegacyIdnHost(Endpoint& endpoint) {
+  const std::string& url = endpoint.url();
+  const bool maybe_idn = std::any_of(url.begin(), url.end(), [](char c) {
+    return c == '%' || static_cast<unsigned char>(c) >= 0x80;
+  });
+  if (!maybe_idn) return false;
+  absl::StatusOr<ParsedUrl> parsed = ParseTargetUrl(url);
+  if (!parsed.ok() || parsed->url == url) return false;
+  endpoint.set_url(std::move(parsed->url));
+  return true;
 }
 
 }  // namespace
@@ -48,7 +67,24 @@ absl::Status EndpointManager::Load() {
     }
   }
   for (const EndpointPtr& endpoint : gone) CacheErase(*endpoint);
-  for (Endpoint& endpoint : endpoints) CachePut(std::move(endpoint));
+  for (Endpoint& endpoint : endpoints) {
+    // One node alone writes the converted URL back once. Nodes sharing a
+    // store only convert their cached copy (CachePut), lest a node starting
+    // up overwrite an update another node just made; the next update of the
+    // endpoint stores the ASCII form.
+    if (store_.shared_queue() == nullptr && ConvertLegacyIdnHost(endpoint)) {
+      const absl::Status written = store_.PutEndpoint(endpoint);
+      if (written.ok()) {
+        Log(LogLevel::kInfo, "endpoint URL host stored in its ASCII form",
+            {{"endpoint_id", endpoint.id()}});
+      } else {
+        Log(LogLevel::kWarning,
+            "endpoint URL host converted to its ASCII form in memory only",
+            {{"endpoint_id", endpoint.id()}, {"error", written.ToString()}});
+      }
+    }
+    CachePut(std::move(endpoint));
+  }
   return absl::OkStatus();
 }
 
@@ -287,6 +323,7 @@ void EndpointManager::CacheErase(const Endpoint& endpoint) {
 }
 
 void EndpointManager::CachePut(Endpoint endpoint) {
+  ConvertLegacyIdnHost(endpoint);
   auto ptr = std::make_shared<const Endpoint>(std::move(endpoint));
   absl::MutexLock lock(&mu_);
   auto [it, inserted] = by_id_.try_emplace(ptr->id(), ptr);

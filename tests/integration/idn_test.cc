@@ -9,6 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/ids.h"
+#include "server/common/time_util.h"
+#include "storage/leveldb/leveldb_store.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/raw_server.h"
 #include "tests/support/test_dir.h"
@@ -125,6 +128,39 @@ TEST_F(IdnTest, InvalidIdnHostIsRefusedNamingTheUrl) {
         << host;
   }
   EXPECT_EQ(receiver_.connections(), 0u);
+}
+
+// Before host names were converted at creation, a percent-encoded one was
+// stored as given and every attempt failed with "malformed URL". Such an
+// endpoint delivers once the server has started, and its stored URL is
+// rewritten to the ASCII form.
+TEST_F(IdnTest, EndpointStoredWithPercentEncodedHostDeliversAfterStartUp) {
+  server_.Stop();
+  Endpoint legacy = MakeEndpoint("thread-1", receiver_.Url(kPercentHost));
+  legacy.set_id(NewId("ep_"));
+  legacy.set_enabled(true);
+  *legacy.mutable_create_time() = ToProtoTime(absl::Now());
+  *legacy.mutable_update_time() = legacy.create_time();
+  {
+    absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
+        LevelDbStore::Open(dir_.Sub("data"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->PutEndpoint(legacy).ok());
+  }
+  server_.Start();
+
+  EXPECT_EQ(Get(legacy.id()).url(), receiver_.Url(kAsciiHost));
+  const webhook::v1::Delivery delivery = DeliverOnce("thread-1");
+  EXPECT_EQ(delivery.status(), DELIVERY_STATUS_SUCCESS)
+      << delivery.last_error();
+
+  server_.Stop();
+  absl::StatusOr<std::unique_ptr<LevelDbStore>> store =
+      LevelDbStore::Open(dir_.Sub("data"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<Endpoint> stored = (*store)->GetEndpoint(legacy.id());
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->url(), receiver_.Url(kAsciiHost));
 }
 
 }  // namespace
