@@ -51,8 +51,7 @@ class AccessLogInterceptor : public grpc::experimental::Interceptor {
   void Intercept(
       grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_STATUS) &&
-        LogEnabled(LogLevel::kDebug)) {
+            InterceptionHookPoints::PRE_SEND_STATUS)) {
       LogCall(methods->GetSendStatus());
     }
     methods->Proceed();
@@ -89,6 +88,9 @@ class AccessLogInterceptor : public grpc::experimental::Interceptor {
 grpc::experimental::Interceptor*
 AccessLogInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
+  // Without debug lines, calls carry no interceptor at all (gRPC skips a
+  // null one), which spares each call an allocation and its hook calls.
+  if (!LogEnabled(LogLevel::kDebug)) return nullptr;
   return new AccessLogInterceptor(info, auth_);
 }
 

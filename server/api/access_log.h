@@ -11,8 +11,9 @@ namespace webhookd {
 
 // Makes a server interceptor per call that logs, at debug level when the
 // call ends: method, peer, the API key's user when the call carries a
-// valid one, status code and duration (microseconds). Costs nothing beyond a
-// clock reading when debug is off. Never logs metadata values or messages.
+// valid one, status code and duration (microseconds). A call that starts
+// while debug is off gets no interceptor. Never logs metadata values or
+// messages.
 class AccessLogInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "absl/status/statusor.h"
@@ -27,14 +28,19 @@ enum class LogFormat {
 };
 
 // One structured field of a log entry: a key (lowercase snake_case, never
-// "time", "level" or "msg") and a string or integer value.
+// "time", "level" or "msg") and a string or integer value. A string passed
+// as an lvalue, a string_view or a C string is borrowed, not copied: it must
+// outlive the Log call, as the fields of a call (or a vector built just
+// before it) do. A temporary std::string is moved in and owned.
 struct LogField {
   LogField(std::string_view key, std::string_view value)
-      : key(key), value(std::string(value)) {}
-  LogField(std::string_view key, const std::string& value)
       : key(key), value(value) {}
+  LogField(std::string_view key, const std::string& value)
+      : key(key), value(std::string_view(value)) {}
+  LogField(std::string_view key, std::string&& value)
+      : key(key), value(std::move(value)) {}
   LogField(std::string_view key, const char* value)
-      : key(key), value(std::string(value)) {}
+      : key(key), value(std::string_view(value)) {}
   template <typename Int,
             typename = std::enable_if_t<std::is_integral_v<Int> &&
                                         !std::is_same_v<Int, bool>>>
@@ -42,7 +48,7 @@ struct LogField {
       : key(key), value(static_cast<int64_t>(value)) {}
 
   std::string_view key;
-  std::variant<std::string, int64_t> value;
+  std::variant<std::string_view, int64_t, std::string> value;
 };
 
 // "debug", "info", "warning" or "error"; InvalidArgument naming --log_level

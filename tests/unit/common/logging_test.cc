@@ -2,10 +2,13 @@
 
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -100,6 +103,51 @@ TEST(LogTest, WritesJsonWhenAsked) {
   EXPECT_EQ(parsed["level"], "info");
   EXPECT_EQ(parsed["msg"], "hello");
   EXPECT_EQ(parsed["n"], 3);
+}
+
+// Each thread formats the second of a line once and reuses it: the time a
+// line shows is still the clock's, to the millisecond.
+TEST(LogTest, LinesCarryTheCurrentTimeInMilliseconds) {
+  LogCapture capture(LogLevel::kInfo, LogFormat::kJson);
+  std::vector<std::pair<absl::Time, absl::Time>> bounds;
+  for (int i = 0; i < 50; ++i) {
+    const absl::Time before = absl::Now();
+    Log(LogLevel::kInfo, "tick", {{"i", i}});
+    bounds.emplace_back(absl::FromUnixMillis(absl::ToUnixMillis(before)),
+                        absl::Now());
+  }
+  const std::vector<std::string> lines =
+      absl::StrSplit(capture.Text(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), bounds.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const nlohmann::json parsed = nlohmann::json::parse(lines[i]);
+    const std::string text = parsed["time"];
+    ASSERT_THAT(text, ::testing::MatchesRegex(
+                          "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:"
+                          "[0-9]{2}[.][0-9]{3}Z"));
+    absl::Time time;
+    std::string error;
+    ASSERT_TRUE(absl::ParseTime("%Y-%m-%dT%H:%M:%E3SZ", text,
+                                absl::UTCTimeZone(), &time, &error))
+        << text << ": " << error;
+    EXPECT_GE(time, bounds[i].first) << text;
+    EXPECT_LE(time, bounds[i].second) << text;
+  }
+}
+
+// Fields borrow the text of lvalues and keep temporaries: a vector of fields
+// built from strings that are gone by the time it is logged still logs them.
+TEST(LogTest, FieldsKeepTemporaryStrings) {
+  LogCapture capture(LogLevel::kInfo);
+  std::vector<LogField> fields;
+  const std::string kept = "kept";
+  fields.emplace_back("borrowed", kept);
+  fields.emplace_back("owned", absl::StrCat("tempo", "rary"));
+  fields.emplace_back("literal", "word");
+  Log(LogLevel::kInfo, "fields", fields);
+  EXPECT_THAT(
+      capture.Text(),
+      HasSubstr(" I fields borrowed=kept owned=temporary literal=word\n"));
 }
 
 TEST(LogTest, LinesOfConcurrentThreadsNeverInterleave) {
