@@ -51,7 +51,8 @@ class AccessLogInterceptor : public grpc::experimental::Interceptor {
   void Intercept(
       grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
-            InterceptionHookPoints::PRE_SEND_STATUS)) {
+            InterceptionHookPoints::PRE_SEND_STATUS) &&
+        LogEnabled(LogLevel::kInfo)) {
       LogCall(methods->GetSendStatus());
     }
     methods->Proceed();
@@ -75,7 +76,7 @@ class AccessLogInterceptor : public grpc::experimental::Interceptor {
     if (!user.empty()) fields.emplace_back("user", user);
     fields.emplace_back("code", CodeName(status.error_code()));
     fields.emplace_back("duration_us", duration_us);
-    Log(LogLevel::kDebug, "grpc call", fields);
+    Log(LogLevel::kInfo, "grpc call", fields);
   }
 
   grpc::experimental::ServerRpcInfo* const info_;
@@ -88,9 +89,9 @@ class AccessLogInterceptor : public grpc::experimental::Interceptor {
 grpc::experimental::Interceptor*
 AccessLogInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  // Without debug lines, calls carry no interceptor at all (gRPC skips a
-  // null one), which spares each call an allocation and its hook calls.
-  if (!LogEnabled(LogLevel::kDebug)) return nullptr;
+  // While info lines are off, calls carry no interceptor at all (gRPC skips
+  // a null one), which spares each call an allocation and its hook calls.
+  if (!LogEnabled(LogLevel::kInfo)) return nullptr;
   return new AccessLogInterceptor(info, auth_);
 }
 

@@ -1,5 +1,5 @@
-// The access log of gRPC calls: one debug line per finished call (README
-// "Logging").
+// The access log of gRPC calls (--access_log): one info line per finished
+// call (README "Logging").
 
 #ifndef WEBHOOKD_SERVER_API_ACCESS_LOG_H_
 #define WEBHOOKD_SERVER_API_ACCESS_LOG_H_
@@ -9,10 +9,10 @@
 
 namespace webhookd {
 
-// Makes a server interceptor per call that logs, at debug level when the
+// Makes a server interceptor per call that logs, at info level when the
 // call ends: method, peer, the API key's user when the call carries a
 // valid one, status code and duration (microseconds). A call that starts
-// while debug is off gets no interceptor. Never logs metadata values or
+// while info lines are off gets no interceptor. Never logs metadata values or
 // messages.
 class AccessLogInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {

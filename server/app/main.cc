@@ -113,7 +113,10 @@ ABSL_FLAG(int, grpc_memory_limit_mb, 512,
           "Memory gRPC may use for calls and buffers (resource quota), MiB.");
 ABSL_FLAG(std::string, log_level, "info",
           "Least severe log entries written: debug (adds one line per "
-          "attempt and per gRPC call), info, warning or error.");
+          "finished attempt), info, warning or error.");
+ABSL_FLAG(bool, access_log, false,
+          "Log an info line per finished gRPC call: method, peer, user, "
+          "status code, duration.");
 ABSL_FLAG(std::string, log_format, "text",
           "Log lines as text (\"<time> <level letter> message key=value\") "
           "or json (one JSON object per line).");
@@ -325,6 +328,7 @@ int main(int argc, char** argv) {
   options.grpc_memory_limit_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_limit_mb)) << 20;
   options.engine.trace_new_events = absl::GetFlag(FLAGS_trace_new_events);
+  options.access_log = absl::GetFlag(FLAGS_access_log);
   // The flags' file as --help names it (ParseCommandLineOrExit).
   webhookd::LogEffectiveConfiguration(
       "webhookd", {{"allow_cidr", absl::StrJoin(allow_cidrs, ",")}},

@@ -432,8 +432,10 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
       std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(server->calls_.NewInterceptorFactory());
-  interceptors.push_back(
-      std::make_unique<AccessLogInterceptorFactory>(*server->auth_));
+  if (options.access_log) {
+    interceptors.push_back(
+        std::make_unique<AccessLogInterceptorFactory>(*server->auth_));
+  }
   if (server->metrics_ != nullptr) {
     interceptors.push_back(
         std::make_unique<RpcMetricsInterceptorFactory>(*metrics));

@@ -53,6 +53,8 @@ struct ServerOptions {
   // host:port to serve Prometheus metrics on, at /metrics; port 0 picks a
   // free one (see WebhookServer::metrics_port()). Empty: no metrics.
   std::string metrics_listen;
+  // An info line per finished gRPC call (--access_log).
+  bool access_log = false;
 
   // Limits that keep gRPC bounded under overload.
   // Concurrent calls (HTTP/2 streams) on one client connection.

@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -121,20 +124,79 @@ char LevelLetter(LogLevel level) {
   return '?';
 }
 
-void WriteLine(const std::string& line) {
+// Writes all of `data` to the log descriptor: a short write (a full pipe)
+// goes on where it stopped.
+void WriteAll(std::string_view data) {
   const int fd = log_fd.load(std::memory_order_relaxed);
-  const char* data = line.data();
-  size_t left = line.size();
-  // One write() holds the whole line; a short write (a full pipe) goes on
-  // where it stopped.
-  while (left > 0) {
-    const ssize_t written = ::write(fd, data, left);
+  while (!data.empty()) {
+    const ssize_t written = ::write(fd, data.data(), data.size());
     if (written < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    data += written;
-    left -= static_cast<size_t>(written);
+    data.remove_prefix(static_cast<size_t>(written));
+  }
+}
+
+// Lines waiting for the thread that is writing. Threads that log at once
+// would otherwise queue on the file's lock, one write() each (at debug, a
+// line per attempt from every worker): instead, the first becomes the
+// writer and takes along, in one write(), the lines the others appended
+// meanwhile, and they go on at once. Never destroyed, so that threads still
+// logging during exit find it.
+struct PendingLines {
+  // Beyond this, loggers wait for the writer rather than buffer more.
+  static constexpr size_t kMaxBytes = 4 << 20;
+
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return lines.size() < kMaxBytes;
+  }
+
+  absl::Mutex mu;
+  std::string lines ABSL_GUARDED_BY(mu);
+  bool writing ABSL_GUARDED_BY(mu) = false;
+  // Bytes ever handed over, and of those, written (or failed to).
+  uint64_t appended ABSL_GUARDED_BY(mu) = 0;
+  uint64_t written ABSL_GUARDED_BY(mu) = 0;
+  // Signalled when `written` grows.
+  absl::CondVar wrote;
+};
+
+PendingLines& Pending() {
+  static PendingLines* const pending = [] {
+    // A second at most, in case the descriptor blocks.
+    std::atexit([] { FlushLog(absl::Seconds(1)); });
+    return new PendingLines;
+  }();
+  return *pending;
+}
+
+// Hands `line` to the thread writing, or writes it (with whatever others
+// hand over meanwhile) when none is. When it returns, the line is written
+// or will be before the writer's Log returns.
+void WriteLine(std::string_view line) {
+  PendingLines& pending = Pending();
+  std::string batch;
+  {
+    absl::MutexLock lock(&pending.mu);
+    pending.mu.Await(absl::Condition(&pending, &PendingLines::HasRoom));
+    pending.lines.append(line);
+    pending.appended += line.size();
+    if (pending.writing) return;
+    pending.writing = true;
+    batch.swap(pending.lines);
+  }
+  for (;;) {
+    WriteAll(batch);
+    absl::MutexLock lock(&pending.mu);
+    pending.written += batch.size();
+    pending.wrote.SignalAll();
+    batch.clear();
+    if (pending.lines.empty()) {
+      pending.writing = false;
+      return;
+    }
+    batch.swap(pending.lines);
   }
 }
 
@@ -226,6 +288,16 @@ std::string FormatLogLine(LogFormat format, std::string_view time_text,
   }
   line.push_back('\n');
   return line;
+}
+
+void FlushLog(absl::Duration timeout) {
+  PendingLines& pending = Pending();
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&pending.mu);
+  const uint64_t target = pending.appended;
+  while (pending.written < target) {
+    if (pending.wrote.WaitWithDeadline(&pending.mu, deadline)) return;
+  }
 }
 
 void Log(LogLevel level, const std::string& message) {

@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
 namespace webhookd {
@@ -76,13 +77,21 @@ inline bool LogEnabled(LogLevel level) {
          logging_internal::min_level.load(std::memory_order_relaxed);
 }
 
-// Writes one entry if `level` is enabled: a single write() of a single line,
-// so lines of concurrent threads never interleave. Field values are quoted
-// or escaped as the format needs. Never pass secrets, signatures, payloads,
-// header values or API keys.
+// Writes one entry if `level` is enabled, as a single line: lines of
+// concurrent threads never interleave. While one thread writes, the lines
+// other threads log are handed to it and written together with one write(),
+// so that they do not wait for the file; when Log returns, its line has been
+// written or will be by that thread (also if the process exits normally). Field
+// values are quoted or escaped as the format needs. Never pass secrets,
+// signatures, payloads, header values or API keys.
 void Log(LogLevel level, const std::string& message);
 void Log(LogLevel level, std::string_view message,
          absl::Span<const LogField> fields);
+
+// Waits until the lines logged before the call (by any thread) are written,
+// at most `timeout`. For readers of the log file (tests) and exit, which
+// does it by itself.
+void FlushLog(absl::Duration timeout = absl::InfiniteDuration());
 
 // The line Log would write (with its final newline) at `time_text`, for
 // tests and for the writer itself.

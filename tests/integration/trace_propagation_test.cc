@@ -43,9 +43,10 @@ constexpr char kTracestate[] = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
 
 class TracePropagationTest : public ::testing::Test {
  protected:
-  void StartServer(bool trace_new_events = false) {
+  void StartServer(bool trace_new_events = false, bool access_log = false) {
     ServerOptions options = TestServerOptions(dir_.Sub("data"));
     options.engine.trace_new_events = trace_new_events;
+    options.access_log = access_log;
     server_ = std::make_unique<TestServer>(options);
     server_->Start();
   }
@@ -166,8 +167,28 @@ TEST_F(TracePropagationTest, EventTraceContextReplacesAnEndpointsOwnHeader) {
             "00-11111111111111111111111111111111-2222222222222222-00");
 }
 
-TEST_F(TracePropagationTest, DebugLogsEachAttemptWithoutSecrets) {
+// The access log is its own switch: debug lines alone do not log calls,
+// and --access_log logs them at info.
+TEST_F(TracePropagationTest, AccessLogIsOffUnlessAskedAndThenAtInfo) {
   StartServer();
+  {
+    LogCapture log(LogLevel::kDebug, LogFormat::kJson);
+    CreateEndpoint(server_->stub(), MakeEndpoint("thread-1", receiver_.Url()));
+    EXPECT_THAT(log.JsonLines("grpc call"), IsEmpty()) << log.Text();
+  }
+  server_.reset();
+  StartServer(/*trace_new_events=*/false, /*access_log=*/true);
+  LogCapture log(LogLevel::kInfo, LogFormat::kJson);
+  CreateEndpoint(server_->stub(), MakeEndpoint("thread-1", receiver_.Url()));
+  const std::vector<nlohmann::json> calls = log.JsonLines("grpc call");
+  ASSERT_THAT(calls, SizeIs(1)) << log.Text();
+  EXPECT_EQ(calls[0]["level"], "info");
+  EXPECT_EQ(calls[0]["method"], "/webhook.v1.WebhookService/CreateEndpoint");
+  EXPECT_EQ(calls[0]["code"], "OK");
+}
+
+TEST_F(TracePropagationTest, DebugLogsEachAttemptWithoutSecrets) {
+  StartServer(/*trace_new_events=*/false, /*access_log=*/true);
   LogCapture log(LogLevel::kDebug, LogFormat::kJson);
   webhook::v1::Endpoint endpoint =
       MakeEndpoint("thread-1", receiver_.Url(), "endpoint-secret-never-logged");

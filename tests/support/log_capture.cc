@@ -12,12 +12,14 @@ LogCapture::LogCapture(LogLevel level, LogFormat format) : file_(tmpfile()) {
     ADD_FAILURE() << "cannot create a temporary file for the log";
     return;
   }
+  FlushLog();  // Earlier lines go to stderr still.
   SetLogFormat(format);
   SetLogLevel(level);
   SetLogFd(fileno(file_));
 }
 
 LogCapture::~LogCapture() {
+  FlushLog();
   SetLogFd(STDERR_FILENO);
   SetLogLevel(LogLevel::kInfo);
   SetLogFormat(LogFormat::kText);
@@ -28,6 +30,7 @@ LogCapture::~LogCapture() {
 std::string LogCapture::Text() const {
   std::string text;
   if (file_ == nullptr) return text;
+  FlushLog();
   char buffer[8192];
   for (off_t offset = 0;;) {
     const ssize_t got = pread(fileno(file_), buffer, sizeof buffer, offset);
