@@ -85,13 +85,10 @@ std::string_view TimeText(absl::Time now, char (&buffer)[32]) {
   thread_local int64_t cached_second = std::numeric_limits<int64_t>::min();
   thread_local char cached_text[24];
   thread_local size_t cached_size = 0;
-  const int64_t millis = absl::ToUnixMillis(now);
-  int64_t second = millis / 1000;
-  int64_t milli = millis % 1000;
-  if (milli < 0) {
-    milli += 1000;
-    --second;
-  }
+  // absl's ToUnix* round down, before 1970 too.
+  const int64_t second = absl::ToUnixSeconds(now);
+  const int64_t milli =
+      absl::ToInt64Milliseconds(now - absl::FromUnixSeconds(second));
   if (second != cached_second) {
     const std::string text =
         absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second),
