@@ -188,6 +188,12 @@ absl::StatusOr<Delivery> WebhookClient::RetryDelivery(const std::string& id) {
   return std::move(*response->mutable_delivery());
 }
 
+absl::StatusOr<webhook::v1::RotateEndpointSecretResponse>
+WebhookClient::RotateEndpointSecret(
+    const webhook::v1::RotateEndpointSecretRequest& request) {
+  return Call(&Stub::RotateEndpointSecret, request, options_.timeout);
+}
+
 std::unique_ptr<DeliveryWatch> WebhookClient::WatchDeliveries(
     const webhook::v1::StreamDeliveriesRequest& request) {
   std::unique_ptr<grpc::ClientContext> context =

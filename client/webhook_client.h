@@ -104,6 +104,8 @@ class WebhookClient {
   absl::StatusOr<webhook::v1::ListDeliveriesResponse> ListDeliveries(
       const webhook::v1::ListDeliveriesRequest& request);
   absl::StatusOr<webhook::v1::Delivery> RetryDelivery(const std::string& id);
+  absl::StatusOr<webhook::v1::RotateEndpointSecretResponse>
+  RotateEndpointSecret(const webhook::v1::RotateEndpointSecretRequest& request);
 
   // Opens a StreamDeliveries call. It has no deadline: it runs until
   // cancelled or ended by the server.

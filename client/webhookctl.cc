@@ -15,6 +15,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,8 +26,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -144,6 +147,20 @@ std::string Headers(const Endpoint& endpoint) {
   return headers.empty() ? "-" : absl::StrJoin(headers, "; ");
 }
 
+// "hub-signature-256" or "standard-webhooks", as --signature-scheme takes it.
+std::string SchemeName(webhook::v1::SignatureScheme scheme) {
+  return scheme == webhook::v1::SIGNATURE_SCHEME_STANDARD_WEBHOOKS
+             ? "standard-webhooks"
+             : "hub-signature-256";
+}
+
+std::string PreviousSecret(const Endpoint& endpoint) {
+  return endpoint.has_previous_secret()
+             ? absl::StrCat("valid until ",
+                            Time(endpoint.previous_secret_expire_time()))
+             : "none";
+}
+
 void PrintEndpoint(const Endpoint& endpoint) {
   PrintFields({{"id", endpoint.id()},
                {"name", endpoint.name()},
@@ -152,6 +169,8 @@ void PrintEndpoint(const Endpoint& endpoint) {
                {"url", endpoint.url()},
                {"enabled", YesNo(endpoint.enabled())},
                {"secret", endpoint.has_secret() ? "set" : "none"},
+               {"signature", SchemeName(endpoint.signature_scheme())},
+               {"previous secret", PreviousSecret(endpoint)},
                {"headers", Headers(endpoint)},
                {"created", Time(endpoint.create_time())},
                {"updated", Time(endpoint.update_time())}});
@@ -356,7 +375,7 @@ int Show(const absl::StatusOr<T>& result, const Globals& g,
 }
 
 struct EndpointFlags {
-  std::string thread, name, url, secret;
+  std::string thread, name, url, secret, signature_scheme;
   int64_t user = 0;
   std::vector<std::string> headers;
   bool clear_secret = false, clear_headers = false;
@@ -368,7 +387,12 @@ void AddEndpointFlags(CLI::App* cmd, EndpointFlags& f, bool create) {
   auto* name = cmd->add_option("--name", f.name, "Label, 1 to 200 characters");
   auto* url = cmd->add_option("--url", f.url, "Where deliveries are POSTed");
   cmd->add_option("--secret", f.secret,
-                  "Secret of the X-Hub-Signature-256 HMAC");
+                  "Secret of the signature HMAC (a whsec_ secret for "
+                  "standard-webhooks; see secret generate)");
+  cmd->add_option("--signature-scheme", f.signature_scheme,
+                  "How deliveries are signed: hub-signature-256 (the default: "
+                  "X-Hub-Signature-256) or standard-webhooks")
+      ->check(CLI::IsMember({"hub-signature-256", "standard-webhooks"}));
   cmd->add_option("--header", f.headers,
                   "Custom header \"Name: value\"; repeat for more")
       ->allow_extra_args(false);
@@ -393,6 +417,13 @@ bool FillEndpoint(const EndpointFlags& f, Endpoint* endpoint,
   endpoint->set_url(f.url);
   endpoint->set_secret(f.secret);
   endpoint->set_user_id(f.user);
+  if (f.signature_scheme == "standard-webhooks") {
+    endpoint->set_signature_scheme(
+        webhook::v1::SIGNATURE_SCHEME_STANDARD_WEBHOOKS);
+  } else if (!f.signature_scheme.empty()) {
+    endpoint->set_signature_scheme(
+        webhook::v1::SIGNATURE_SCHEME_HUB_SIGNATURE_256);
+  }
   for (const std::string& text : f.headers) {
     if (!ParseHeader(text, endpoint->add_headers())) {
       *error =
@@ -453,10 +484,12 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
               std::vector<std::vector<std::string>> rows;
               for (const Endpoint& e : response.endpoints()) {
                 rows.push_back({e.id(), e.thread_id(), YesNo(e.enabled()),
-                                e.has_secret() ? "set" : "none", e.name(),
+                                e.has_secret() ? "set" : "none",
+                                SchemeName(e.signature_scheme()), e.name(),
                                 e.url()});
               }
-              PrintTable({"ID", "THREAD", "ENABLED", "SECRET", "NAME", "URL"},
+              PrintTable({"ID", "THREAD", "ENABLED", "SECRET", "SIGNATURE",
+                          "NAME", "URL"},
                          rows);
               if (!response.next_page_token().empty()) {
                 std::printf("next page: --page-token %s\n",
@@ -483,6 +516,9 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
       if (cmd->count("--secret") > 0 || f->clear_secret) {
         mask.add_paths("secret");
       }
+      if (cmd->count("--signature-scheme") > 0) {
+        mask.add_paths("signature_scheme");
+      }
       if (cmd->count("--header") > 0 || f->clear_headers) {
         mask.add_paths("headers");
       }
@@ -490,7 +526,8 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
         if (mask.paths().empty()) {
           return UsageError(
               "endpoints update: nothing to change; give --thread, --name, "
-              "--url, --secret, --clear-secret, --header or --clear-headers");
+              "--url, --secret, --clear-secret, --signature-scheme, --header "
+              "or --clear-headers");
         }
         Endpoint endpoint;
         std::string error;
@@ -498,6 +535,49 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
         endpoint.set_id(*id);
         return Show<Endpoint>(client.UpdateEndpoint(endpoint, mask), g,
                               PrintEndpoint);
+      };
+    });
+  }
+  {
+    auto* cmd = endpoints->add_subcommand(
+        "rotate-secret",
+        "Replace an endpoint's secret, keeping the current one valid for a "
+        "grace period");
+    auto id = std::make_shared<std::string>();
+    auto secret = std::make_shared<std::string>();
+    auto grace = std::make_shared<std::string>();
+    cmd->add_option("id", *id, "Endpoint id")->required();
+    cmd->add_option("--secret", *secret,
+                    "The new secret (default: the server generates one and "
+                    "prints it, once)");
+    cmd->add_option("--grace", *grace,
+                    "How long the current secret stays valid, e.g. 24h, 90m "
+                    "(default 24h, at most 168h)");
+    cmd->callback([&action, id, secret, grace] {
+      action = [=](WebhookClient& client, const Globals& g) {
+        webhook::v1::RotateEndpointSecretRequest request;
+        request.set_id(*id);
+        request.set_new_secret(*secret);
+        if (!grace->empty()) {
+          absl::Duration duration;
+          if (!absl::ParseDuration(*grace, &duration) ||
+              duration < absl::Seconds(1)) {
+            return UsageError(absl::StrCat(
+                "--grace \"", *grace,
+                "\": expected a positive duration such as 24h or 90m"));
+          }
+          request.set_grace_period_seconds(absl::ToInt64Seconds(duration));
+        }
+        return Show<webhook::v1::RotateEndpointSecretResponse>(
+            client.RotateEndpointSecret(request), g, [](const auto& response) {
+              PrintEndpoint(response.endpoint());
+              if (!response.new_secret().empty()) {
+                // Shown once: the server cannot return it again.
+                std::printf("\nnew secret  %s\n",
+                            response.new_secret().c_str());
+                Flush();
+              }
+            });
       };
     });
   }
@@ -809,18 +889,66 @@ struct ListenFlags {
   int status = 200;
 };
 
-// The X-Hub-Signature-256 verdict: "valid", "invalid", "missing", or
-// "unchecked" when no secret is set.
+// How far a Standard Webhooks timestamp may be from now (the standard's
+// receivers allow 5 minutes).
+constexpr absl::Duration kTimestampTolerance = absl::Minutes(5);
+
+// The Standard Webhooks verdict of a request carrying webhook-signature,
+// with `key` (StandardWebhooksKey of the secret): "valid" when one of its
+// space-separated "v1,..." signatures matches and webhook-timestamp is
+// within kTimestampTolerance of now, "stale" for an old or future
+// timestamp, "invalid" otherwise.
+std::string CheckStandardWebhooks(const httplib::Request& request,
+                                  const std::string& key) {
+  const std::string id = request.get_header_value("webhook-id");
+  int64_t timestamp = 0;
+  if (id.empty() ||
+      !absl::SimpleAtoi(request.get_header_value("webhook-timestamp"),
+                        &timestamp)) {
+    return "invalid";
+  }
+  if (absl::AbsDuration(absl::Now() - absl::FromUnixSeconds(timestamp)) >
+      kTimestampTolerance) {
+    return "stale";
+  }
+  const std::string expected =
+      StandardWebhooksSignature(key, id, timestamp, request.body);
+  bool valid = false;
+  for (absl::string_view given :
+       absl::StrSplit(request.get_header_value("webhook-signature"), ' ',
+                      absl::SkipEmpty())) {
+    valid |= ConstantTimeEquals(std::string_view(given.data(), given.size()),
+                                expected);
+  }
+  return valid ? "valid" : "invalid";
+}
+
+// The signature verdict: "valid", "invalid", "stale" (Standard Webhooks
+// only), "missing" (no signature header: the endpoint has no secret), or
+// "unchecked" when no secret is set. A whsec_ secret checks Standard
+// Webhooks headers when the request has them; otherwise X-Hub-Signature-256
+// or, during a rotation grace, X-Hub-Signature-256-Next must match.
 std::string CheckSignature(const httplib::Request& request,
                            const std::string& secret) {
   if (secret.empty()) return "unchecked";
-  if (!request.has_header("X-Hub-Signature-256")) return "missing";
-  std::string given = request.get_header_value("X-Hub-Signature-256");
-  // The bare hex digest; also accept GitHub's "sha256=" prefix.
-  if (absl::StartsWith(given, "sha256=")) given = given.substr(7);
+  if (request.has_header("webhook-signature")) {
+    const std::optional<std::string> key = StandardWebhooksKey(secret);
+    return key.has_value() ? CheckStandardWebhooks(request, *key) : "invalid";
+  }
   const std::string expected = SignatureHex(secret, request.body);
-  return ConstantTimeEquals(absl::AsciiStrToLower(given), expected) ? "valid"
-                                                                    : "invalid";
+  bool signed_at_all = false;
+  for (const char* header :
+       {"X-Hub-Signature-256", "X-Hub-Signature-256-Next"}) {
+    if (!request.has_header(header)) continue;
+    signed_at_all = true;
+    std::string given = request.get_header_value(header);
+    // The bare hex digest; also accept GitHub's "sha256=" prefix.
+    if (absl::StartsWith(given, "sha256=")) given = given.substr(7);
+    if (ConstantTimeEquals(absl::AsciiStrToLower(given), expected)) {
+      return "valid";
+    }
+  }
+  return signed_at_all ? "invalid" : "missing";
 }
 
 int Listen(const ListenFlags& f, const Globals& g) {
@@ -834,7 +962,8 @@ int Listen(const ListenFlags& f, const Globals& g) {
   server.Post(".*", [&](const httplib::Request& request,
                         httplib::Response& response) {
     const std::string signature = CheckSignature(request, f.secret);
-    const bool refused = signature == "invalid" || signature == "missing";
+    const bool refused = signature == "invalid" || signature == "missing" ||
+                         signature == "stale";
     response.status = refused ? 401 : f.status;
     response.set_content(refused ? "invalid signature\n" : "", "text/plain");
 
@@ -843,6 +972,10 @@ int Listen(const ListenFlags& f, const Globals& g) {
                                     absl::UTCTimeZone());
     line["path"] = request.path;
     line["delivery_id"] = request.get_header_value("X-Webhook-Id");
+    if (request.has_header("webhook-id") &&
+        !request.has_header("X-Webhook-Id")) {
+      line["delivery_id"] = request.get_header_value("webhook-id");
+    }
     line["event"] = request.get_header_value("X-Webhook-Event");
     line["attempt"] = request.get_header_value("X-Webhook-Attempt");
     line["signature"] = signature;
@@ -901,6 +1034,26 @@ int Listen(const ListenFlags& f, const Globals& g) {
   return 0;
 }
 
+void AddSecretCommand(CLI::App& app,
+                      std::function<int(const Globals&)>& local) {
+  CLI::App* secret = app.add_subcommand("secret", "Endpoint secrets");
+  secret->require_subcommand(1);
+  auto* cmd = secret->add_subcommand(
+      "generate",
+      "Print a new strong secret (32 random bytes; calls no server)");
+  auto standard = std::make_shared<bool>(false);
+  cmd->add_flag("--standard-webhooks", *standard,
+                "A whsec_ secret, as standard-webhooks endpoints need "
+                "(default: 64 hex digits)");
+  cmd->callback([&local, standard] {
+    local = [standard](const Globals&) {
+      std::printf("%s\n", GenerateSecret(*standard).c_str());
+      Flush();
+      return 0;
+    };
+  });
+}
+
 void AddListenCommand(CLI::App& app,
                       std::function<int(const Globals&)>& local) {
   auto* cmd = app.add_subcommand(
@@ -912,7 +1065,8 @@ void AddListenCommand(CLI::App& app,
   cmd->add_option("--host", f->host, "Address to bind")->capture_default_str();
   cmd->add_option("--secret", f->secret,
                   "Endpoint secret: answer 401 to a bad or missing "
-                  "X-Hub-Signature-256");
+                  "signature (X-Hub-Signature-256 or its -Next, or with a "
+                  "whsec_ secret the Standard Webhooks headers)");
   cmd->add_option("--status", f->status,
                   "HTTP status to answer good deliveries with (e.g. 500 to "
                   "see retries)")
@@ -972,6 +1126,7 @@ int Main(int argc, char** argv) {
   AddEventCommands(app, action);
   AddDeliveryCommands(app, action);
   AddListenCommand(app, local);
+  AddSecretCommand(app, local);
 
   // CLI11 reports parse errors (and --help) by throwing; this is the one
   // place they are caught, as CLI11_PARSE would, but with one exit code for

@@ -44,8 +44,11 @@ if [[ ! -x tools/node_modules/.bin/buf ]]; then
   (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The Node example's gRPC packages (examples/node), pinned by its lock file.
-if [[ ! -d examples/node/node_modules/@grpc/grpc-js ]]; then
+# The Node examples' packages (examples/node: gRPC, and the Standard Webhooks
+# verifiers standardwebhooks and svix), pinned by its lock file.
+if [[ ! -d examples/node/node_modules/@grpc/grpc-js ||
+      ! -d examples/node/node_modules/svix ||
+      ! -d examples/node/node_modules/standardwebhooks ]]; then
   echo "setup: installing the Node example's packages from npm"
   (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -314,4 +314,21 @@ WebhookServiceImpl::StreamDeliveries(
   return hub_.Open(context, request, *caller);
 }
 
+grpc::ServerUnaryReactor* WebhookServiceImpl::RotateEndpointSecret(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::RotateEndpointSecretRequest* request,
+    webhook::v1::RotateEndpointSecretResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        RotatedSecret rotated,
+        endpoints_.RotateSecret(
+            caller, request->id(), request->new_secret(),
+            absl::Seconds(request->grace_period_seconds())));
+    *response->mutable_endpoint() = std::move(rotated.endpoint);
+    response->set_new_secret(std::move(rotated.generated_secret));
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace webhookd

@@ -92,6 +92,10 @@ class WebhookServiceImpl final
   StreamDeliveries(
       grpc::CallbackServerContext* context,
       const webhook::v1::StreamDeliveriesRequest* request) override;
+  grpc::ServerUnaryReactor* RotateEndpointSecret(
+      grpc::CallbackServerContext* context,
+      const webhook::v1::RotateEndpointSecretRequest* request,
+      webhook::v1::RotateEndpointSecretResponse* response) override;
 
  private:
   // Authenticates the call, runs `work(caller)` on the blocking pool and

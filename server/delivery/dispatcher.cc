@@ -7,7 +7,7 @@
 #include "server/common/logging.h"
 #include "server/common/trace_context.h"
 #include "server/delivery/retry_policy.h"
-#include "server/security/signature.h"
+#include "server/delivery/signing.h"
 
 namespace webhookd {
 namespace {
@@ -140,7 +140,7 @@ void Dispatcher::Start(Delivery delivery, std::string payload,
   // Each attempt is a span of its own within the event's trace.
   std::string traceparent = ChildTraceparent(delivery.traceparent());
   HttpRequest request =
-      BuildRequest(delivery, std::move(payload), *endpoint, traceparent);
+      BuildRequest(delivery, std::move(payload), *endpoint, now, traceparent);
   Attempt attempt{std::move(delivery), now, entry.manual,
                   std::move(traceparent)};
   if (!attempt.delivery.test()) attempt.delivery.clear_payload();
@@ -172,7 +172,7 @@ void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
 }
 
 HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,
-                                     const Endpoint& endpoint,
+                                     const Endpoint& endpoint, absl::Time now,
                                      const std::string& traceparent) const {
   HttpRequest request;
   request.url = endpoint.url();
@@ -185,9 +185,9 @@ HttpRequest Dispatcher::BuildRequest(const Delivery& delivery, std::string body,
       {"X-Webhook-Event", delivery.event_type()},
       {"X-Webhook-Attempt", absl::StrCat(delivery.attempts() + 1)},
   };
-  if (!endpoint.secret().empty()) {
-    request.headers.emplace_back("X-Hub-Signature-256",
-                                 SignatureHex(endpoint.secret(), request.body));
+  for (auto& header :
+       SignatureHeaders(endpoint, delivery.id(), request.body, now)) {
+    request.headers.push_back(std::move(header));
   }
   const bool traced = !traceparent.empty();
   if (traced) {

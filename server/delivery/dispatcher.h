@@ -49,12 +49,13 @@ class Dispatcher {
   size_t DispatchDue(absl::Time now);
 
   // The signed HTTP request of an attempt of `delivery` to `endpoint`, with
-  // `body` (the payload). With a `traceparent` (the attempt's, see
+  // `body` (the payload), made at `now` (SignatureHeaders). With a
+  // `traceparent` (the attempt's, see
   // ChildTraceparent), it is sent with the delivery's tracestate, and
   // takes the place of the endpoint's own traceparent and tracestate
   // headers; without one, those are sent as configured.
   HttpRequest BuildRequest(const Delivery& delivery, std::string body,
-                           const Endpoint& endpoint,
+                           const Endpoint& endpoint, absl::Time now,
                            const std::string& traceparent = "") const;
 
  private:

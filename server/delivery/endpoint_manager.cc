@@ -12,6 +12,8 @@
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
 #include "server/delivery/retry_policy.h"
+#include "server/delivery/signing.h"
+#include "server/security/signature.h"
 #include "server/security/target_url.h"
 
 namespace webhookd {
@@ -100,10 +102,16 @@ absl::Status EndpointManager::Refresh(const std::string& id) {
   return absl::OkStatus();
 }
 
-Endpoint EndpointManager::Redacted(const Endpoint& endpoint) {
+Endpoint EndpointManager::Redacted(const Endpoint& endpoint) const {
   Endpoint out = endpoint;
   out.set_has_secret(!endpoint.secret().empty());
   out.clear_secret();
+  out.clear_previous_secret();
+  out.set_has_previous_secret(PreviousSecretActive(endpoint, clock_.Now()));
+  if (!out.has_previous_secret()) out.clear_previous_secret_expire_time();
+  if (out.signature_scheme() == webhook::v1::SIGNATURE_SCHEME_UNSPECIFIED) {
+    out.set_signature_scheme(webhook::v1::SIGNATURE_SCHEME_HUB_SIGNATURE_256);
+  }
   for (webhook::v1::Header& header : *out.mutable_headers()) {
     if (IsSensitiveHeader(header.name())) header.set_value(kMaskedHeaderValue);
   }
@@ -116,6 +124,7 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
       const int64_t owner,
       caller.OwnerFor(request.user_id(), "endpoint.user_id"));
   WEBHOOKD_RETURN_IF_ERROR(ValidateEndpoint(request, policy_, "endpoint"));
+  WEBHOOKD_RETURN_IF_ERROR(ValidateSignatureScheme(request, "endpoint"));
   // Stored with an IDN host in ASCII form, so that it delivers whatever the
   // process's locale (libcurl converts IDNs only under a UTF-8 one).
   WEBHOOKD_ASSIGN_OR_RETURN(
@@ -131,6 +140,7 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
   endpoint.set_name(request.name());
   endpoint.set_url(std::move(url));
   endpoint.set_secret(request.secret());
+  endpoint.set_signature_scheme(request.signature_scheme());
   *endpoint.mutable_headers() = std::move(headers);
   endpoint.set_enabled(true);
   *endpoint.mutable_create_time() = ToProtoTime(clock_.Now());
@@ -188,6 +198,7 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
   WEBHOOKD_RETURN_IF_ERROR(
       caller.OwnerFor(patch.user_id(), "endpoint.user_id").status());
   Endpoint next = *current;
+  bool signing_changed = false;
   for (const std::string& path : mask.paths()) {
     const std::string field = absl::StrCat("endpoint.", path);
     if (path == "thread_id") {
@@ -203,6 +214,10 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
     } else if (path == "secret") {
       WEBHOOKD_RETURN_IF_ERROR(ValidateSecret(patch.secret(), field));
       next.set_secret(patch.secret());
+      signing_changed = true;
+    } else if (path == "signature_scheme") {
+      next.set_signature_scheme(patch.signature_scheme());
+      signing_changed = true;
     } else if (path == "headers") {
       WEBHOOKD_RETURN_IF_ERROR(ValidateHeaders(patch.headers(), field));
       // Clients write back the masked values they read; keep the real ones.
@@ -217,11 +232,62 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask: unknown or read-only path \"", path,
-                       "\"; updatable: thread_id, name, url, secret, headers"));
+                       "\"; updatable: thread_id, name, url, secret, "
+                       "signature_scheme, headers"));
     }
+  }
+  if (signing_changed) {
+    // Together, as a scheme needs a secret of its kind.
+    WEBHOOKD_RETURN_IF_ERROR(ValidateSignatureScheme(next, "endpoint"));
+    // An immediate replacement: the previous secret of a rotation stops
+    // signing at once (RotateEndpointSecret keeps it for a grace).
+    next.clear_previous_secret();
+    next.clear_previous_secret_expire_time();
   }
   *next.mutable_update_time() = ToProtoTime(clock_.Now());
   return Replace(std::move(next));
+}
+
+absl::StatusOr<RotatedSecret> EndpointManager::RotateSecret(
+    const Caller& caller, const std::string& id, const std::string& new_secret,
+    absl::Duration grace) {
+  if (grace < absl::ZeroDuration() || grace > kMaxRotationGrace) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "grace_period_seconds: must be 0 (the default, ",
+        absl::ToInt64Seconds(kDefaultRotationGrace), ") to ",
+        absl::ToInt64Seconds(kMaxRotationGrace), " seconds (7 days)"));
+  }
+  if (grace == absl::ZeroDuration()) grace = kDefaultRotationGrace;
+  WEBHOOKD_RETURN_IF_ERROR(ValidateSecret(new_secret, "new_secret"));
+  absl::MutexLock lock(&write_mu_);
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointPtr current, Current(caller, id));
+  RotatedSecret rotated;
+  std::string secret = new_secret;
+  if (secret.empty()) {
+    rotated.generated_secret = GenerateSecret(UsesStandardWebhooks(*current));
+    secret = rotated.generated_secret;
+  }
+  WEBHOOKD_RETURN_IF_ERROR(ValidateSecretForScheme(
+      secret, current->signature_scheme(), "new_secret"));
+  if (secret == current->secret()) {
+    return absl::InvalidArgumentError(
+        "new_secret: is the current secret; a rotation needs a new one");
+  }
+  const absl::Time now = clock_.Now();
+  Endpoint next = *current;
+  if (current->secret().empty()) {
+    // Unsigned until now: no secret to keep.
+    next.clear_previous_secret();
+    next.clear_previous_secret_expire_time();
+  } else {
+    // Only one previous secret: a rotation during a grace drops the oldest.
+    next.set_previous_secret(current->secret());
+    *next.mutable_previous_secret_expire_time() = ToProtoTime(now + grace);
+  }
+  next.set_secret(std::move(secret));
+  *next.mutable_update_time() = ToProtoTime(now);
+  WEBHOOKD_ASSIGN_OR_RETURN(rotated.endpoint, Replace(std::move(next)));
+  return rotated;
 }
 
 absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
@@ -302,6 +368,11 @@ absl::Status EndpointManager::Delete(const Caller& caller,
 }
 
 absl::StatusOr<Endpoint> EndpointManager::Replace(Endpoint endpoint) {
+  // A previous secret past its grace is no longer used: not kept either.
+  if (!PreviousSecretActive(endpoint, clock_.Now())) {
+    endpoint.clear_previous_secret();
+    endpoint.clear_previous_secret_expire_time();
+  }
   WEBHOOKD_RETURN_IF_ERROR(store_.PutEndpoint(endpoint));
   Endpoint redacted = Redacted(endpoint);
   CachePut(std::move(endpoint));

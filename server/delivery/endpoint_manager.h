@@ -27,6 +27,13 @@
 
 namespace webhookd {
 
+// The outcome of EndpointManager::RotateSecret.
+struct RotatedSecret {
+  Endpoint endpoint;  // Redacted.
+  // The secret the server generated; empty when the caller gave one.
+  std::string generated_secret;
+};
+
 // EndpointManager owns the whole endpoint lifecycle: create, update, enable
 // and disable (holding and releasing queued deliveries), delete (ending
 // them). It is safe for concurrent use. Endpoints returned by the public
@@ -66,6 +73,16 @@ class EndpointManager {
   // value (InvalidArgument if there is none: see RestoreMaskedHeaders).
   absl::StatusOr<Endpoint> Update(const Caller& caller, const Endpoint& patch,
                                   const google::protobuf::FieldMask& mask);
+  // Makes `new_secret` (empty: a generated one, GenerateSecret) the
+  // endpoint's secret, and keeps the current one as the previous secret,
+  // which signs deliveries beside it until `grace` from now (zero:
+  // kDefaultRotationGrace; at most kMaxRotationGrace) when the endpoint had
+  // a secret. InvalidArgument naming "new_secret" or "grace_period_seconds";
+  // NotFound if the endpoint does not exist.
+  absl::StatusOr<RotatedSecret> RotateSecret(const Caller& caller,
+                                             const std::string& id,
+                                             const std::string& new_secret,
+                                             absl::Duration grace);
   // Enables or disables the endpoint. A disabled endpoint gets no new
   // deliveries and its queued ones are held; enabling releases them.
   // Returns NotFound if the endpoint does not exist.
@@ -85,8 +102,9 @@ class EndpointManager {
   // nullptr if the endpoint does not exist or `caller` may not access it.
   EndpointPtr FindFor(const Caller& caller, const std::string& id) const;
 
-  // What callers may see of an endpoint.
-  static Endpoint Redacted(const Endpoint& endpoint);
+  // What callers may see of an endpoint now: no secrets, sensitive header
+  // values masked, the rotation state and the effective signature scheme.
+  Endpoint Redacted(const Endpoint& endpoint) const;
 
  private:
   // The endpoint as callers act on it (NotFound if it does not exist or
@@ -94,6 +112,8 @@ class EndpointManager {
   // from the store into the cache; otherwise the cached one.
   absl::StatusOr<EndpointPtr> Current(const Caller& caller,
                                       const std::string& id);
+  // Stores `endpoint` (without a previous secret whose grace has ended) and
+  // caches it; returns it redacted.
   absl::StatusOr<Endpoint> Replace(Endpoint endpoint)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void CachePut(Endpoint endpoint) ABSL_LOCKS_EXCLUDED(mu_);

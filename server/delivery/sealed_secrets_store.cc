@@ -18,6 +18,13 @@ std::string SecretData(std::string_view endpoint_id) {
   return absl::StrCat("webhookd endpoint ", AsAbsl(endpoint_id), " secret");
 }
 
+// The previous secret of a rotation is a field of its own, so that it cannot
+// be swapped with the current one.
+std::string PreviousSecretData(std::string_view endpoint_id) {
+  return absl::StrCat("webhookd endpoint ", AsAbsl(endpoint_id),
+                      " previous secret");
+}
+
 std::string HeaderData(std::string_view endpoint_id, std::string_view name) {
   return absl::StrCat("webhookd endpoint ", AsAbsl(endpoint_id), " header ",
                       absl::AsciiStrToLower(AsAbsl(name)));
@@ -46,6 +53,11 @@ absl::StatusOr<Endpoint> SealedSecretsStore::Sealed(
         *sealed.mutable_secret(),
         keyring_.Seal(sealed.secret(), SecretData(sealed.id())));
   }
+  if (!sealed.previous_secret().empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(*sealed.mutable_previous_secret(),
+                              keyring_.Seal(sealed.previous_secret(),
+                                            PreviousSecretData(sealed.id())));
+  }
   for (webhook::v1::Header& header : *sealed.mutable_headers()) {
     if (!IsSensitiveHeader(header.name())) continue;
     WEBHOOKD_ASSIGN_OR_RETURN(
@@ -61,6 +73,14 @@ absl::Status SealedSecretsStore::Open(Endpoint& endpoint) const {
         keyring_.Open(endpoint.secret(), SecretData(endpoint.id()));
     if (!secret.ok()) return About(secret.status(), endpoint.id(), "secret");
     endpoint.set_secret(*std::move(secret));
+  }
+  if (SecretsKeyring::IsSealed(endpoint.previous_secret())) {
+    absl::StatusOr<std::string> previous = keyring_.Open(
+        endpoint.previous_secret(), PreviousSecretData(endpoint.id()));
+    if (!previous.ok()) {
+      return About(previous.status(), endpoint.id(), "previous secret");
+    }
+    endpoint.set_previous_secret(*std::move(previous));
   }
   for (webhook::v1::Header& header : *endpoint.mutable_headers()) {
     if (!SecretsKeyring::IsSealed(header.value())) continue;
@@ -81,6 +101,10 @@ bool SealedSecretsStore::NeedsReseal(const Endpoint& endpoint) const {
     return SecretsKeyring::KeyIdOf(value).value_or("") != current;
   };
   if (!endpoint.secret().empty() && stale(endpoint.secret())) return true;
+  if (!endpoint.previous_secret().empty() &&
+      stale(endpoint.previous_secret())) {
+    return true;
+  }
   for (const webhook::v1::Header& header : endpoint.headers()) {
     if (IsSensitiveHeader(header.name()) && stale(header.value())) return true;
   }

@@ -15,7 +15,8 @@
 
 namespace webhookd {
 
-// Endpoints are written with their secret and sensitive header values
+// Endpoints are written with their secret, the previous secret of a
+// rotation and their sensitive header values
 // sealed under the keyring's current key (in clear without one), and read
 // back opened, whichever configured key sealed them; a value sealed under a
 // key the keyring lacks fails the read (FailedPrecondition naming the

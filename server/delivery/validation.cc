@@ -211,8 +211,19 @@ bool IsReservedHeader(std::string_view name) {
   // Headers webhookd or libcurl set, hop-by-hop headers, and anything that
   // would change how the body is framed or where the request goes.
   static constexpr std::string_view kReserved[] = {
-      "host",    "transfer-encoding", "connection", "keep-alive", "te",
-      "trailer", "upgrade",           "expect",     "user-agent",
+      "host",
+      "transfer-encoding",
+      "connection",
+      "keep-alive",
+      "te",
+      "trailer",
+      "upgrade",
+      "expect",
+      "user-agent",
+      // Standard Webhooks signatures (SignatureHeaders).
+      "webhook-id",
+      "webhook-timestamp",
+      "webhook-signature",
   };
   for (std::string_view reserved : kReserved) {
     if (absl::EqualsIgnoreCase(AsAbsl(name), AsAbsl(reserved))) return true;

@@ -7,10 +7,16 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
@@ -213,6 +219,89 @@ TEST_F(WebhookctlTest, EndpointsTestSendsOneSignedAttempt) {
   EXPECT_EQ(request.body, R"({"hello":"world"})");
   EXPECT_EQ(request.Header("X-Hub-Signature-256"),
             SignatureHex("s3cret", request.body));
+}
+
+TEST_F(WebhookctlTest, SecretGeneratePrintsStrongSecrets) {
+  RunResult hex = Subprocess::Run({WEBHOOKCTL_BINARY, "secret", "generate"});
+  EXPECT_EQ(hex.exit_code, 0) << hex.err;
+  EXPECT_THAT(hex.out, ::testing::MatchesRegex("[0-9a-f]{64}\n"));
+  RunResult whsec = Subprocess::Run(
+      {WEBHOOKCTL_BINARY, "secret", "generate", "--standard-webhooks"});
+  EXPECT_EQ(whsec.exit_code, 0) << whsec.err;
+  const std::string secret(absl::StripTrailingAsciiWhitespace(whsec.out));
+  ASSERT_TRUE(StandardWebhooksKey(secret).has_value()) << secret;
+  EXPECT_EQ(StandardWebhooksKey(secret)->size(), 32u);
+}
+
+TEST_F(WebhookctlTest, EndpointsCreateWithStandardWebhooksSignsThatWay) {
+  const std::string secret = GenerateSecret(/*standard_webhooks=*/true);
+  json created = Json({"endpoints", "create", "--thread", "thread-1", "--name",
+                       "Std", "--url", receiver_.Url(), "--secret", secret,
+                       "--signature-scheme", "standard-webhooks"});
+  EXPECT_EQ(created["signatureScheme"], "SIGNATURE_SCHEME_STANDARD_WEBHOOKS");
+  json tested = Json({"endpoints", "test", created["id"]});
+  EXPECT_EQ(tested["status"], "DELIVERY_STATUS_SUCCESS");
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(5)));
+  const auto request = receiver_.Requests()[0];
+  int64_t timestamp = 0;
+  ASSERT_TRUE(
+      absl::SimpleAtoi(request.Header("webhook-timestamp"), &timestamp));
+  EXPECT_EQ(request.Header("webhook-id"), tested["id"]);
+  EXPECT_EQ(request.Header("webhook-signature"),
+            StandardWebhooksSignature(*StandardWebhooksKey(secret),
+                                      request.Header("webhook-id"), timestamp,
+                                      request.body));
+  EXPECT_FALSE(request.HasHeader("X-Hub-Signature-256"));
+
+  // A secret of another form is refused, naming the field.
+  RunResult refused =
+      Ctl({"endpoints", "create", "--thread", "thread-1", "--name", "Std",
+           "--url", receiver_.Url(), "--secret", "s3cret", "--signature-scheme",
+           "standard-webhooks"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("endpoint.secret"));
+  // Back to the default scheme with update.
+  json updated = Json({"endpoints", "update", created["id"],
+                       "--signature-scheme", "hub-signature-256"});
+  EXPECT_EQ(updated["signatureScheme"], "SIGNATURE_SCHEME_HUB_SIGNATURE_256");
+}
+
+TEST_F(WebhookctlTest, EndpointsRotateSecretKeepsThePreviousOneForTheGrace) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  json rotated = Json({"endpoints", "rotate-secret", endpoint.id(), "--secret",
+                       "n3w-secret", "--grace", "2h"});
+  EXPECT_EQ(rotated["newSecret"], "");
+  EXPECT_EQ(rotated["endpoint"]["hasPreviousSecret"], true);
+  google::protobuf::Timestamp expire;
+  ASSERT_TRUE(google::protobuf::util::TimeUtil::FromString(
+      rotated["endpoint"]["previousSecretExpireTime"], &expire));
+  EXPECT_GT(absl::FromUnixSeconds(expire.seconds()),
+            absl::Now() + absl::Minutes(119));
+
+  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  EXPECT_EQ(WaitFinished(stub(), id).status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+  const auto request = receiver_.Requests().back();
+  EXPECT_EQ(request.Header("X-Hub-Signature-256"),
+            SignatureHex("s3cret", request.body));
+  EXPECT_EQ(request.Header("X-Hub-Signature-256-Next"),
+            SignatureHex("n3w-secret", request.body));
+
+  // Generated: printed once, in the table too.
+  RunResult generated = Ctl({"endpoints", "rotate-secret", endpoint.id()});
+  EXPECT_EQ(generated.exit_code, 0) << generated.err;
+  EXPECT_THAT(generated.out,
+              ::testing::ContainsRegex("new secret  [0-9a-f]{64}"));
+  EXPECT_THAT(generated.out, HasSubstr("previous secret  valid until"));
+
+  RunResult bad_grace =
+      Ctl({"endpoints", "rotate-secret", endpoint.id(), "--grace", "tomorrow"});
+  EXPECT_EQ(bad_grace.exit_code, 2);
+  EXPECT_THAT(bad_grace.err, HasSubstr("--grace"));
+  RunResult too_long =
+      Ctl({"endpoints", "rotate-secret", endpoint.id(), "--grace", "169h"});
+  EXPECT_EQ(too_long.exit_code, 1);
+  EXPECT_THAT(too_long.err, HasSubstr("grace_period_seconds"));
 }
 
 TEST_F(WebhookctlTest, EndpointsStatsCountsAttempts) {
@@ -456,6 +545,41 @@ TEST_F(WebhookctlTest, ListenVerifiesSignaturesAndPrintsPayloads) {
   EXPECT_EQ(listen.Finish(absl::Seconds(10)).exit_code, 0);
 }
 
+TEST_F(WebhookctlTest, ListenChecksStandardWebhooksAndRotations) {
+  const std::string secret = GenerateSecret(/*standard_webhooks=*/true);
+  absl::StatusOr<std::unique_ptr<Subprocess>> started =
+      Subprocess::Start({WEBHOOKCTL_BINARY, "listen", "--port", "0", "--secret",
+                         secret, "--output", "json"});
+  ASSERT_TRUE(started.ok()) << started.status();
+  Subprocess& listen = **started;
+  std::optional<std::string> first = listen.ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(first.has_value());
+  const std::string url = json::parse(*first)["listening"];
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  httplib::Client client("127.0.0.1", port);
+  const std::string body = R"({"a":1})";
+  auto post = [&](int64_t timestamp, const std::string& signed_body) {
+    httplib::Headers headers = {
+        {"webhook-id", "dlv_1"},
+        {"webhook-timestamp", absl::StrCat(timestamp)},
+        {"webhook-signature",
+         "v1,Zm9yZ2Vk " +
+             StandardWebhooksSignature(*StandardWebhooksKey(secret), "dlv_1",
+                                       timestamp, signed_body)}};
+    auto response = client.Post("/hook", headers, body, "application/json");
+    std::optional<std::string> line = listen.ReadLine(absl::Seconds(10));
+    EXPECT_TRUE(line.has_value());
+    return std::make_pair(response ? response->status : 0,
+                          line ? json::parse(*line)["signature"] : json());
+  };
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  EXPECT_EQ(post(now, body), std::make_pair(200, json("valid")));
+  EXPECT_EQ(post(now, R"({"a":2})"), std::make_pair(401, json("invalid")));
+  EXPECT_EQ(post(now - 600, body), std::make_pair(401, json("stale")));
+  listen.Signal(SIGINT);
+  EXPECT_EQ(listen.Finish(absl::Seconds(10)).exit_code, 0);
+}
+
 TEST_F(WebhookctlTest, TablesAreTheDefaultOutput) {
   webhook::v1::Endpoint endpoint = NewEndpoint();
   RunResult list = Ctl({"endpoints", "list"});
@@ -522,6 +646,9 @@ TEST_F(WebhookctlTest, EverySubcommandHasHelp) {
       {"endpoints", "disable"},
       {"endpoints", "test"},
       {"endpoints", "stats"},
+      {"endpoints", "rotate-secret"},
+      {"secret"},
+      {"secret", "generate"},
       {"events"},
       {"events", "submit"},
       {"deliveries"},

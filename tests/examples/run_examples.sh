@@ -21,34 +21,8 @@ WEBHOOKD=${1:-$ROOT/build/server/webhookd}
 BUF=$ROOT/tools/node_modules/.bin/buf
 PYTHON=/usr/bin/python3
 SECRET=example-secret
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for log in "$WORK"/*.log; do
-    [[ -f $log ]] && { echo "--- $log" >&2; tail -n 30 "$log" >&2; }
-  done
-  exit 1
-}
-
-# Waits (10 s at most) until file $1 has a line matching $2; prints it.
-wait_for_line() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=tests/examples/lib.sh
+source "$ROOT/tests/examples/lib.sh"
 
 [[ -x $WEBHOOKD ]] || fail "no webhookd at $WEBHOOKD (build first)"
 [[ -x $BUF ]] || fail "no buf at $BUF (run scripts/setup.sh)"
@@ -60,12 +34,7 @@ if [[ ! -d $ROOT/examples/node/node_modules/@grpc/grpc-js ]]; then
 fi
 
 echo "== webhookd"
-"$WEBHOOKD" --listen=127.0.0.1:0 --port_file="$WORK/port" \
-  --data_dir="$WORK/data" --allow_insecure_targets \
-  --retry_schedule=100ms,200ms >"$WORK/webhookd.log" 2>&1 &
-PIDS+=($!)
-wait_for_line "$WORK/port" '^[0-9]+$' >/dev/null || fail "webhookd did not start"
-PORT=$(cat "$WORK/port")
+start_webhookd "$WEBHOOKD"
 SERVER=127.0.0.1:$PORT
 echo "webhookd on $SERVER"
 

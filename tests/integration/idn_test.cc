@@ -56,13 +56,7 @@ class IdnTest : public ::testing::Test {
   webhook::v1::WebhookService::Stub& stub() { return server_.stub(); }
 
   Endpoint Get(const std::string& id) {
-    webhook::v1::GetEndpointRequest request;
-    request.set_id(id);
-    webhook::v1::GetEndpointResponse response;
-    const grpc::Status status =
-        stub().GetEndpoint(Context().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.endpoint();
+    return testing::GetEndpoint(stub(), id);
   }
 
   // Submits an event to `thread` and waits for its only delivery to end.

@@ -186,6 +186,34 @@ TEST_P(SecretsAtRestTest, DeliveriesAreSignedWithTheSealedSecret) {
   ExpectSignedWithTheSecret(DeliverWith(options));
 }
 
+TEST_P(SecretsAtRestTest, ThePreviousSecretOfASecretRotationIsSealedToo) {
+  const ServerOptions options = Options(KeyFile("key", 'a'));
+  const std::string id = CreateWith(options);
+  constexpr char kRotated[] = "rotated-2c8e6a4b";
+  {
+    TestServer server(options);
+    server.Start();
+    webhook::v1::RotateEndpointSecretRequest request;
+    request.set_id(id);
+    request.set_new_secret(kRotated);
+    webhook::v1::RotateEndpointSecretResponse response;
+    const grpc::Status status =
+        server.stub().RotateEndpointSecret(Context().get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    server.Stop();
+  }
+  // Both the previous and the current secret are stored, neither in clear.
+  const std::string storage = Storage();
+  EXPECT_FALSE(FoundInStorage(storage, kSecret));
+  EXPECT_FALSE(FoundInStorage(storage, kRotated));
+  // Read back after a restart: both sign.
+  const testing::ReceivedRequest request = DeliverWith(options);
+  EXPECT_EQ(request.Header("X-Hub-Signature-256"),
+            SignatureHex(kSecret, request.body));
+  EXPECT_EQ(request.Header("X-Hub-Signature-256-Next"),
+            SignatureHex(kRotated, request.body));
+}
+
 TEST_P(SecretsAtRestTest, RotationReadsOldKeyThenReencryptsUnderNewKey) {
   const std::string old_key = KeyFile("old.key", 'o');
   const std::string new_key = KeyFile("new.key", 'n');

@@ -43,6 +43,17 @@ webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
   return created;
 }
 
+webhook::v1::Endpoint GetEndpoint(webhook::v1::WebhookService::Stub& stub,
+                                  const std::string& id) {
+  webhook::v1::GetEndpointRequest request;
+  request.set_id(id);
+  webhook::v1::GetEndpointResponse response;
+  const grpc::Status status =
+      stub.GetEndpoint(Context().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return response.endpoint();
+}
+
 std::vector<webhook::v1::Endpoint> ListAllEndpoints(
     webhook::v1::WebhookService::Stub& stub) {
   webhook::v1::ListEndpointsResponse response;

@@ -30,6 +30,10 @@ grpc::Status TryCreateEndpoint(webhook::v1::WebhookService::Stub& stub,
 webhook::v1::Endpoint CreateEndpoint(webhook::v1::WebhookService::Stub& stub,
                                      const webhook::v1::Endpoint& endpoint);
 
+// GetEndpoint; fails the test on error.
+webhook::v1::Endpoint GetEndpoint(webhook::v1::WebhookService::Stub& stub,
+                                  const std::string& id);
+
 // The first page of ListEndpoints without a filter; fails the test on error.
 std::vector<webhook::v1::Endpoint> ListAllEndpoints(
     webhook::v1::WebhookService::Stub& stub);

@@ -180,6 +180,51 @@ TEST_F(DeliveryEngineTest, FirstAttemptIsSignedAndASuccessEndsTheDelivery) {
   EXPECT_EQ(engine_->QueuedCount(), 0u);
 }
 
+TEST_F(DeliveryEngineTest, RotationGraceIsDecidedByTheTimeOfEachAttempt) {
+  StartEngine();
+  const std::string endpoint = AddEndpoint("old-s3cret");
+  absl::StatusOr<RotatedSecret> rotated = endpoints_->RotateSecret(
+      Caller::Unrestricted(), endpoint, "new-s3cret", absl::Seconds(10));
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_TRUE(rotated->endpoint.has_previous_secret());
+  EXPECT_EQ(FromProtoTime(rotated->endpoint.previous_secret_expire_time()),
+            clock_.Now() + absl::Seconds(10));
+  SubmitOne();
+
+  // Within the grace: the documented header under the previous secret.
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  const std::string body = sender_->sent().at(0).body;
+  EXPECT_EQ(sender_->Header(0, "X-Hub-Signature-256"),
+            SignatureHex("old-s3cret", body));
+  EXPECT_EQ(sender_->Header(0, "X-Hub-Signature-256-Next"),
+            SignatureHex("new-s3cret", body));
+  Answer(Response(500));
+
+  // The retry, 6 s after the rotation, is still within it; the next one,
+  // 22 s after it, is past it: the new secret alone.
+  clock_.Advance(absl::Seconds(6));
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->Header(1, "X-Hub-Signature-256"),
+            SignatureHex("old-s3cret", body));
+  Answer(Response(500));
+  clock_.Advance(absl::Seconds(16));
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->Header(2, "X-Hub-Signature-256"),
+            SignatureHex("new-s3cret", body));
+  EXPECT_EQ(sender_->Header(2, "X-Hub-Signature-256-Next"), "");
+
+  // The endpoint no longer shows it, and its next write drops it.
+  absl::StatusOr<Endpoint> shown =
+      endpoints_->Get(Caller::Unrestricted(), endpoint);
+  ASSERT_TRUE(shown.ok());
+  EXPECT_FALSE(shown->has_previous_secret());
+  EXPECT_FALSE(shown->has_previous_secret_expire_time());
+  EXPECT_EQ(store_->GetEndpoint(endpoint)->previous_secret(), "old-s3cret");
+  ASSERT_TRUE(
+      endpoints_->SetEnabled(Caller::Unrestricted(), endpoint, false).ok());
+  EXPECT_EQ(store_->GetEndpoint(endpoint)->previous_secret(), "");
+}
+
 TEST_F(DeliveryEngineTest, RetriesFollowTheScheduleCountedFromEachOutcome) {
   StartEngine();
   AddEndpoint();

@@ -66,6 +66,38 @@ TEST_F(SealedSecretsStoreTest, SealsSecretAndSensitiveHeadersOnly) {
   EXPECT_EQ(read->headers(0).value(), "Bearer abc");
 }
 
+TEST_F(SealedSecretsStoreTest, SealsThePreviousSecretOfARotation) {
+  Reopen(SecretsKeyring(kNew, {}));
+  Endpoint endpoint = MakeEndpoint("ep_1");
+  endpoint.set_previous_secret("0ld-s3cret");
+  ASSERT_TRUE(store_->PutEndpoint(endpoint).ok());
+  const Endpoint raw = Raw("ep_1");
+  EXPECT_EQ(SecretsKeyring::KeyIdOf(raw.previous_secret()), kNew.id());
+  EXPECT_THAT(raw.SerializeAsString(), ::testing::Not(HasSubstr("0ld-s3cret")));
+  absl::StatusOr<Endpoint> read = store_->GetEndpoint("ep_1");
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->previous_secret(), "0ld-s3cret");
+  EXPECT_EQ(read->secret(), "s3cret");
+  // A field of its own: swapped with the current secret, neither opens.
+  Endpoint swapped = raw;
+  swapped.set_secret(raw.previous_secret());
+  swapped.set_previous_secret(raw.secret());
+  ASSERT_TRUE(raw_->PutEndpoint(swapped).ok());
+  EXPECT_EQ(store_->GetEndpoint("ep_1").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST_F(SealedSecretsStoreTest, ResealIncludesThePreviousSecret) {
+  Reopen(SecretsKeyring(kOld, {}));
+  Endpoint endpoint = MakeEndpoint("ep_1");
+  endpoint.set_previous_secret("0ld-s3cret");
+  ASSERT_TRUE(store_->PutEndpoint(endpoint).ok());
+  Reopen(SecretsKeyring(kNew, {kOld}));
+  EXPECT_EQ(*store_->ResealEndpoints(), 1u);
+  EXPECT_EQ(SecretsKeyring::KeyIdOf(Raw("ep_1").previous_secret()), kNew.id());
+  EXPECT_EQ(store_->GetEndpoint("ep_1")->previous_secret(), "0ld-s3cret");
+}
+
 TEST_F(SealedSecretsStoreTest, ValueMovedToAnotherEndpointFailsToRead) {
   Reopen(SecretsKeyring(kNew, {}));
   ASSERT_TRUE(store_->PutEndpoint(MakeEndpoint("ep_1")).ok());
