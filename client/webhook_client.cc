@@ -194,6 +194,26 @@ WebhookClient::RotateEndpointSecret(
   return Call(&Stub::RotateEndpointSecret, request, options_.timeout);
 }
 
+absl::StatusOr<Delivery> WebhookClient::ResendDelivery(const std::string& id) {
+  webhook::v1::ResendDeliveryRequest request;
+  request.set_id(id);
+  auto response = Call(&Stub::ResendDelivery, request, options_.timeout);
+  if (!response.ok()) return response.status();
+  return std::move(*response->mutable_delivery());
+}
+
+absl::StatusOr<webhook::v1::RecoverDeliveriesResponse>
+WebhookClient::RecoverDeliveries(const std::string& endpoint_id,
+                                 absl::Time since) {
+  webhook::v1::RecoverDeliveriesRequest request;
+  request.set_endpoint_id(endpoint_id);
+  request.mutable_since()->set_seconds(absl::ToUnixSeconds(since));
+  request.mutable_since()->set_nanos(static_cast<int32_t>(
+      (since - absl::FromUnixSeconds(absl::ToUnixSeconds(since))) /
+      absl::Nanoseconds(1)));
+  return Call(&Stub::RecoverDeliveries, request, options_.timeout);
+}
+
 std::unique_ptr<DeliveryWatch> WebhookClient::WatchDeliveries(
     const webhook::v1::StreamDeliveriesRequest& request) {
   std::unique_ptr<grpc::ClientContext> context =

@@ -106,6 +106,11 @@ class WebhookClient {
   absl::StatusOr<webhook::v1::Delivery> RetryDelivery(const std::string& id);
   absl::StatusOr<webhook::v1::RotateEndpointSecretResponse>
   RotateEndpointSecret(const webhook::v1::RotateEndpointSecretRequest& request);
+  // The new delivery.
+  absl::StatusOr<webhook::v1::Delivery> ResendDelivery(const std::string& id);
+  // One call: at most 1000 deliveries; call again while `more`.
+  absl::StatusOr<webhook::v1::RecoverDeliveriesResponse> RecoverDeliveries(
+      const std::string& endpoint_id, absl::Time since);
 
   // Opens a StreamDeliveries call. It has no deadline: it runs until
   // cancelled or ended by the server.

@@ -161,13 +161,35 @@ std::string PreviousSecret(const Endpoint& endpoint) {
              : "none";
 }
 
+// "yes", or "no" with why: "no (manual)", "no (failing)", "no (gone)".
+std::string Enabled(const Endpoint& endpoint) {
+  if (endpoint.enabled()) return "yes";
+  if (endpoint.disabled_reason() == webhook::v1::DISABLED_REASON_UNSPECIFIED) {
+    return "no";
+  }
+  absl::string_view reason =
+      webhook::v1::DisabledReason_Name(endpoint.disabled_reason());
+  absl::ConsumePrefix(&reason, "DISABLED_REASON_");
+  return absl::StrCat("no (", absl::AsciiStrToLower(reason), ")");
+}
+
+// When and why the endpoint was disabled; "-" while enabled.
+std::string Disabled(const Endpoint& endpoint) {
+  if (endpoint.enabled() || !endpoint.has_disable_time()) return "-";
+  return endpoint.disabled_detail().empty()
+             ? Time(endpoint.disable_time())
+             : absl::StrCat(Time(endpoint.disable_time()), ": ",
+                            endpoint.disabled_detail());
+}
+
 void PrintEndpoint(const Endpoint& endpoint) {
   PrintFields({{"id", endpoint.id()},
                {"name", endpoint.name()},
                {"thread", endpoint.thread_id()},
                {"user", absl::StrCat(endpoint.user_id())},
                {"url", endpoint.url()},
-               {"enabled", YesNo(endpoint.enabled())},
+               {"enabled", Enabled(endpoint)},
+               {"disabled", Disabled(endpoint)},
                {"secret", endpoint.has_secret() ? "set" : "none"},
                {"signature", SchemeName(endpoint.signature_scheme())},
                {"previous secret", PreviousSecret(endpoint)},
@@ -206,21 +228,22 @@ std::string SpanId(const std::string& traceparent) {
 }
 
 void PrintDelivery(const Delivery& d) {
-  PrintFields(
-      {{"id", d.id()},
-       {"status", StatusName(d.status())},
-       {"attempts", Attempts(d)},
-       {"response code", Code(d.response_code())},
-       {"response time", absl::StrCat(d.response_time_ms(), " ms")},
-       {"endpoint", d.endpoint_id()},
-       {"thread", d.thread_id()},
-       {"user", absl::StrCat(d.user_id())},
-       {"event", absl::StrCat(d.event_id(), " (", d.event_type(), ")")},
-       {"test", YesNo(d.test())},
-       {"created", Time(d.create_time())},
-       {"next attempt", Time(d.next_attempt_time())},
-       {"last error", d.last_error().empty() ? "-" : d.last_error()},
-       {"traceparent", d.traceparent().empty() ? "-" : d.traceparent()}});
+  PrintFields({{"id", d.id()},
+               {"status", StatusName(d.status())},
+               {"attempts", Attempts(d)},
+               {"response code", Code(d.response_code())},
+               {"response time", absl::StrCat(d.response_time_ms(), " ms")},
+               {"endpoint", d.endpoint_id()},
+               {"thread", d.thread_id()},
+               {"user", absl::StrCat(d.user_id())},
+               {"event", absl::StrCat(d.event_id(), " (", d.event_type(), ")")},
+               {"test", YesNo(d.test())},
+               {"created", Time(d.create_time())},
+               {"next attempt", Time(d.next_attempt_time())},
+               {"last error", d.last_error().empty() ? "-" : d.last_error()},
+               {"traceparent", d.traceparent().empty() ? "-" : d.traceparent()},
+               {"resent from", d.resent_from().empty() ? "-" : d.resent_from()},
+               {"resent by", d.resent_by().empty() ? "-" : d.resent_by()}});
   if (d.attempt_history_size() > 0) {
     std::puts("");
     std::vector<std::vector<std::string>> rows;
@@ -483,7 +506,7 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
             client.ListEndpoints(request), g, [](const auto& response) {
               std::vector<std::vector<std::string>> rows;
               for (const Endpoint& e : response.endpoints()) {
-                rows.push_back({e.id(), e.thread_id(), YesNo(e.enabled()),
+                rows.push_back({e.id(), e.thread_id(), Enabled(e),
                                 e.has_secret() ? "set" : "none",
                                 SchemeName(e.signature_scheme()), e.name(),
                                 e.url()});
@@ -611,6 +634,53 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
         return Show<Endpoint>(
             enable ? client.EnableEndpoint(*id) : client.DisableEndpoint(*id),
             g, PrintEndpoint);
+      };
+    });
+  }
+  {
+    auto* cmd = endpoints->add_subcommand(
+        "recover",
+        "Resend every FAILED delivery of an endpoint since a time (once each)");
+    auto id = std::make_shared<std::string>();
+    auto since = std::make_shared<std::string>();
+    cmd->add_option("id", *id, "Endpoint id")->required();
+    cmd->add_option("--since", *since,
+                    "RFC 3339 time (2026-03-29T09:00:00Z) or a duration back "
+                    "from now (24h, 90m)")
+        ->required();
+    cmd->callback([&action, id, since] {
+      action = [id, since](WebhookClient& client, const Globals& g) {
+        absl::Time from;
+        absl::Duration back;
+        std::string error;
+        if (absl::ParseDuration(*since, &back)) {
+          from = absl::Now() - back;
+        } else if (!absl::ParseTime(absl::RFC3339_full, *since, &from,
+                                    &error)) {
+          return UsageError(absl::StrCat(
+              "--since \"", *since,
+              "\": expected an RFC 3339 time or a duration such as 24h"));
+        }
+        // One call resends at most 1000: call until none remain.
+        webhook::v1::RecoverDeliveriesResponse all;
+        for (;;) {
+          absl::StatusOr<webhook::v1::RecoverDeliveriesResponse> part =
+              client.RecoverDeliveries(*id, from);
+          if (!part.ok()) return Fail(part.status());
+          for (const std::string& resent : part->delivery_ids()) {
+            all.add_delivery_ids(resent);
+          }
+          if (!part->more()) break;
+        }
+        return Show<webhook::v1::RecoverDeliveriesResponse>(
+            all, g, [](const auto& response) {
+              PrintFields(
+                  {{"resent", absl::StrCat(response.delivery_ids_size())},
+                   {"new deliveries",
+                    response.delivery_ids().empty()
+                        ? "none"
+                        : absl::StrJoin(response.delivery_ids(), " ")}});
+            });
       };
     });
   }
@@ -854,6 +924,18 @@ void AddDeliveryCommands(CLI::App& app, Action& action) {
     cmd->callback([&action, id] {
       action = [id](WebhookClient& client, const Globals& g) {
         return Show<Delivery>(client.RetryDelivery(*id), g, PrintDelivery);
+      };
+    });
+  }
+  {
+    auto* cmd = deliveries->add_subcommand(
+        "resend",
+        "Send an ended delivery again as a new delivery of the same event");
+    auto id = std::make_shared<std::string>();
+    cmd->add_option("id", *id, "Delivery id (SUCCESS or FAILED)")->required();
+    cmd->callback([&action, id] {
+      action = [id](WebhookClient& client, const Globals& g) {
+        return Show<Delivery>(client.ResendDelivery(*id), g, PrintDelivery);
       };
     });
   }

@@ -91,6 +91,22 @@ struct AttemptCounts {
   int64_t response_time_ms_sum = 0;
 };
 
+// How a change ends a delivery, as it counts in its endpoint's failure
+// streak (FailureStreak).
+enum class Ending {
+  kNone,       // The delivery goes on, or is a test, or ended unattempted.
+  kSucceeded,  // Ended SUCCESS: the streak is reset.
+  kFailed,     // Ended FAILED after its last attempt: the streak grows.
+};
+
+// The deliveries of an endpoint that ended FAILED since the last that
+// ended SUCCESS (or since the streak was reset).
+struct FailureStreak {
+  int64_t failures = 0;
+  // When the first of them ended; InfinitePast when there is none.
+  absl::Time first_failure = absl::InfinitePast();
+};
+
 // A new state of a delivery, whether it awaits another attempt and whether
 // an attempt counts in its endpoint's stats.
 struct DeliveryChange {
@@ -104,6 +120,10 @@ struct DeliveryChange {
   // Set when the change records a finished attempt that counts in the
   // stats of the delivery's endpoint.
   std::optional<CountedAttempt> counted_attempt;
+  // Whether the change ends the delivery for its endpoint's failure streak,
+  // and when (end_time).
+  Ending ending = Ending::kNone;
+  absl::Time end_time;
 };
 
 // What one PruneBefore call removed.
@@ -266,6 +286,14 @@ class Store {
     const NewEvent one{&event, deliveries};
     return InsertEvents(absl::MakeConstSpan(&one, 1));
   }
+  // Adds new deliveries to events already stored (resends: each is sent the
+  // payload of its event, whose delivery_ids it joins), each queued as
+  // InsertEvents queues them, and applies `changes` (the originals, marked
+  // resent) in the same synced write. NotFound if one of the events does
+  // not exist; then nothing is written.
+  virtual absl::Status AddDeliveries(
+      absl::Span<const Delivery> deliveries,
+      absl::Span<const DeliveryChange> changes) = 0;
   // Returns the response first given for this key of this user, or NotFound.
   virtual absl::StatusOr<SubmitEventResponse> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) = 0;
@@ -299,6 +327,14 @@ class Store {
   // had one (including unknown ids: callers check existence).
   virtual absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) = 0;
+
+  // Returns the endpoint's failure streak as the endings of its
+  // deliveries (DeliveryChange::ending) left it: empty if it never had one
+  // (including unknown ids).
+  virtual absl::StatusOr<FailureStreak> GetFailureStreak(
+      std::string_view endpoint_id) = 0;
+  // Empties the endpoint's failure streak (the endpoint was enabled). Synced.
+  virtual absl::Status ResetFailureStreak(std::string_view endpoint_id) = 0;
 
   // Retention.
 

@@ -11,6 +11,7 @@
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
+#include "server/common/time_util.h"
 #include "server/common/trace_context.h"
 #include "server/delivery/validation.h"
 
@@ -329,6 +330,44 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::RotateEndpointSecret(
     response->set_new_secret(std::move(rotated.generated_secret));
     return absl::OkStatus();
   });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::ResendDelivery(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::ResendDeliveryRequest* request,
+    webhook::v1::ResendDeliveryResponse* response) {
+  return Run(context, [this, request, response](const Caller& caller) {
+    WEBHOOKD_RETURN_IF_ERROR(ValidateId(request->id(), "id"));
+    return Fill(engine_.Resend(caller, request->id()),
+                response->mutable_delivery());
+  });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::RecoverDeliveries(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::RecoverDeliveriesRequest* request,
+    webhook::v1::RecoverDeliveriesResponse* response) {
+  return Run(
+      context, [this, request, response](const Caller& caller) -> absl::Status {
+        WEBHOOKD_RETURN_IF_ERROR(
+            ValidateId(request->endpoint_id(), "endpoint_id"));
+        if (request->endpoint_id().empty()) {
+          return absl::InvalidArgumentError("endpoint_id: required");
+        }
+        if (!request->has_since()) {
+          return absl::InvalidArgumentError("since: required");
+        }
+        WEBHOOKD_RETURN_IF_ERROR(ValidateTimestamp(request->since(), "since"));
+        WEBHOOKD_ASSIGN_OR_RETURN(
+            RecoverResult result,
+            engine_.Recover(caller, request->endpoint_id(),
+                            FromProtoTime(request->since())));
+        for (std::string& id : result.delivery_ids) {
+          response->add_delivery_ids(std::move(id));
+        }
+        response->set_more(result.more);
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace webhookd

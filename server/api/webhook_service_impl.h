@@ -96,6 +96,14 @@ class WebhookServiceImpl final
       grpc::CallbackServerContext* context,
       const webhook::v1::RotateEndpointSecretRequest* request,
       webhook::v1::RotateEndpointSecretResponse* response) override;
+  grpc::ServerUnaryReactor* ResendDelivery(
+      grpc::CallbackServerContext* context,
+      const webhook::v1::ResendDeliveryRequest* request,
+      webhook::v1::ResendDeliveryResponse* response) override;
+  grpc::ServerUnaryReactor* RecoverDeliveries(
+      grpc::CallbackServerContext* context,
+      const webhook::v1::RecoverDeliveriesRequest* request,
+      webhook::v1::RecoverDeliveriesResponse* response) override;
 
  private:
   // Authenticates the call, runs `work(caller)` on the blocking pool and

@@ -120,6 +120,16 @@ ABSL_FLAG(bool, access_log, false,
 ABSL_FLAG(std::string, log_format, "text",
           "Log lines as text (\"<time> <level letter> message key=value\") "
           "or json (one JSON object per line).");
+ABSL_FLAG(absl::Duration, auto_disable_after, absl::Hours(120),
+          "Disable an endpoint once its deliveries have all failed for this "
+          "long (and at least --auto_disable_min_failures of them); its "
+          "queued deliveries are held. 0: never (410 aside).");
+ABSL_FLAG(int64_t, auto_disable_min_failures, 10,
+          "Deliveries in a row that must have failed before "
+          "--auto_disable_after disables their endpoint.");
+ABSL_FLAG(bool, disable_on_410, true,
+          "Disable an endpoint at once when an attempt is answered 410 "
+          "Gone.");
 ABSL_FLAG(bool, trace_new_events, false,
           "Give each event submitted without a valid W3C traceparent a new "
           "trace id, sent with its deliveries' attempts like a received "
@@ -329,6 +339,17 @@ int main(int argc, char** argv) {
       static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_limit_mb)) << 20;
   options.engine.trace_new_events = absl::GetFlag(FLAGS_trace_new_events);
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  options.engine.auto_disable.after = absl::GetFlag(FLAGS_auto_disable_after);
+  options.engine.auto_disable.min_failures =
+      absl::GetFlag(FLAGS_auto_disable_min_failures);
+  options.engine.auto_disable.disable_on_410 =
+      absl::GetFlag(FLAGS_disable_on_410);
+  if (options.engine.auto_disable.after < absl::ZeroDuration() ||
+      options.engine.auto_disable.min_failures < 1) {
+    return Fail(
+        "--auto_disable_after must be 0 (off) or more and "
+        "--auto_disable_min_failures at least 1");
+  }
   // The flags' file as --help names it (ParseCommandLineOrExit).
   webhookd::LogEffectiveConfiguration(
       "webhookd", {{"allow_cidr", absl::StrJoin(allow_cidrs, ",")}},

@@ -19,14 +19,15 @@ constexpr absl::Duration kRetryAfterWriteFailure = absl::Seconds(1);
 AttemptRecorder::AttemptRecorder(Store& store, const EndpointManager& endpoints,
                                  Scheduler& scheduler, Claimer* claimer,
                                  ChangeBus& bus, Metrics& metrics,
-                                 RetryPolicy policy)
+                                 RetryPolicy policy, AutoDisabler* disabler)
     : store_(store),
       endpoints_(endpoints),
       scheduler_(scheduler),
       claimer_(claimer),
       bus_(bus),
       metrics_(metrics),
-      policy_(std::move(policy)) {}
+      policy_(std::move(policy)),
+      disabler_(disabler) {}
 
 void AttemptRecorder::Add(Completion completion) {
   absl::MutexLock lock(&mu_);
@@ -268,6 +269,11 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
       finished_tests.emplace_back(std::move(waiter->second), std::move(full));
       test_waiters_.erase(waiter);
     }
+  }
+  // Before the retries are queued: those of an endpoint disabled here are
+  // held, never attempted.
+  if (written.ok() && disabler_ != nullptr) {
+    disabler_->Check(changes, applied, now);
   }
   scheduler_.Settle(ended, again, completions.size());
   for (size_t i = 0; i < changes.size(); ++i) {

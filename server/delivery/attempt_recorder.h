@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/metrics.h"
+#include "server/delivery/auto_disable.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/claimer.h"
 #include "server/delivery/endpoint_manager.h"
@@ -52,9 +53,12 @@ class AttemptRecorder {
 
   // Every reference must outlive the recorder. `claimer`: on a node
   // sharing its store with others, the node's claims; nullptr otherwise.
+  // `disabler`: checks the recorded outcomes for auto-disable; nullptr:
+  // none.
   AttemptRecorder(Store& store, const EndpointManager& endpoints,
                   Scheduler& scheduler, Claimer* claimer, ChangeBus& bus,
-                  Metrics& metrics, RetryPolicy policy);
+                  Metrics& metrics, RetryPolicy policy,
+                  AutoDisabler* disabler = nullptr);
   AttemptRecorder(const AttemptRecorder&) = delete;
   AttemptRecorder& operator=(const AttemptRecorder&) = delete;
 
@@ -102,6 +106,7 @@ class AttemptRecorder {
   ChangeBus& bus_;
   Metrics& metrics_;
   const RetryPolicy policy_;
+  AutoDisabler* const disabler_;
 
   // An outcome not yet written, with the token of its claim.
   struct ClaimedChange {

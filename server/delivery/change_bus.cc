@@ -40,6 +40,8 @@ Delivery ChangeBus::ListedView(const Delivery& delivery) {
   view.set_user_id(delivery.user_id());
   view.set_traceparent(delivery.traceparent());
   view.set_tracestate(delivery.tracestate());
+  view.set_resent_from(delivery.resent_from());
+  view.set_resent_by(delivery.resent_by());
   return view;
 }
 

@@ -80,17 +80,20 @@ DeliveryEngine::DeliveryEngine(Store& store, EndpointManager& endpoints,
                                                ClaimerOptionsOf(options_))),
       watcher_(*this),
       fresh_(kFreshDeliveries),
+      disabler_(store, endpoints, options_.auto_disable),
       pipeline_(store, endpoints, scheduler, claimer_.get(), fresh_, bus, clock,
                 metrics,
                 SubmitPipelineOptions{options_.retry_policy.max_attempts(),
                                       options_.max_payload_bytes,
                                       options_.trace_new_events}),
       recorder_(store, endpoints, scheduler, claimer_.get(), bus, metrics,
-                options_.retry_policy),
+                options_.retry_policy, &disabler_),
       dispatcher_(
           store, endpoints, scheduler, claimer_.get(), fresh_, sender,
           recorder_, bus, metrics,
-          DispatcherOptions{options_.attempt_timeout, options_.user_agent}) {}
+          DispatcherOptions{options_.attempt_timeout, options_.user_agent}),
+      resender_(store, endpoints, scheduler, claimer_.get(), bus, clock,
+                options_.retry_policy.max_attempts()) {}
 
 DeliveryEngine::~DeliveryEngine() { Stop(absl::ZeroDuration()); }
 
@@ -428,6 +431,16 @@ absl::Status DeliveryEngine::CheckRetryable(const Delivery& delivery) const {
         absl::StrCat("the endpoint of delivery \"", id, "\" was deleted"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<Delivery> DeliveryEngine::Resend(
+    const Caller& caller, const std::string& delivery_id) {
+  return resender_.Resend(caller, delivery_id);
+}
+
+absl::StatusOr<RecoverResult> DeliveryEngine::Recover(
+    const Caller& caller, const std::string& endpoint_id, absl::Time since) {
+  return resender_.Recover(caller, endpoint_id, since);
 }
 
 size_t DeliveryEngine::QueuedCount() const { return scheduler_.size(); }

@@ -23,11 +23,13 @@
 #include "server/common/metrics.h"
 #include "server/common/version.h"
 #include "server/delivery/attempt_recorder.h"
+#include "server/delivery/auto_disable.h"
 #include "server/delivery/change_bus.h"
 #include "server/delivery/claimer.h"
 #include "server/delivery/dispatcher.h"
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/fresh_deliveries.h"
+#include "server/delivery/resender.h"
 #include "server/delivery/retry_policy.h"
 #include "server/delivery/scheduler.h"
 #include "server/delivery/submit_pipeline.h"
@@ -56,6 +58,8 @@ struct DeliveryEngineOptions {
   // Events submitted without a trace context get a new one
   // (--trace_new_events).
   bool trace_new_events = false;
+  // When webhookd disables failing endpoints itself.
+  AutoDisableOptions auto_disable;
 };
 
 // DeliveryEngine is safe for concurrent use. Its methods block on storage
@@ -111,6 +115,15 @@ class DeliveryEngine {
   // was lost in a repair (PayloadLost).
   absl::StatusOr<Delivery> Retry(const Caller& caller,
                                  const std::string& delivery_id);
+
+  // Resender::Resend: sends an ended delivery again as a new delivery.
+  absl::StatusOr<Delivery> Resend(const Caller& caller,
+                                  const std::string& delivery_id);
+  // Resender::Recover: resends the FAILED deliveries of an endpoint since
+  // `since`, at most kMaxRecoveredPerCall per call.
+  absl::StatusOr<RecoverResult> Recover(const Caller& caller,
+                                        const std::string& endpoint_id,
+                                        absl::Time since);
 
   // Deliveries queued, held or in flight.
   size_t QueuedCount() const;
@@ -176,9 +189,11 @@ class DeliveryEngine {
   // Set by Watcher::Resync, and again while reloading fails.
   std::atomic<bool> reload_endpoints_{false};
   FreshDeliveries fresh_;
+  AutoDisabler disabler_;
   SubmitPipeline pipeline_;
   AttemptRecorder recorder_;
   Dispatcher dispatcher_;
+  Resender resender_;
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;

@@ -296,9 +296,52 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
   absl::MutexLock lock(&write_mu_);
   WEBHOOKD_ASSIGN_OR_RETURN(EndpointPtr current, Current(caller, id));
   if (current->enabled() == enabled) return Redacted(*current);
-  Endpoint next = *current;
+  return WriteEnabled(*current, enabled, webhook::v1::DISABLED_REASON_MANUAL,
+                      "");
+}
+
+absl::StatusOr<bool> EndpointManager::AutoDisable(
+    const std::string& id, webhook::v1::DisabledReason reason,
+    const std::string& detail) {
+  absl::MutexLock lock(&write_mu_);
+  absl::StatusOr<EndpointPtr> current = Current(Caller::Unrestricted(), id);
+  if (absl::IsNotFound(current.status())) return false;
+  if (!current.ok()) return current.status();
+  if (!(*current)->enabled()) return false;
+  WEBHOOKD_RETURN_IF_ERROR(
+      WriteEnabled(**current, false, reason, detail).status());
+  metrics_.EndpointAutoDisabled();
+  Log(LogLevel::kWarning,
+      "endpoint disabled by webhookd; its deliveries are held until it is "
+      "enabled",
+      {{"endpoint_id", id},
+       {"reason", webhook::v1::DisabledReason_Name(reason)},
+       {"detail", detail}});
+  return true;
+}
+
+absl::StatusOr<Endpoint> EndpointManager::WriteEnabled(
+    const Endpoint& current, bool enabled, webhook::v1::DisabledReason reason,
+    const std::string& detail) {
+  const std::string& id = current.id();
+  if (enabled) {
+    // Auto-disable counts anew. First: should storing the endpoint fail,
+    // the endpoint stays disabled and enabling it again resets once more.
+    WEBHOOKD_RETURN_IF_ERROR(store_.ResetFailureStreak(id));
+  }
+  Endpoint next = current;
   next.set_enabled(enabled);
-  *next.mutable_update_time() = ToProtoTime(clock_.Now());
+  const absl::Time now = clock_.Now();
+  *next.mutable_update_time() = ToProtoTime(now);
+  if (enabled) {
+    next.clear_disabled_reason();
+    next.clear_disable_time();
+    next.clear_disabled_detail();
+  } else {
+    next.set_disabled_reason(reason);
+    *next.mutable_disable_time() = ToProtoTime(now);
+    next.set_disabled_detail(detail);
+  }
   WEBHOOKD_ASSIGN_OR_RETURN(Endpoint updated, Replace(std::move(next)));
   // Held deliveries go out again. (Disabling needs nothing here: the
   // dispatcher holds the deliveries of a disabled endpoint as they come due.)
@@ -306,7 +349,7 @@ absl::StatusOr<Endpoint> EndpointManager::SetEnabled(const Caller& caller,
     scheduler_.Release(id);
     Log(LogLevel::kInfo, "endpoint enabled; its held deliveries resume",
         {{"endpoint_id", id}});
-  } else {
+  } else if (reason == webhook::v1::DISABLED_REASON_MANUAL) {
     Log(LogLevel::kWarning,
         "endpoint disabled; its deliveries are held until it is enabled",
         {{"endpoint_id", id}});

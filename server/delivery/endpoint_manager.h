@@ -86,8 +86,17 @@ class EndpointManager {
   // Enables or disables the endpoint. A disabled endpoint gets no new
   // deliveries and its queued ones are held; enabling releases them.
   // Returns NotFound if the endpoint does not exist.
+  // Disabling records the reason MANUAL and the time; enabling clears
+  // them and the endpoint's failure streak (Store::ResetFailureStreak).
   absl::StatusOr<Endpoint> SetEnabled(const Caller& caller,
                                       const std::string& id, bool enabled);
+  // Disables an enabled endpoint on webhookd's own decision (auto-disable)
+  // for `reason`, `detail` telling people why; counts it in the metrics
+  // and logs a warning. Returns whether it did: false if the endpoint is
+  // disabled already or does not exist.
+  absl::StatusOr<bool> AutoDisable(const std::string& id,
+                                   webhook::v1::DisabledReason reason,
+                                   const std::string& detail);
   // Removes the endpoint; its queued deliveries end as FAILED ("endpoint
   // was deleted") in the same synced write, and its delivery log stays. An
   // attempt under way is still recorded, and not retried. Returns NotFound
@@ -115,6 +124,11 @@ class EndpointManager {
   // Stores `endpoint` (without a previous secret whose grace has ended) and
   // caches it; returns it redacted.
   absl::StatusOr<Endpoint> Replace(Endpoint endpoint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // `current` enabled or disabled (for `reason`, with `detail`), stored.
+  absl::StatusOr<Endpoint> WriteEnabled(const Endpoint& current, bool enabled,
+                                        webhook::v1::DisabledReason reason,
+                                        const std::string& detail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void CachePut(Endpoint endpoint) ABSL_LOCKS_EXCLUDED(mu_);
   void CacheErase(const Endpoint& endpoint) ABSL_LOCKS_EXCLUDED(mu_);

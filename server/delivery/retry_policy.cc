@@ -110,10 +110,14 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   next.set_response_code(result.status_code);
   next.set_response_time_ms(attempt.response_time_ms());
   next.clear_next_attempt_time();
+  const absl::Time end =
+      std::max(outcome.start_time + result.elapsed, outcome.finish_time);
+  change.end_time = end;
   if (success) {
     next.set_status(webhook::v1::DELIVERY_STATUS_SUCCESS);
     next.clear_last_error();
     change.next_due = NextAttemptDue(next);
+    if (!delivery.test()) change.ending = Ending::kSucceeded;
     return change;
   }
   next.set_last_error(outcome.endpoint_deleted
@@ -121,12 +125,14 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
                           : error);
   if (!outcome.endpoint_deleted && attempt_number < next.max_attempts()) {
     next.set_status(webhook::v1::DELIVERY_STATUS_RETRYING);
-    const absl::Time end =
-        std::max(outcome.start_time + result.elapsed, outcome.finish_time);
     *next.mutable_next_attempt_time() = ToProtoTime(
         end + RetryDelay(policy.DelayAfter(attempt_number), result));
   } else {
     next.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
+    // A delivery to a deleted endpoint says nothing of the receiver.
+    if (!delivery.test() && !outcome.endpoint_deleted) {
+      change.ending = Ending::kFailed;
+    }
   }
   change.next_due = NextAttemptDue(next);
   return change;

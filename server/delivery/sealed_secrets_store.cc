@@ -169,6 +169,12 @@ absl::Status SealedSecretsStore::InsertEvents(
   return inner_->InsertEvents(events);
 }
 
+absl::Status SealedSecretsStore::AddDeliveries(
+    absl::Span<const Delivery> deliveries,
+    absl::Span<const DeliveryChange> changes) {
+  return inner_->AddDeliveries(deliveries, changes);
+}
+
 absl::StatusOr<SubmitEventResponse> SealedSecretsStore::FindSubmission(
     int64_t user_id, std::string_view idempotency_key) {
   return inner_->FindSubmission(user_id, idempotency_key);
@@ -195,6 +201,16 @@ absl::Status SealedSecretsStore::UpdateDeliveries(
 absl::Status SealedSecretsStore::ScanQueue(
     const std::function<void(const QueuedDelivery&)>& visit) {
   return inner_->ScanQueue(visit);
+}
+
+absl::StatusOr<FailureStreak> SealedSecretsStore::GetFailureStreak(
+    std::string_view endpoint_id) {
+  return inner_->GetFailureStreak(endpoint_id);
+}
+
+absl::Status SealedSecretsStore::ResetFailureStreak(
+    std::string_view endpoint_id) {
+  return inner_->ResetFailureStreak(endpoint_id);
 }
 
 absl::StatusOr<AttemptCounts> SealedSecretsStore::GetAttemptCounts(

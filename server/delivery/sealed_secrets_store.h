@@ -46,6 +46,8 @@ class SealedSecretsStore final : public Store {
   absl::Status DeleteEndpoint(
       std::string_view id, absl::Span<const DeliveryChange> changes) override;
   absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
+  absl::Status AddDeliveries(absl::Span<const Delivery> deliveries,
+                             absl::Span<const DeliveryChange> changes) override;
   absl::StatusOr<SubmitEventResponse> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) override;
   absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
@@ -59,6 +61,9 @@ class SealedSecretsStore final : public Store {
       const std::function<void(const QueuedDelivery&)>& visit) override;
   absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) override;
+  absl::StatusOr<FailureStreak> GetFailureStreak(
+      std::string_view endpoint_id) override;
+  absl::Status ResetFailureStreak(std::string_view endpoint_id) override;
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;

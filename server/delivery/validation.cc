@@ -194,6 +194,18 @@ absl::Status ValidateId(std::string_view id, std::string_view field) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateTimestamp(const google::protobuf::Timestamp& time,
+                               std::string_view field) {
+  // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+  constexpr int64_t kMinSeconds = -62135596800;
+  constexpr int64_t kMaxSeconds = 253402300799;
+  if (time.seconds() < kMinSeconds || time.seconds() > kMaxSeconds ||
+      time.nanos() < 0 || time.nanos() > 999999999) {
+    return Invalid(field, "must be a time in years 0001 to 9999");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSecret(std::string_view secret, std::string_view field) {
   if (secret.size() > static_cast<size_t>(kMaxSecretBytes)) {
     return Invalid(field,

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "server/common/limits.h"
 #include "server/security/target_url.h"
 #include "webhook/v1/webhook_service.pb.h"
@@ -44,6 +45,10 @@ absl::StatusOr<std::string> ValidatedUrl(std::string_view url,
 // An id a request names (endpoint or delivery): at most kMaxIdBytes.
 absl::Status ValidateId(std::string_view id, std::string_view field);
 absl::Status ValidateSecret(std::string_view secret, std::string_view field);
+// A time in years 0001 to 9999 with nanos in [0, 1e9), as
+// google.protobuf.Timestamp documents.
+absl::Status ValidateTimestamp(const google::protobuf::Timestamp& time,
+                               std::string_view field);
 // At most kMaxHeaders. Names must be RFC 9110 tokens, unique
 // (case-insensitively) and not reserved; values hold at most
 // kMaxHeaderValueBytes of visible ASCII, spaces and tabs (so no CR, LF or NUL).

@@ -244,13 +244,38 @@ absl::Status LevelDbStore::ClosedError() const {
           ToStd(reopen_error_.message())));
 }
 
+namespace {
+
+// Applies the ending of `change` to the failure streak in `record`.
+void AddEnding(const DeliveryChange& change, StatsRecord* record) {
+  switch (change.ending) {
+    case Ending::kNone:
+      break;
+    case Ending::kSucceeded:
+      record->clear_streak_failures();
+      record->clear_streak_first_failure_unix_micros();
+      break;
+    case Ending::kFailed:
+      if (record->streak_failures() == 0) {
+        record->set_streak_first_failure_unix_micros(
+            absl::ToUnixMicros(change.end_time));
+      }
+      record->set_streak_failures(record->streak_failures() + 1);
+      break;
+  }
+}
+
+}  // namespace
+
 absl::Status LevelDbStore::AddStats(absl::Span<const DeliveryChange> changes,
                                     leveldb::WriteBatch* batch) {
   // One read and one write per endpoint, however many of its attempts the
   // batch holds.
   std::map<std::string, StatsRecord, std::less<>> totals;
   for (const DeliveryChange& change : changes) {
-    if (!change.counted_attempt.has_value()) continue;
+    if (!change.counted_attempt.has_value() && change.ending == Ending::kNone) {
+      continue;
+    }
     const std::string& endpoint_id = change.delivery.endpoint_id();
     auto [it, inserted] = totals.try_emplace(endpoint_id);
     StatsRecord& record = it->second;
@@ -264,6 +289,8 @@ absl::Status LevelDbStore::AddStats(absl::Span<const DeliveryChange> changes,
         return status;
       }
     }
+    AddEnding(change, &record);
+    if (!change.counted_attempt.has_value()) continue;
     const CountedAttempt& attempt = *change.counted_attempt;
     record.set_total(record.total() + 1);
     // failed is total - successful; kept for the readers of earlier
@@ -398,6 +425,26 @@ absl::Status LevelDbStore::DeleteEndpoint(
   return Write(&batch, /*sync=*/true);
 }
 
+absl::Status LevelDbStore::AddNewDelivery(const Delivery& delivery,
+                                          leveldb::WriteBatch* batch) {
+  WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(delivery, FirstDue(delivery),
+                                            /*manual=*/false, batch));
+  const int64_t created =
+      absl::ToUnixMicros(FromProtoTime(delivery.create_time()));
+  batch->Put(keys::DeliveryIndexKey(std::string(keys::kDeliveryListPrefix),
+                                    created, delivery.id()),
+             leveldb::Slice());
+  batch->Put(keys::DeliveryIndexKey(
+                 keys::DeliveryEndpointPrefix(delivery.endpoint_id()), created,
+                 delivery.id()),
+             leveldb::Slice());
+  batch->Put(
+      keys::DeliveryIndexKey(keys::DeliveryThreadPrefix(delivery.thread_id()),
+                             created, delivery.id()),
+      leveldb::Slice());
+  return absl::OkStatus();
+}
+
 absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
   leveldb::WriteBatch batch;
   for (const NewEvent& insert : events) {
@@ -407,21 +454,7 @@ absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
     }
     batch.Put(keys::EventKey(event.id()), event.SerializeAsString());
     for (const Delivery& delivery : insert.deliveries) {
-      WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(delivery, FirstDue(delivery),
-                                                /*manual=*/false, &batch));
-      const int64_t created =
-          absl::ToUnixMicros(FromProtoTime(delivery.create_time()));
-      batch.Put(keys::DeliveryIndexKey(std::string(keys::kDeliveryListPrefix),
-                                       created, delivery.id()),
-                leveldb::Slice());
-      batch.Put(keys::DeliveryIndexKey(
-                    keys::DeliveryEndpointPrefix(delivery.endpoint_id()),
-                    created, delivery.id()),
-                leveldb::Slice());
-      batch.Put(keys::DeliveryIndexKey(
-                    keys::DeliveryThreadPrefix(delivery.thread_id()), created,
-                    delivery.id()),
-                leveldb::Slice());
+      WEBHOOKD_RETURN_IF_ERROR(AddNewDelivery(delivery, &batch));
     }
     if (!event.idempotency_key().empty()) {
       IdempotencyRecord record;
@@ -472,6 +505,38 @@ absl::StatusOr<std::string> LevelDbStore::EventPayload(
       GetMessage(*db_, read, keys::EventKey(event_id), "", &event));
   CachePayload(event_id, event.payload());
   return std::move(*event.mutable_payload());
+}
+
+absl::Status LevelDbStore::AddDeliveries(
+    absl::Span<const Delivery> deliveries,
+    absl::Span<const DeliveryChange> changes) {
+  leveldb::WriteBatch batch;
+  for (const Delivery& delivery : deliveries) {
+    WEBHOOKD_RETURN_IF_ERROR(AddNewDelivery(delivery, &batch));
+  }
+  for (const DeliveryChange& change : changes) {
+    WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(
+        change.delivery, change.next_due, change.next_attempt_manual, &batch));
+  }
+  STORE_USE_DB();
+  // The events' delivery_ids are read and rewritten: pruning keeps an event
+  // while one of the deliveries it lists remains.
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, EventRecord, std::less<>> events;
+  for (const Delivery& delivery : deliveries) {
+    auto [it, inserted] = events.try_emplace(delivery.event_id());
+    if (inserted) {
+      WEBHOOKD_RETURN_IF_ERROR(GetMessage(
+          *db_, DefaultReadOptions(), keys::EventKey(delivery.event_id()),
+          Cat("event \"", delivery.event_id(), "\" not found"), &it->second));
+    }
+    it->second.add_delivery_ids(delivery.id());
+  }
+  for (const auto& [id, event] : events) {
+    batch.Put(keys::EventKey(id), event.SerializeAsString());
+  }
+  WEBHOOKD_RETURN_IF_ERROR(AddStats(changes, &batch));
+  return Write(&batch, /*sync=*/true);
 }
 
 absl::StatusOr<SubmitEventResponse> LevelDbStore::FindSubmission(
@@ -575,7 +640,8 @@ absl::Status LevelDbStore::UpdateDeliveries(
   for (const DeliveryChange& change : changes) {
     WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(
         change.delivery, change.next_due, change.next_attempt_manual, &batch));
-    touches_stats = touches_stats || change.counted_attempt.has_value();
+    touches_stats = touches_stats || change.counted_attempt.has_value() ||
+                    change.ending != Ending::kNone;
   }
   STORE_USE_DB();
   if (!touches_stats) return Write(&batch, sync);
@@ -603,18 +669,49 @@ absl::Status LevelDbStore::ScanQueue(
       });
 }
 
-absl::StatusOr<AttemptCounts> LevelDbStore::GetAttemptCounts(
+absl::StatusOr<StatsRecord> LevelDbStore::ReadStats(
     std::string_view endpoint_id) {
-  STORE_USE_DB();
   StatsRecord record;
   absl::Status status = GetMessage(*db_, DefaultReadOptions(),
                                    keys::StatsKey(endpoint_id), "", &record);
   if (!status.ok() && !absl::IsNotFound(status)) return status;
+  return record;
+}
+
+absl::StatusOr<AttemptCounts> LevelDbStore::GetAttemptCounts(
+    std::string_view endpoint_id) {
+  STORE_USE_DB();
+  WEBHOOKD_ASSIGN_OR_RETURN(const StatsRecord record, ReadStats(endpoint_id));
   AttemptCounts counts;
   counts.attempts = record.total();
   counts.successes = record.successful();
   counts.response_time_ms_sum = record.response_time_ms_sum();
   return counts;
+}
+
+absl::StatusOr<FailureStreak> LevelDbStore::GetFailureStreak(
+    std::string_view endpoint_id) {
+  STORE_USE_DB();
+  WEBHOOKD_ASSIGN_OR_RETURN(const StatsRecord record, ReadStats(endpoint_id));
+  FailureStreak streak;
+  streak.failures = record.streak_failures();
+  if (streak.failures > 0) {
+    streak.first_failure =
+        absl::FromUnixMicros(record.streak_first_failure_unix_micros());
+  }
+  return streak;
+}
+
+absl::Status LevelDbStore::ResetFailureStreak(std::string_view endpoint_id) {
+  STORE_USE_DB();
+  absl::MutexLock lock(&mu_);
+  WEBHOOKD_ASSIGN_OR_RETURN(StatsRecord record, ReadStats(endpoint_id));
+  if (record.streak_failures() == 0) return absl::OkStatus();
+  record.clear_streak_failures();
+  record.clear_streak_first_failure_unix_micros();
+  leveldb::WriteBatch batch;
+  batch.Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
+  return Write(&batch, /*sync=*/true);
 }
 
 absl::Status LevelDbStore::Compact() {

@@ -88,6 +88,8 @@ class LevelDbStore final : public Store {
       std::string_view id, absl::Span<const DeliveryChange> changes) override;
   using Store::InsertEvent;
   absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
+  absl::Status AddDeliveries(absl::Span<const Delivery> deliveries,
+                             absl::Span<const DeliveryChange> changes) override;
   absl::StatusOr<SubmitEventResponse> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) override;
   absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
@@ -101,6 +103,9 @@ class LevelDbStore final : public Store {
       const std::function<void(const QueuedDelivery&)>& visit) override;
   absl::StatusOr<AttemptCounts> GetAttemptCounts(
       std::string_view endpoint_id) override;
+  absl::StatusOr<FailureStreak> GetFailureStreak(
+      std::string_view endpoint_id) override;
+  absl::Status ResetFailureStreak(std::string_view endpoint_id) override;
   absl::StatusOr<PruneResult> PruneBefore(absl::Time cutoff,
                                           absl::Time idempotency_cutoff,
                                           size_t max_records) override;
@@ -121,6 +126,13 @@ class LevelDbStore final : public Store {
                                            std::string_view event_id)
       ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
   void CachePayload(std::string_view event_id, const std::string& payload);
+  // The stats record of an endpoint; empty if it has none.
+  absl::StatusOr<storage::StatsRecord> ReadStats(std::string_view endpoint_id)
+      ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
+  // Adds to `batch` a new delivery, queued at FirstDue, and its list
+  // index entries.
+  absl::Status AddNewDelivery(const Delivery& delivery,
+                              leveldb::WriteBatch* batch);
 
   // After a failed write: closes the database and opens it again. On
   // failure db_ stays null and reopen_needed_ set, for the next call.

@@ -102,6 +102,15 @@ CREATE TABLE settings (
   value bytea NOT NULL
 );
 )sql"},
+    {4, "failure streaks", R"sql(
+-- The failure streak of each endpoint (Store::FailureStreak): deliveries
+-- ended FAILED since the last that ended SUCCESS, and when the first of
+-- them ended (NULL when there is none). Kept in the same write as the
+-- delivery change that ends each delivery.
+ALTER TABLE endpoint_stats
+  ADD COLUMN streak_failures bigint NOT NULL DEFAULT 0,
+  ADD COLUMN streak_first_failure_us bigint;
+)sql"},
 };
 
 constexpr std::string_view kCreateVersionTable = R"sql(

@@ -53,19 +53,59 @@ ON CONFLICT (id) DO UPDATE SET
   record = EXCLUDED.record, due_us = EXCLUDED.due_us,
   manual = EXCLUDED.manual, test = EXCLUDED.test)sql";
 
-// Adds counts to an endpoint's totals; `rows` yields (endpoint_id,
-// attempts, successes, response_time_ms_sum).
-std::string AddStatsSql(std::string_view rows) {
+// Adds counts to an endpoint's totals and applies endings to its failure
+// streak; `rows` yields (endpoint_id, attempts, successes,
+// response_time_ms_sum, streak_failures, streak_first_failure_us), and
+// `reset` is a boolean expression: whether the streak starts again from the
+// row's (a delivery ended SUCCESS) rather than adding to it.
+std::string AddStatsSql(std::string_view rows, std::string_view reset) {
   return absl::StrCat(
       "INSERT INTO endpoint_stats (endpoint_id, attempts, successes, "
-      "response_time_ms_sum) ",
+      "response_time_ms_sum, streak_failures, streak_first_failure_us) ",
       AsAbsl(rows),
       " ON CONFLICT (endpoint_id) DO UPDATE SET "
       "attempts = endpoint_stats.attempts + EXCLUDED.attempts, "
       "successes = endpoint_stats.successes + EXCLUDED.successes, "
       "response_time_ms_sum = "
-      "endpoint_stats.response_time_ms_sum + EXCLUDED.response_time_ms_sum");
+      "endpoint_stats.response_time_ms_sum + EXCLUDED.response_time_ms_sum, "
+      "streak_failures = CASE WHEN ",
+      AsAbsl(reset),
+      " THEN EXCLUDED.streak_failures "
+      "ELSE endpoint_stats.streak_failures + EXCLUDED.streak_failures END, "
+      "streak_first_failure_us = CASE WHEN ",
+      AsAbsl(reset),
+      " THEN EXCLUDED.streak_first_failure_us "
+      "ELSE COALESCE(endpoint_stats.streak_first_failure_us, "
+      "EXCLUDED.streak_first_failure_us) END");
 }
+
+// The net effect of endings, in order, on a failure streak.
+struct StreakChange {
+  bool reset = false;               // A success: the streak starts again.
+  int64_t failures = 0;             // Failures after the last success.
+  std::optional<int64_t> first_us;  // When the first of those ended.
+
+  void Add(const DeliveryChange& change) {
+    switch (change.ending) {
+      case Ending::kNone:
+        break;
+      case Ending::kSucceeded:
+        *this = StreakChange{true, 0, std::nullopt};
+        break;
+      case Ending::kFailed:
+        if (failures == 0) first_us = absl::ToUnixMicros(change.end_time);
+        ++failures;
+        break;
+    }
+  }
+  // Parameters: reset, streak_failures, streak_first_failure_us.
+  void AppendParams(std::vector<Param>& params) const {
+    params.push_back(Param::Bool(reset));
+    params.push_back(Param::Int64(failures));
+    params.push_back(first_us.has_value() ? Param::Int64(*first_us)
+                                          : Param::Null());
+  }
+};
 
 int64_t Micros(const google::protobuf::Timestamp& time) {
   return absl::ToUnixMicros(FromProtoTime(time));
@@ -139,30 +179,56 @@ absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
 // endpoints' totals, one per endpoint, in endpoint order so that concurrent
 // transactions lock the rows in the same order.
 std::vector<Statement> StatsUpdates(absl::Span<const DeliveryChange> changes) {
-  std::map<std::string, AttemptCounts> totals;
+  struct Totals {
+    AttemptCounts counts;
+    StreakChange streak;
+  };
+  std::map<std::string, Totals> totals;
   for (const DeliveryChange& change : changes) {
+    if (!change.counted_attempt.has_value() && change.ending == Ending::kNone) {
+      continue;
+    }
+    Totals& endpoint = totals[change.delivery.endpoint_id()];
+    endpoint.streak.Add(change);
     if (!change.counted_attempt.has_value()) continue;
-    AttemptCounts& counts = totals[change.delivery.endpoint_id()];
+    AttemptCounts& counts = endpoint.counts;
     counts.attempts += 1;
     counts.successes += change.counted_attempt->success ? 1 : 0;
     counts.response_time_ms_sum += change.counted_attempt->response_time_ms;
   }
-  static const std::string* const kAddStats =
-      new std::string(AddStatsSql("VALUES ($1, $2, $3, $4)"));
+  static const std::string* const kAddStats = new std::string(
+      AddStatsSql("VALUES ($1, $2, $3, $4, $6, $7::bigint)", "$5::boolean"));
   std::vector<Statement> statements;
-  for (const auto& [endpoint_id, counts] : totals) {
-    statements.push_back(
-        Statement{"add_stats",
-                  *kAddStats,
-                  {Param::Text(endpoint_id), Param::Int64(counts.attempts),
-                   Param::Int64(counts.successes),
-                   Param::Int64(counts.response_time_ms_sum)}});
+  for (const auto& [endpoint_id, endpoint] : totals) {
+    const AttemptCounts& counts = endpoint.counts;
+    std::vector<Param> params = {Param::Text(endpoint_id),
+                                 Param::Int64(counts.attempts),
+                                 Param::Int64(counts.successes),
+                                 Param::Int64(counts.response_time_ms_sum)};
+    endpoint.streak.AppendParams(params);
+    statements.push_back(Statement{"add_stats", *kAddStats, std::move(params)});
   }
   return statements;
 }
 
 void Append(std::vector<Statement>& statements, std::vector<Statement> more) {
   for (Statement& statement : more) statements.push_back(std::move(statement));
+}
+
+// Appends the statements writing `changes` (their states, then their
+// endpoints' stats); their reports go to `reports`.
+absl::Status AppendChanges(absl::Span<const DeliveryChange> changes,
+                           DeliveryReports& reports,
+                           std::vector<Statement>& statements) {
+  for (const DeliveryChange& change : changes) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Statement statement,
+        DeliveryState(change.delivery, change.next_due,
+                      change.next_attempt_manual, reports));
+    statements.push_back(std::move(statement));
+  }
+  Append(statements, StatsUpdates(changes));
+  return absl::OkStatus();
 }
 
 // Reads a queued delivery from columns 0 to 4 of a row: id, endpoint_id,
@@ -450,6 +516,50 @@ absl::Status PostgresStore::InsertEvents(absl::Span<const NewEvent> events) {
   return Transaction(statements).status();
 }
 
+absl::Status PostgresStore::AddDeliveries(
+    absl::Span<const Delivery> deliveries,
+    absl::Span<const DeliveryChange> changes) {
+  if (deliveries.empty() && changes.empty()) return absl::OkStatus();
+  std::vector<std::string_view> event_ids;
+  for (const Delivery& delivery : deliveries) {
+    event_ids.push_back(delivery.event_id());
+  }
+  if (!event_ids.empty()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Result missing,
+        pool_.Exec(Statement{
+            nullptr,
+            "SELECT x.id FROM unnest($1::text[]) AS x(id) WHERE NOT EXISTS "
+            "(SELECT 1 FROM events e WHERE e.id = x.id) LIMIT 1",
+            {Param::Text(pg::ArrayLiteral(event_ids))}}));
+    if (missing.rows() > 0) {
+      return absl::NotFoundError(absl::StrCat(
+          "event \"", AsAbsl(missing.Bytes(0, 0)), "\" not found"));
+    }
+  }
+  DeliveryReports reports(node_id_);
+  std::vector<Statement> statements;
+  for (const Delivery& delivery : deliveries) {
+    // Appending a serialized repeated field to a record appends to that
+    // field when it is parsed: the event's delivery_ids gain the new id in
+    // one statement, whatever other writers do meanwhile.
+    EventRecord added;
+    added.add_delivery_ids(delivery.id());
+    statements.push_back(
+        Statement{"add_event_delivery",
+                  "UPDATE events SET record = record || $2 WHERE id = $1",
+                  {Param::Text(delivery.event_id()),
+                   Param::Bytes(added.SerializeAsString())}});
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        Statement statement,
+        DeliveryState(delivery, FirstDue(delivery), /*manual=*/false, reports));
+    statements.push_back(std::move(statement));
+  }
+  WEBHOOKD_RETURN_IF_ERROR(AppendChanges(changes, reports, statements));
+  Append(statements, reports.Notifies());
+  return Transaction(statements).status();
+}
+
 absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
     absl::Span<const NewEvent> events, absl::Duration lease,
     size_t max_claims) {
@@ -623,14 +733,7 @@ absl::Status PostgresStore::UpdateDeliveries(
   std::vector<Statement> statements;
   statements.reserve(changes.size() + 2);
   DeliveryReports reports(node_id_);
-  for (const DeliveryChange& change : changes) {
-    WEBHOOKD_ASSIGN_OR_RETURN(
-        Statement statement,
-        DeliveryState(change.delivery, change.next_due,
-                      change.next_attempt_manual, reports));
-    statements.push_back(std::move(statement));
-  }
-  Append(statements, StatsUpdates(changes));
+  WEBHOOKD_RETURN_IF_ERROR(AppendChanges(changes, reports, statements));
   Append(statements, reports.Notifies());
   return Transaction(statements, durability == Durability::kSynced).status();
 }
@@ -671,6 +774,30 @@ absl::StatusOr<AttemptCounts> PostgresStore::GetAttemptCounts(
     counts.response_time_ms_sum = result.Int64(0, 2);
   }
   return counts;
+}
+
+absl::StatusOr<FailureStreak> PostgresStore::GetFailureStreak(
+    std::string_view endpoint_id) {
+  WEBHOOKD_ASSIGN_OR_RETURN(
+      Result result,
+      pool_.Exec(Statement{"get_streak",
+                           "SELECT streak_failures, streak_first_failure_us "
+                           "FROM endpoint_stats WHERE endpoint_id = $1",
+                           {Param::Text(endpoint_id)}}));
+  FailureStreak streak;
+  if (result.rows() > 0 && result.Int64(0, 0) > 0 && !result.IsNull(0, 1)) {
+    streak.failures = result.Int64(0, 0);
+    streak.first_failure = absl::FromUnixMicros(result.Int64(0, 1));
+  }
+  return streak;
+}
+
+absl::Status PostgresStore::ResetFailureStreak(std::string_view endpoint_id) {
+  const Statement reset{"reset_streak",
+                        "UPDATE endpoint_stats SET streak_failures = 0, "
+                        "streak_first_failure_us = NULL WHERE endpoint_id = $1",
+                        {Param::Text(endpoint_id)}};
+  return Transaction({&reset, 1}).status();
 }
 
 // --- Retention ---------------------------------------------------------------
@@ -846,8 +973,9 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
     return changes[a].delivery.endpoint_id() <
            changes[b].delivery.endpoint_id();
   });
-  // The fenced update: parameters $1 to $7 below; with a counted attempt,
-  // its stats ($8, $9) are added only if the update was made.
+  // The fenced update: parameters $1 to $7 below; with a counted attempt
+  // or an ending, its stats ($8 to $10) and streak ($11 to $13) are added
+  // only if the update was made.
   static constexpr std::string_view kFencedUpdate =
       "WITH updated AS (UPDATE deliveries SET status = $2, record = $3, "
       "due_us = $4, manual = $5, test = $6, claim_owner = NULL, "
@@ -857,8 +985,10 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
       absl::StrCat(AsAbsl(kFencedUpdate), " SELECT count(*) FROM updated"));
   static const std::string* const kUpdateCounted = new std::string(
       absl::StrCat(AsAbsl(kFencedUpdate), ", counted AS (",
-                   AddStatsSql("SELECT endpoint_id, 1, $8::bigint, $9::bigint "
-                               "FROM updated"),
+                   AddStatsSql("SELECT endpoint_id, $8::bigint, $9::bigint, "
+                               "$10::bigint, $12::bigint, $13::bigint "
+                               "FROM updated",
+                               "$11::boolean"),
                    " RETURNING 1) SELECT count(*) FROM updated"));
   std::vector<Statement> statements;
   statements.reserve(changes.size() + 1);
@@ -881,9 +1011,16 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
                                  row[9],
                                  row[10],
                                  Param::Int64(tokens[i])};
-    if (change.counted_attempt.has_value()) {
-      params.push_back(Param::Int64(change.counted_attempt->success ? 1 : 0));
-      params.push_back(Param::Int64(change.counted_attempt->response_time_ms));
+    if (change.counted_attempt.has_value() || change.ending != Ending::kNone) {
+      const std::optional<CountedAttempt>& counted = change.counted_attempt;
+      params.push_back(Param::Int64(counted.has_value() ? 1 : 0));
+      params.push_back(
+          Param::Int64(counted.has_value() && counted->success ? 1 : 0));
+      params.push_back(
+          Param::Int64(counted.has_value() ? counted->response_time_ms : 0));
+      StreakChange streak;
+      streak.Add(change);
+      streak.AppendParams(params);
       statements.push_back(Statement{"update_claimed_counted", *kUpdateCounted,
                                      std::move(params)});
     } else {

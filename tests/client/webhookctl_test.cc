@@ -207,6 +207,41 @@ TEST_F(WebhookctlTest, EndpointsDisableAndEnable) {
   EXPECT_EQ(Json({"endpoints", "enable", endpoint.id()})["enabled"], true);
 }
 
+TEST_F(WebhookctlTest, DisabledEndpointShowsWhy) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  json disabled = Json({"endpoints", "disable", endpoint.id()});
+  EXPECT_EQ(disabled["disabledReason"], "DISABLED_REASON_MANUAL");
+  RunResult get = Ctl({"endpoints", "get", endpoint.id()});
+  EXPECT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_THAT(get.out, HasSubstr("no (manual)"));
+  RunResult list = Ctl({"endpoints", "list"});
+  EXPECT_THAT(list.out, HasSubstr("no (manual)"));
+}
+
+TEST_F(WebhookctlTest, DeliveriesResendAndEndpointsRecover) {
+  webhook::v1::Endpoint endpoint = NewEndpoint();
+  receiver_.SetDefaultStatus(500);
+  const webhook::v1::SubmitEventResponse submitted =
+      Submit(stub(), ExampleEvent("thread-1"));
+  const std::string failed = submitted.delivery_ids(0);
+  ASSERT_EQ(WaitFinished(stub(), failed).status(),
+            webhook::v1::DELIVERY_STATUS_FAILED);
+  receiver_.SetDefaultStatus(200);
+
+  json resent = Json({"deliveries", "resend", failed});
+  EXPECT_EQ(resent["resentFrom"], failed);
+  EXPECT_EQ(WaitFinished(stub(), resent["id"].get<std::string>()).status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+
+  // The original was resent: nothing left to recover.
+  json none = Json({"endpoints", "recover", endpoint.id(), "--since", "1h"});
+  EXPECT_TRUE(none["deliveryIds"].empty()) << none;
+  RunResult bad =
+      Ctl({"endpoints", "recover", endpoint.id(), "--since", "yesterday"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--since"));
+}
+
 TEST_F(WebhookctlTest, EndpointsTestSendsOneSignedAttempt) {
   webhook::v1::Endpoint endpoint = NewEndpoint();
   json delivery = Json({"endpoints", "test", endpoint.id(), "--payload",

@@ -274,6 +274,16 @@ TEST_P(MetricsTest, MetricsPortInUseStopsStartUp) {
   }
 }
 
+TEST_P(MetricsTest, AutoDisabledEndpointsAreCounted) {
+  StartServer();
+  HttpReceiver gone;
+  gone.SetDefaultStatus(410);
+  CreateEndpoint(stub(), MakeEndpoint("thread-gone", gone.Url()));
+  Submit(stub(), ExampleEvent("thread-gone"));
+
+  EXPECT_TRUE(Reaches("webhookd_endpoints_auto_disabled_total", 1));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, MetricsTest,
                          ::testing::Values(Backend::kLevelDb,
                                            Backend::kPostgres),

@@ -348,5 +348,45 @@ TEST(MultiNodeOutageTest, OutcomeOfAnAttemptFinishedDuringAnOutageIsKept) {
             webhook::v1::DELIVERY_STATUS_SUCCESS);
 }
 
+TEST_F(MultiNodeTest, ResendThroughOneNodeIsDeliveredAndStreamedByEither) {
+  StartNodes([](ServerOptions& options) {
+    options.engine.retry_policy = RetryPolicy({});
+  });
+  receiver_.SetDefaultStatus(500);
+  const Endpoint endpoint =
+      CreateEndpoint(node(0), MakeEndpoint("thread-1", receiver_.Url()));
+  const webhook::v1::SubmitEventResponse submitted =
+      SubmitUntil(0, "thread-1", 1);
+  const std::string original = submitted.delivery_ids(0);
+  ASSERT_EQ(WaitFinished(node(0), original).status(),
+            webhook::v1::DELIVERY_STATUS_FAILED);
+  receiver_.SetDefaultStatus(200);
+  webhook::v1::StreamDeliveriesRequest filter;
+  filter.set_endpoint_id(endpoint.id());
+  DeliveryWatch watch(node(0), filter);
+  watch.WaitSubscribed();
+
+  webhook::v1::ResendDeliveryRequest request;
+  request.set_id(original);
+  webhook::v1::ResendDeliveryResponse response;
+  const grpc::Status status =
+      node(1).ResendDelivery(Context().get(), request, &response);
+
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string resent = response.delivery().id();
+  EXPECT_EQ(WaitFinished(node(0), resent).status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+  const std::vector<Delivery> seen = watch.ReadUntil([&](const Delivery& d) {
+    return d.id() == resent &&
+           d.status() == webhook::v1::DELIVERY_STATUS_SUCCESS;
+  });
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().id(), resent) << "streamed by the other node";
+  const std::vector<testing::ReceivedRequest> requests = receiver_.Requests();
+  ASSERT_THAT(requests, SizeIs(2));
+  EXPECT_EQ(requests[1].body, requests[0].body);
+  EXPECT_EQ(requests[1].Header("X-Webhook-Id"), resent);
+}
+
 }  // namespace
 }  // namespace webhookd

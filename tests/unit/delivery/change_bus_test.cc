@@ -54,6 +54,8 @@ Delivery FullDelivery() {
   delivery.set_traceparent(
       "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   delivery.set_tracestate("congo=t61rcWkgMzE");
+  delivery.set_resent_from("dlv_0");
+  delivery.set_resent_by("dlv_2");
   return delivery;
 }
 

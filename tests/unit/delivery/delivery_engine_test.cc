@@ -18,7 +18,9 @@
 #include "gtest/gtest.h"
 #include "server/common/caller.h"
 #include "server/common/time_util.h"
+#include "server/delivery/auto_disable.h"
 #include "server/delivery/endpoint_manager.h"
+#include "server/delivery/payload.h"
 #include "server/delivery/retry_policy.h"
 #include "server/security/signature.h"
 #include "storage/leveldb/leveldb_store.h"
@@ -513,6 +515,393 @@ TEST_F(DeliveryEngineTest, TestDeliveryAnswersWithTheFinishedDelivery) {
   EXPECT_EQ((*finished)->response_code(), 418);
   EXPECT_EQ((*finished)->max_attempts(), 1);
   EXPECT_EQ(DispatchAt(clock_.Now() + absl::Hours(1)), 0u);
+}
+
+// Resend and recover: new deliveries of the same event.
+
+// A delivery that failed for good: one attempt allowed, answered 500.
+class ResendTest : public DeliveryEngineTest {
+ protected:
+  void SetUp() override {
+    DeliveryEngineTest::SetUp();
+    DeliveryEngineOptions options;
+    options.retry_policy = RetryPolicy({});
+    StartEngine(options);
+    endpoint_ = AddEndpoint("s3cret");
+  }
+
+  std::string FailOne() {
+    const std::string id = SubmitOne();
+    EXPECT_EQ(DispatchAt(clock_.Now()), 1u);
+    Answer(Response(500));
+    EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_FAILED);
+    return id;
+  }
+
+  std::string endpoint_;
+};
+
+TEST_F(ResendTest, ResendIsANewDeliveryOfTheSameEventWithTheSamePayload) {
+  const std::string original = FailOne();
+  clock_.Advance(absl::Minutes(5));
+
+  const absl::StatusOr<Delivery> resent =
+      engine_->Resend(Caller::Unrestricted(), original);
+
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  EXPECT_NE(resent->id(), original);
+  EXPECT_EQ(resent->resent_from(), original);
+  EXPECT_EQ(resent->event_id(), Get(original).event_id());
+  EXPECT_EQ(resent->status(), webhook::v1::DELIVERY_STATUS_PENDING);
+  EXPECT_EQ(resent->attempts(), 0);
+  EXPECT_EQ(resent->max_attempts(), 1);
+  EXPECT_EQ(FromProtoTime(resent->create_time()), clock_.Now());
+  EXPECT_EQ(resent->payload(), Get(original).payload());
+  EXPECT_EQ(Get(original).resent_by(), resent->id());
+  EXPECT_EQ(Get(original).attempt_history_size(), 1) << "history kept";
+
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  EXPECT_EQ(sender_->sent().at(1).body, sender_->sent().at(0).body);
+  EXPECT_EQ(sender_->Header(1, "X-Webhook-Id"), resent->id());
+  EXPECT_EQ(sender_->Header(1, "X-Hub-Signature-256"),
+            sender_->Header(0, "X-Hub-Signature-256"));
+  Answer(Response(200));
+  EXPECT_EQ(Get(resent->id()).status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+}
+
+TEST_F(ResendTest, ResendOfASuccessfulDeliveryIsAllowedAgainAndAgain) {
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(200));
+
+  const absl::StatusOr<Delivery> first =
+      engine_->Resend(Caller::Unrestricted(), id);
+  const absl::StatusOr<Delivery> second =
+      engine_->Resend(Caller::Unrestricted(), id);
+
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_NE(first->id(), second->id());
+  EXPECT_EQ(Get(id).resent_by(), second->id()) << "the latest";
+  EXPECT_EQ(DispatchAt(clock_.Now()), 2u);
+}
+
+TEST_F(ResendTest, ResendOfADeliveryStillBeingAttemptedIsRefused) {
+  const std::string id = SubmitOne();  // PENDING.
+
+  const absl::StatusOr<Delivery> resent =
+      engine_->Resend(Caller::Unrestricted(), id);
+
+  EXPECT_EQ(resent.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(resent.status().message(), HasSubstr("has not ended"));
+}
+
+TEST_F(ResendTest, ResendOfAnotherUsersDeliveryIsNotFound) {
+  const std::string id = FailOne();  // User 42's.
+
+  EXPECT_EQ(engine_->Resend(Caller::User(7), id).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      engine_->Resend(Caller::Unrestricted(), "dlv_missing").status().code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Get(id).resent_by().empty());
+}
+
+TEST_F(ResendTest, ResendToADisabledOrDeletedEndpointIsRefused) {
+  const std::string id = FailOne();
+  ASSERT_TRUE(
+      endpoints_->SetEnabled(Caller::Unrestricted(), endpoint_, false).ok());
+  EXPECT_EQ(engine_->Resend(Caller::Unrestricted(), id).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(endpoints_->Delete(Caller::Unrestricted(), endpoint_).ok());
+  const absl::StatusOr<Delivery> resent =
+      engine_->Resend(Caller::Unrestricted(), id);
+  EXPECT_EQ(resent.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(resent.status().message(), HasSubstr("deleted"));
+}
+
+TEST_F(ResendTest, ResendOfATestDeliveryIsRefused) {
+  std::optional<Delivery> finished;
+  ASSERT_TRUE(engine_
+                  ->SendTest(Caller::Unrestricted(), endpoint_, "",
+                             [&finished](absl::StatusOr<Delivery> d) {
+                               if (d.ok()) finished = *d;
+                             })
+                  .ok());
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(200));
+  ASSERT_TRUE(finished.has_value());
+
+  const absl::StatusOr<Delivery> resent =
+      engine_->Resend(Caller::Unrestricted(), finished->id());
+
+  EXPECT_EQ(resent.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(resent.status().message(), HasSubstr("test delivery"));
+}
+
+TEST_F(ResendTest, ResendOfADeliveryWhosePayloadWasLostIsRefused) {
+  const std::string id = FailOne();
+  StopEngine();
+  LosePayloadOf(id);
+  DeliveryEngineOptions options;
+  options.retry_policy = RetryPolicy({});
+  StartEngine(options);
+
+  const absl::StatusOr<Delivery> resent =
+      engine_->Resend(Caller::Unrestricted(), id);
+
+  EXPECT_EQ(resent.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(resent.status().message(), HasSubstr("lost"));
+}
+
+TEST_F(ResendTest, ResendIsQueuedAfterARestart) {
+  const std::string id = FailOne();
+  const absl::StatusOr<Delivery> resent =
+      engine_->Resend(Caller::Unrestricted(), id);
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  StopEngine();
+  OpenStore();
+  DeliveryEngineOptions options;
+  options.retry_policy = RetryPolicy({});
+  StartEngine(options);
+
+  EXPECT_EQ(engine_->QueuedCount(), 1u);
+  EXPECT_EQ(Get(resent->id()).resent_from(), id);
+  EXPECT_EQ(Get(id).resent_by(), resent->id());
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(200));
+  EXPECT_EQ(Get(resent->id()).status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
+}
+
+TEST_F(ResendTest, RecoverResendsEachFailedDeliveryOfTheEndpointOnce) {
+  const absl::Time start = clock_.Now();
+  const std::string old = FailOne();
+  clock_.Advance(absl::Hours(1));
+  const absl::Time since = clock_.Now();
+  const std::string a = FailOne();
+  const std::string b = FailOne();
+  const std::string ok = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(200));
+
+  const absl::StatusOr<RecoverResult> first =
+      engine_->Recover(Caller::Unrestricted(), endpoint_, since);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->delivery_ids.size(), 2u);
+  EXPECT_FALSE(first->more);
+  EXPECT_FALSE(Get(a).resent_by().empty());
+  EXPECT_FALSE(Get(b).resent_by().empty());
+  EXPECT_TRUE(Get(old).resent_by().empty()) << "created before `since`";
+  EXPECT_TRUE(Get(ok).resent_by().empty());
+
+  const absl::StatusOr<RecoverResult> again =
+      engine_->Recover(Caller::Unrestricted(), endpoint_, start);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->delivery_ids.size(), 1u) << "only the older one is left";
+  EXPECT_EQ(Get(again->delivery_ids[0]).resent_from(), old);
+  EXPECT_EQ(engine_->QueuedCount(), 3u);
+}
+
+TEST_F(ResendTest, RecoverChecksTheEndpoint) {
+  FailOne();
+  EXPECT_EQ(engine_->Recover(Caller::User(7), endpoint_, absl::InfinitePast())
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(
+      endpoints_->SetEnabled(Caller::Unrestricted(), endpoint_, false).ok());
+  EXPECT_EQ(
+      engine_->Recover(Caller::Unrestricted(), endpoint_, absl::InfinitePast())
+          .status()
+          .code(),
+      absl::StatusCode::kFailedPrecondition);
+}
+
+// Auto-disable: the policy alone, then the engine applying it.
+
+TEST(FailingDetailTest, NeedsBothThePeriodAndTheCount) {
+  AutoDisableOptions options;
+  options.after = absl::Hours(1);
+  options.min_failures = 3;
+  const absl::Time start = absl::FromUnixSeconds(1'700'000'000);
+  FailureStreak streak{3, start};
+
+  EXPECT_FALSE(FailingDetail(streak, start + absl::Minutes(59), options));
+  EXPECT_FALSE(
+      FailingDetail(FailureStreak{2, start}, start + absl::Hours(2), options));
+  EXPECT_FALSE(FailingDetail(FailureStreak{}, start + absl::Hours(2), options));
+  const std::optional<std::string> detail =
+      FailingDetail(streak, start + absl::Hours(1), options);
+  ASSERT_TRUE(detail.has_value());
+  EXPECT_THAT(*detail, HasSubstr("3 deliveries in a row failed since "
+                                 "2023-11-14T22:13:20.000Z"));
+  options.after = absl::ZeroDuration();
+  EXPECT_FALSE(FailingDetail(streak, start + absl::Hours(100), options));
+}
+
+// One attempt per delivery; disabled after 3 failed deliveries in an hour.
+class AutoDisableTest : public DeliveryEngineTest {
+ protected:
+  void SetUp() override {
+    DeliveryEngineTest::SetUp();
+    Start();
+    endpoint_ = AddEndpoint();
+  }
+
+  void Start() {
+    DeliveryEngineOptions options;
+    options.retry_policy = RetryPolicy({});
+    options.auto_disable.after = absl::Hours(1);
+    options.auto_disable.min_failures = 3;
+    StartEngine(options);
+  }
+
+  // Submits one delivery and answers its attempt with `code`.
+  std::string Deliver(int code) {
+    const std::string id = SubmitOne();
+    EXPECT_EQ(DispatchAt(clock_.Now()), 1u);
+    Answer(Response(code));
+    return id;
+  }
+
+  Endpoint Current() {
+    absl::StatusOr<Endpoint> endpoint =
+        endpoints_->Get(Caller::Unrestricted(), endpoint_);
+    EXPECT_TRUE(endpoint.ok()) << endpoint.status();
+    return endpoint.ok() ? *endpoint : Endpoint();
+  }
+
+  std::string endpoint_;
+};
+
+TEST_F(AutoDisableTest, FailingForThePeriodWithEnoughFailuresDisables) {
+  const absl::Time first = clock_.Now();
+  Deliver(500);
+  clock_.Advance(absl::Hours(2));
+  Deliver(500);
+  EXPECT_TRUE(Current().enabled()) << "2 failures only";
+  clock_.Advance(absl::Minutes(1));
+  Deliver(503);
+
+  const Endpoint disabled = Current();
+  EXPECT_FALSE(disabled.enabled());
+  EXPECT_EQ(disabled.disabled_reason(), webhook::v1::DISABLED_REASON_FAILING);
+  EXPECT_EQ(FromProtoTime(disabled.disable_time()), clock_.Now());
+  EXPECT_THAT(
+      disabled.disabled_detail(),
+      HasSubstr(
+          "3 deliveries in a row failed since " +
+          FormatTimestampMillis(absl::ToUnixMillis(first)).substr(0, 19)));
+  // Deliveries of new events are not created; queued ones are held.
+  absl::StatusOr<SubmitEventResponse> none = Submit();
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->delivery_ids_size(), 0);
+}
+
+TEST_F(AutoDisableTest, FailuresWithinThePeriodDoNotDisable) {
+  for (int i = 0; i < 5; ++i) {
+    Deliver(500);
+    clock_.Advance(absl::Minutes(10));
+  }
+  EXPECT_TRUE(Current().enabled());
+}
+
+TEST_F(AutoDisableTest, ASuccessStartsTheStreakAgain) {
+  Deliver(500);
+  Deliver(500);
+  clock_.Advance(absl::Hours(2));
+  Deliver(200);
+  Deliver(500);
+  Deliver(500);
+  clock_.Advance(absl::Minutes(30));
+  Deliver(500);
+  EXPECT_TRUE(Current().enabled()) << "3 failures, but for 30 minutes only";
+}
+
+TEST_F(AutoDisableTest, RetriesThatFailAreNotFailedDeliveries) {
+  StopEngine();
+  DeliveryEngineOptions options;
+  options.auto_disable.after = absl::Hours(1);
+  options.auto_disable.min_failures = 1;
+  options.retry_policy = RetryPolicy({absl::Hours(2)});
+  StartEngine(options);
+  SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(500));
+  clock_.Advance(absl::Hours(3));
+  EXPECT_TRUE(Current().enabled()) << "RETRYING: not ended";
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(500));
+  EXPECT_TRUE(Current().enabled()) << "1 failure only an instant ago";
+}
+
+TEST_F(AutoDisableTest, GoneDisablesAtOnceAndHoldsTheRetry) {
+  StopEngine();
+  DeliveryEngineOptions options;
+  options.retry_policy = RetryPolicy({absl::Seconds(5)});
+  StartEngine(options);
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(410));
+
+  const Endpoint disabled = Current();
+  EXPECT_FALSE(disabled.enabled());
+  EXPECT_EQ(disabled.disabled_reason(), webhook::v1::DISABLED_REASON_GONE);
+  EXPECT_THAT(disabled.disabled_detail(), HasSubstr("410 Gone"));
+  EXPECT_THAT(disabled.disabled_detail(), HasSubstr(id));
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Minutes(1)), 0u) << "held";
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+}
+
+TEST_F(AutoDisableTest, GoneIsAnOrdinaryFailureWithoutDisableOn410) {
+  StopEngine();
+  DeliveryEngineOptions options;
+  options.retry_policy = RetryPolicy({});
+  options.auto_disable.disable_on_410 = false;
+  StartEngine(options);
+  Deliver(410);
+  EXPECT_TRUE(Current().enabled());
+}
+
+TEST_F(AutoDisableTest, EnablingClearsTheReasonAndTheStreak) {
+  Deliver(500);
+  Deliver(500);
+  clock_.Advance(absl::Hours(2));
+  Deliver(500);
+  ASSERT_FALSE(Current().enabled());
+
+  ASSERT_TRUE(
+      endpoints_->SetEnabled(Caller::Unrestricted(), endpoint_, true).ok());
+  const Endpoint enabled = Current();
+  EXPECT_TRUE(enabled.enabled());
+  EXPECT_EQ(enabled.disabled_reason(),
+            webhook::v1::DISABLED_REASON_UNSPECIFIED);
+  EXPECT_FALSE(enabled.has_disable_time());
+  EXPECT_TRUE(enabled.disabled_detail().empty());
+  absl::StatusOr<FailureStreak> streak = store_->GetFailureStreak(endpoint_);
+  ASSERT_TRUE(streak.ok());
+  EXPECT_EQ(streak->failures, 0);
+  Deliver(500);
+  EXPECT_TRUE(Current().enabled()) << "counting anew";
+}
+
+TEST_F(AutoDisableTest, ManualDisableRecordsItsReason) {
+  ASSERT_TRUE(
+      endpoints_->SetEnabled(Caller::Unrestricted(), endpoint_, false).ok());
+  const Endpoint disabled = Current();
+  EXPECT_EQ(disabled.disabled_reason(), webhook::v1::DISABLED_REASON_MANUAL);
+  EXPECT_EQ(FromProtoTime(disabled.disable_time()), clock_.Now());
+}
+
+TEST_F(AutoDisableTest, TheStreakSurvivesARestart) {
+  Deliver(500);
+  Deliver(500);
+  StopEngine();
+  OpenStore();
+  Start();
+  clock_.Advance(absl::Hours(2));
+  Deliver(500);
+  EXPECT_EQ(Current().disabled_reason(), webhook::v1::DISABLED_REASON_FAILING);
 }
 
 }  // namespace

@@ -666,6 +666,133 @@ TEST_P(ListDeliveriesTest, RejectsMalformedPageToken) {
 
 // --- Durability --------------------------------------------------------------
 
+TEST_P(StoreTest, AddDeliveriesJoinsTheEventQueuesAndMarksTheOriginal) {
+  std::vector<Delivery> deliveries =
+      Submit(*store_, "evt_1", "thread-a", {"ep_1"}, kBaseMicros);
+  DeliveryChange failed = Finished(deliveries[0], 500, 10);
+  failed.delivery.set_status(DELIVERY_STATUS_FAILED);
+  ASSERT_OK(store_->UpdateDeliveries({failed}, Durability::kSynced));
+  Delivery resend = MakeDelivery("dlv_resend", "evt_1", "ep_1", "thread-a",
+                                 kBaseMicros + 1'000'000);
+  resend.set_resent_from(deliveries[0].id());
+  DeliveryChange marked = Change(failed.delivery);
+  marked.delivery.set_resent_by("dlv_resend");
+
+  ASSERT_OK(store_->AddDeliveries({resend}, {marked}));
+  Reopen();
+
+  absl::StatusOr<Delivery> added = store_->GetDelivery("dlv_resend");
+  ASSERT_OK(added);
+  EXPECT_EQ(added->payload(), R"({"event":"execution.completed"})");
+  EXPECT_EQ(added->resent_from(), deliveries[0].id());
+  absl::StatusOr<Delivery> original = store_->GetDelivery(deliveries[0].id());
+  ASSERT_OK(original);
+  EXPECT_EQ(original->resent_by(), "dlv_resend");
+  EXPECT_THAT(original->attempt_history(), SizeIs(1));
+  absl::StatusOr<EventRecord> event = store_->GetEvent("evt_1");
+  ASSERT_OK(event);
+  EXPECT_THAT(event->delivery_ids(),
+              ElementsAre(deliveries[0].id(), "dlv_resend"));
+  absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
+  ASSERT_OK(queue);
+  ASSERT_THAT(*queue, SizeIs(1));
+  EXPECT_EQ((*queue)[0].delivery_id, "dlv_resend");
+  EXPECT_THAT(ListAllDeliveries(*store_, ForEndpoint("ep_1"), 10),
+              ElementsAre("dlv_resend", deliveries[0].id()));
+}
+
+TEST_P(StoreTest, AddDeliveriesToAMissingEventWritesNothing) {
+  Delivery orphan = MakeDelivery("dlv_orphan", "evt_missing", "ep_1",
+                                 "thread-a", kBaseMicros);
+
+  EXPECT_EQ(store_->AddDeliveries({orphan}, {}).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetDelivery("dlv_orphan").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, PruneKeepsAnEventWhileAnAddedDeliveryRemains) {
+  const int64_t old = kBaseMicros - 48LL * 3600 * 1'000'000;
+  std::vector<Delivery> deliveries =
+      Submit(*store_, "ev_1", "thread-a", {"ep_1"}, old);
+  ASSERT_OK(store_->UpdateDeliveries({Finished(deliveries[0], 500, 5)},
+                                     Durability::kSynced));
+  Delivery resend =
+      MakeDelivery("dlv_resend", "ev_1", "ep_1", "thread-a", kBaseMicros);
+  ASSERT_OK(store_->AddDeliveries({resend}, {}));
+  ASSERT_OK(store_->UpdateDeliveries({Finished(resend, 200, 5)},
+                                     Durability::kSynced));
+
+  ASSERT_OK(store_->PruneBefore(absl::FromUnixMicros(kBaseMicros),
+                                absl::FromUnixMicros(kBaseMicros), 100));
+
+  absl::StatusOr<Delivery> kept = store_->GetDelivery("dlv_resend");
+  ASSERT_OK(kept);
+  EXPECT_EQ(kept->payload(), R"({"event":"execution.completed"})");
+}
+
+// A change ending `delivery` (Ending) at `micros`.
+DeliveryChange Ended(const Delivery& delivery, Ending ending, int64_t micros) {
+  DeliveryChange change =
+      Finished(delivery, ending == Ending::kSucceeded ? 200 : 500, 5);
+  change.ending = ending;
+  change.end_time = absl::FromUnixMicros(micros);
+  return change;
+}
+
+TEST_P(StoreTest, FailureStreakCountsFailuresSinceTheLastSuccess) {
+  std::vector<Delivery> a =
+      Submit(*store_, "evt_a", "t", {"ep_1"}, kBaseMicros);
+  std::vector<Delivery> b =
+      Submit(*store_, "evt_b", "t", {"ep_1"}, kBaseMicros);
+  std::vector<Delivery> c =
+      Submit(*store_, "evt_c", "t", {"ep_1"}, kBaseMicros);
+  std::vector<Delivery> d =
+      Submit(*store_, "evt_d", "t", {"ep_1"}, kBaseMicros);
+  absl::StatusOr<FailureStreak> streak = store_->GetFailureStreak("ep_1");
+  ASSERT_OK(streak);
+  EXPECT_EQ(streak->failures, 0);
+
+  // Failed, then succeeded and failed twice in one write (in that order).
+  ASSERT_OK(store_->UpdateDeliveries({Ended(a[0], Ending::kFailed, 100)},
+                                     Durability::kBuffered));
+  ASSERT_OK(store_->UpdateDeliveries(
+      {Ended(b[0], Ending::kSucceeded, 200), Ended(c[0], Ending::kFailed, 300),
+       Ended(d[0], Ending::kFailed, 400)},
+      Durability::kBuffered));
+  streak = store_->GetFailureStreak("ep_1");
+  ASSERT_OK(streak);
+  EXPECT_EQ(streak->failures, 2);
+  EXPECT_EQ(streak->first_failure, absl::FromUnixMicros(300));
+  // A change without an ending (a retry scheduled) leaves it alone.
+  std::vector<Delivery> e =
+      Submit(*store_, "evt_e", "t", {"ep_1"}, kBaseMicros);
+  ASSERT_OK(store_->UpdateDeliveries({Finished(e[0], 500, 5)},
+                                     Durability::kBuffered));
+  Reopen();
+  streak = store_->GetFailureStreak("ep_1");
+  ASSERT_OK(streak);
+  EXPECT_EQ(streak->failures, 2);
+  EXPECT_EQ(streak->first_failure, absl::FromUnixMicros(300));
+  // The attempts still count as before.
+  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 5);
+  EXPECT_EQ(counts->successes, 1);
+
+  ASSERT_OK(store_->ResetFailureStreak("ep_1"));
+  streak = store_->GetFailureStreak("ep_1");
+  ASSERT_OK(streak);
+  EXPECT_EQ(streak->failures, 0);
+  ASSERT_OK(store_->UpdateDeliveries({Ended(e[0], Ending::kFailed, 900)},
+                                     Durability::kSynced));
+  streak = store_->GetFailureStreak("ep_1");
+  ASSERT_OK(streak);
+  EXPECT_EQ(streak->failures, 1);
+  EXPECT_EQ(streak->first_failure, absl::FromUnixMicros(900));
+  ASSERT_OK(store_->ResetFailureStreak("ep_unknown"));
+}
+
 TEST_P(StoreTest, CloseAndReopenKeepsEverything) {
   Endpoint endpoint = MakeEndpoint("ep_1", "thread-a");
   endpoint.set_secret("s3cret");
