@@ -144,6 +144,13 @@ std::string Headers(const Endpoint& endpoint) {
   return headers.empty() ? "-" : absl::StrJoin(headers, "; ");
 }
 
+// The endpoint's event type filter; "all" when it has none.
+std::string EventTypes(const Endpoint& endpoint) {
+  return endpoint.event_types().empty()
+             ? "all"
+             : absl::StrJoin(endpoint.event_types(), ", ");
+}
+
 void PrintEndpoint(const Endpoint& endpoint) {
   PrintFields({{"id", endpoint.id()},
                {"name", endpoint.name()},
@@ -153,6 +160,7 @@ void PrintEndpoint(const Endpoint& endpoint) {
                {"enabled", YesNo(endpoint.enabled())},
                {"secret", endpoint.has_secret() ? "set" : "none"},
                {"headers", Headers(endpoint)},
+               {"event types", EventTypes(endpoint)},
                {"created", Time(endpoint.create_time())},
                {"updated", Time(endpoint.update_time())}});
 }
@@ -359,7 +367,9 @@ struct EndpointFlags {
   std::string thread, name, url, secret;
   int64_t user = 0;
   std::vector<std::string> headers;
-  bool clear_secret = false, clear_headers = false;
+  std::vector<std::string> event_types;
+  bool clear_secret = false, clear_headers = false, clear_event_types = false;
+  bool disabled = false;
 };
 
 void AddEndpointFlags(CLI::App* cmd, EndpointFlags& f, bool create) {
@@ -372,16 +382,24 @@ void AddEndpointFlags(CLI::App* cmd, EndpointFlags& f, bool create) {
   cmd->add_option("--header", f.headers,
                   "Custom header \"Name: value\"; repeat for more")
       ->allow_extra_args(false);
+  cmd->add_option("--event-type", f.event_types,
+                  "Only events of this type (e.g. execution.completed, "
+                  "execution.*); repeat for more. Default: every event")
+      ->allow_extra_args(false);
   if (create) {
     thread->required();
     name->required();
     url->required();
     cmd->add_option("--user", f.user, "Owning user id (0: the API key's)");
+    cmd->add_flag("--disabled", f.disabled,
+                  "Create it disabled: no deliveries until enabled");
   } else {
     cmd->add_flag("--clear-secret", f.clear_secret,
                   "Remove the secret (deliveries are then unsigned)");
     cmd->add_flag("--clear-headers", f.clear_headers,
                   "Remove every custom header");
+    cmd->add_flag("--clear-event-types", f.clear_event_types,
+                  "Remove the event type filter (every event again)");
   }
 }
 
@@ -393,6 +411,9 @@ bool FillEndpoint(const EndpointFlags& f, Endpoint* endpoint,
   endpoint->set_url(f.url);
   endpoint->set_secret(f.secret);
   endpoint->set_user_id(f.user);
+  for (const std::string& type : f.event_types) {
+    endpoint->add_event_types(type);
+  }
   for (const std::string& text : f.headers) {
     if (!ParseHeader(text, endpoint->add_headers())) {
       *error =
@@ -417,7 +438,7 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
         Endpoint endpoint;
         std::string error;
         if (!FillEndpoint(*f, &endpoint, &error)) return UsageError(error);
-        return Show<Endpoint>(client.CreateEndpoint(endpoint), g,
+        return Show<Endpoint>(client.CreateEndpoint(endpoint, f->disabled), g,
                               PrintEndpoint);
       };
     });
@@ -453,10 +474,11 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
               std::vector<std::vector<std::string>> rows;
               for (const Endpoint& e : response.endpoints()) {
                 rows.push_back({e.id(), e.thread_id(), YesNo(e.enabled()),
-                                e.has_secret() ? "set" : "none", e.name(),
-                                e.url()});
+                                e.has_secret() ? "set" : "none", EventTypes(e),
+                                e.name(), e.url()});
               }
-              PrintTable({"ID", "THREAD", "ENABLED", "SECRET", "NAME", "URL"},
+              PrintTable({"ID", "THREAD", "ENABLED", "SECRET", "EVENT TYPES",
+                          "NAME", "URL"},
                          rows);
               if (!response.next_page_token().empty()) {
                 std::printf("next page: --page-token %s\n",
@@ -486,11 +508,15 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
       if (cmd->count("--header") > 0 || f->clear_headers) {
         mask.add_paths("headers");
       }
+      if (cmd->count("--event-type") > 0 || f->clear_event_types) {
+        mask.add_paths("event_types");
+      }
       action = [id, f, mask](WebhookClient& client, const Globals& g) {
         if (mask.paths().empty()) {
           return UsageError(
               "endpoints update: nothing to change; give --thread, --name, "
-              "--url, --secret, --clear-secret, --header or --clear-headers");
+              "--url, --secret, --clear-secret, --header, --clear-headers, "
+              "--event-type or --clear-event-types");
         }
         Endpoint endpoint;
         std::string error;

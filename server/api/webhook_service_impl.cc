@@ -109,8 +109,9 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::CreateEndpoint(
     const webhook::v1::CreateEndpointRequest* request,
     webhook::v1::CreateEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
-    return Fill(endpoints_.Create(caller, request->endpoint()),
-                response->mutable_endpoint());
+    return Fill(
+        endpoints_.Create(caller, request->endpoint(), request->disabled()),
+        response->mutable_endpoint());
   });
 }
 

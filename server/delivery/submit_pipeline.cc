@@ -10,6 +10,7 @@
 #include "server/common/limits.h"
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
+#include "server/delivery/event_types.h"
 #include "server/delivery/payload.h"
 #include "server/delivery/validation.h"
 
@@ -68,9 +69,9 @@ absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
     return absl::InvalidArgumentError(absl::StrCat(
         "idempotency_key: at most ", kMaxIdempotencyKeyBytes, " bytes"));
   }
-  if (request.event_type().size() > kMaxEventTypeBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("event_type: at most ", kMaxEventTypeBytes, " bytes"));
+  if (!request.event_type().empty()) {
+    WEBHOOKD_RETURN_IF_ERROR(
+        ValidateEventType(request.event_type(), "event_type"));
   }
   WEBHOOKD_ASSIGN_OR_RETURN(std::string payload, RenderEventPayload(request));
   if (payload.size() > options_.max_payload_bytes) {
@@ -95,7 +96,7 @@ absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
   event.set_tracestate(std::move(trace.tracestate));
 
   const std::vector<EndpointManager::EndpointPtr> endpoints =
-      endpoints_.EnabledOfThread(request.thread_id());
+      endpoints_.EnabledOfThread(request.thread_id(), event.event_type());
   submit.deliveries.reserve(endpoints.size());
   event.mutable_delivery_ids()->Reserve(static_cast<int>(endpoints.size()));
   for (const EndpointManager::EndpointPtr& endpoint : endpoints) {
