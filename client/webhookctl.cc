@@ -685,8 +685,13 @@ void AddEventCommands(CLI::App& app, Action& action) {
                                          response.delivery_ids().end());
             PrintFields(
                 {{"event", response.event_id()},
-                 {"deliveries", ids.empty() ? "none (no enabled endpoint)"
-                                            : absl::StrJoin(ids, " ")}});
+                 {"deliveries", ids.empty() ? "none (no endpoint for it)"
+                                            : absl::StrJoin(ids, " ")},
+                 {"replayed",
+                  response.replayed()
+                      ? "yes (the idempotency key was used before: the "
+                        "first response, nothing new sent)"
+                      : "no"}});
           });
     };
   });

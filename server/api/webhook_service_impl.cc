@@ -217,7 +217,12 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
   if (!caller.has_value()) return reactor;
   engine_.SubmitAsync(
       *caller, *request,
-      [reactor, response](absl::StatusOr<SubmitEventResponse> result) {
+      [context, reactor, response](absl::StatusOr<SubmitEventResponse> result) {
+        if (result.ok() && result->replayed()) {
+          // Like Stripe's Idempotent-Replayed header, for clients that
+          // look at metadata rather than the response.
+          context->AddTrailingMetadata("idempotent-replayed", "true");
+        }
         reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
       },
       TraceContextOf(*context));

@@ -145,7 +145,7 @@ absl::Status SealedSecretsStore::InsertEvents(
   return inner_->InsertEvents(events);
 }
 
-absl::StatusOr<SubmitEventResponse> SealedSecretsStore::FindSubmission(
+absl::StatusOr<Submission> SealedSecretsStore::FindSubmission(
     int64_t user_id, std::string_view idempotency_key) {
   return inner_->FindSubmission(user_id, idempotency_key);
 }

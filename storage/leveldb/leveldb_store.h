@@ -88,7 +88,7 @@ class LevelDbStore final : public Store {
       std::string_view id, absl::Span<const DeliveryChange> changes) override;
   using Store::InsertEvent;
   absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
-  absl::StatusOr<SubmitEventResponse> FindSubmission(
+  absl::StatusOr<Submission> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) override;
   absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
   absl::StatusOr<Delivery> GetDelivery(std::string_view id) override;

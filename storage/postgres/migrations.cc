@@ -102,6 +102,11 @@ CREATE TABLE settings (
   value bytea NOT NULL
 );
 )sql"},
+    {5, "submission fingerprints", R"sql(
+-- webhookd.storage.EventRecord.request_fingerprint of the first request
+-- with the key; NULL in rows written before (they match any request).
+ALTER TABLE submissions ADD COLUMN request_fingerprint bytea;
+)sql"},
 };
 
 constexpr std::string_view kCreateVersionTable = R"sql(

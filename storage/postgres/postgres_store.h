@@ -60,7 +60,7 @@ class PostgresStore : public Store, public SharedQueue {
   absl::Status DeleteEndpoint(
       std::string_view id, absl::Span<const DeliveryChange> changes) override;
   absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
-  absl::StatusOr<SubmitEventResponse> FindSubmission(
+  absl::StatusOr<Submission> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) override;
   absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
   absl::StatusOr<Delivery> GetDelivery(std::string_view id) override;

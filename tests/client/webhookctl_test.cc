@@ -275,9 +275,25 @@ TEST_F(WebhookctlTest, EventsSubmitFromFlags) {
   EXPECT_EQ(body["execution"]["jobId"], "job-9");
   EXPECT_EQ(body["execution"]["prompt"], "Summarise");
 
-  json again = Json({"events", "submit", "--thread", "thread-1", "--user", "42",
-                     "--idempotency-key", "k1"});
+  const std::vector<std::string> same = {
+      "events",   "submit",    "--thread",          "thread-1",
+      "--user",   "42",        "--trigger-name",    "Nightly",
+      "--job-id", "job-9",     "--run-id",          "run-9",
+      "--prompt", "Summarise", "--idempotency-key", "k1"};
+  EXPECT_EQ(submitted["replayed"], false);
+  json again = Json(same);
   EXPECT_EQ(again["eventId"], submitted["eventId"]) << "idempotent";
+  EXPECT_EQ(again["replayed"], true);
+  RunResult table = Ctl(same);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("replayed"));
+  EXPECT_THAT(table.out, HasSubstr("yes"));
+
+  RunResult conflict = Ctl({"events", "submit", "--thread", "thread-1",
+                            "--user", "42", "--idempotency-key", "k1"});
+  EXPECT_EQ(conflict.exit_code, 1);
+  EXPECT_THAT(conflict.err, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_THAT(conflict.err, HasSubstr("different request"));
 }
 
 TEST_F(WebhookctlTest, EventsSubmitFromAJsonFileWithFlagOverrides) {

@@ -522,6 +522,9 @@ TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
   request.set_idempotency_key("run-772a0622");
   webhook::v1::SubmitEventResponse first = Submit(stub(), request);
   webhook::v1::SubmitEventResponse again = Submit(stub(), request);
+  EXPECT_FALSE(first.replayed());
+  EXPECT_TRUE(again.replayed());
+  again.clear_replayed();
   EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString());
   // Let the attempt finish: one cut short by Stop() would be re-sent.
   WaitFinished(stub(), first.delivery_ids(0));
@@ -529,6 +532,8 @@ TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
   server_.Stop();
   server_.Start();
   webhook::v1::SubmitEventResponse after_restart = Submit(stub(), request);
+  EXPECT_TRUE(after_restart.replayed());
+  after_restart.clear_replayed();
   EXPECT_EQ(after_restart.SerializeAsString(), first.SerializeAsString());
 
   // One attempt, recorded before the restart: nothing is queued to send it
