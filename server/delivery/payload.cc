@@ -450,12 +450,22 @@ webhook::v1::SubmitEventRequest DocumentedExampleEvent(
 
 std::string SamplePayload() {
   // The sample of the product documentation. Its event is
-  // "execution.completed", not kTestEventType: it shows receivers exactly
-  // what a real event looks like, so they can parse it the same way.
-  absl::StatusOr<std::string> payload = RenderEventPayload(
-      DocumentedExampleEvent("This is a test delivery from webhookd."));
+  // "execution.completed", not kTestEventType: receivers dispatch on it, and
+  // the sample shows them exactly what a real event looks like, so they
+  // parse it the same way. The X-Webhook-Event header says kTestEventType.
+  webhook::v1::SubmitEventRequest request =
+      DocumentedExampleEvent("This is a test delivery from webhookd.");
+  // The documentation's thread and run ids are not valid UUIDs: receivers
+  // that store ids as UUIDs would refuse the sample.
+  request.set_thread_id("883b1733-d50c-44e7-9b4c-779988001111");
+  request.mutable_execution()->set_run_id(
+      "772a0622-c49b-43d6-af3b-668877990000");
+  absl::StatusOr<std::string> payload = RenderEventPayload(request);
   // Constant input: failing here is a programming error.
   if (!payload.ok()) std::abort();
+  // A last key that real events never have, so that a receiver can tell a
+  // test from the body alone: {...,"test":true}.
+  payload->insert(payload->size() - 1, ",\"test\":true");
   return *std::move(payload);
 }
 

@@ -29,7 +29,9 @@ absl::StatusOr<std::string> RenderEventPayload(
 webhook::v1::SubmitEventRequest DocumentedExampleEvent(
     const std::string& message);
 
-// The documented sample payload, used by test deliveries without one.
+// The body of a test delivery sent without a payload: the documented
+// example event (event "execution.completed"), its ids valid version 4
+// UUIDs, with a last key "test": true that real events never have.
 std::string SamplePayload();
 
 // Returns InvalidArgument naming `field` unless `json` is a JSON object.

@@ -386,6 +386,14 @@ TEST_F(DeliveryServiceTest, TestDeliveryWithoutPayloadSendsSample) {
   nlohmann::json body = nlohmann::json::parse(response.delivery().payload());
   EXPECT_TRUE(body.contains("execution"));
   EXPECT_TRUE(body.contains("threadId"));
+  EXPECT_EQ(body["test"], true);
+  EXPECT_EQ(body["event"], "execution.completed");
+  // What the receiver got, byte for byte, says it too.
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(5)));
+  const auto received = receiver_.Requests()[0];
+  EXPECT_EQ(received.body, response.delivery().payload());
+  EXPECT_EQ(received.Header("X-Webhook-Event"), "webhook.test");
+  EXPECT_EQ(nlohmann::json::parse(received.body)["test"], true);
 }
 
 TEST_F(DeliveryServiceTest, TestDeliveryFailureIsNotRetried) {
