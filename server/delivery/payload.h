@@ -19,7 +19,9 @@ inline constexpr std::string_view kTestEventType = "webhook.test";
 // Renders the documented payload of an event: keys in the documented order,
 // integers as JSON numbers, timestamps as RFC 3339 UTC with exactly three
 // fractional digits and "Z" (null when unset), every key always present,
-// messages verbatim. An empty event_type renders as kDefaultEventType.
+// messages_json byte for byte (InvalidArgument naming messages_json[i] for
+// one that is not a JSON object, and for messages and messages_json both
+// set). An empty event_type renders as kDefaultEventType.
 absl::StatusOr<std::string> RenderEventPayload(
     const webhook::v1::SubmitEventRequest& request);
 

@@ -347,6 +347,45 @@ TEST(RenderEventPayloadTest, InvalidTimestampIsInvalidArgumentNamingField) {
               IsInvalidArgumentFor("execution.run.completed_at"));
 }
 
+// --- messages_json ----------------------------------------------------------
+
+TEST(RenderEventPayloadTest, MessagesJsonAreSentByteForByte) {
+  webhook::v1::SubmitEventRequest request = DocumentedRequest();
+  request.mutable_execution()->mutable_run()->clear_messages();
+  const std::string first =
+      R"({"z":1,"a":{"y":[1,2.50,"x"]},"n":12345678901234567890})";
+  const std::string second = R"( {"role" : "assistant",  "content":"\u00e9"} )";
+  request.mutable_execution()->mutable_run()->add_messages_json(first);
+  request.mutable_execution()->mutable_run()->add_messages_json(second);
+  const absl::StatusOr<std::string> payload = RenderEventPayload(request);
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  EXPECT_TRUE(absl::StrContains(
+      *payload, absl::StrCat("\"messages\":[", first, ",", second, "]")))
+      << *payload;
+  EXPECT_FALSE(nlohmann::json::parse(*payload, nullptr, false).is_discarded());
+}
+
+TEST(RenderEventPayloadTest, MessagesJsonMustBeJsonObjects) {
+  for (const std::string bad : {"", "{", "[1]", "\"text\"", "{\"a\":1} {}",
+                                "{\"a\":NaN}", "{'a':1}", "{\"a\":1,}"}) {
+    webhook::v1::SubmitEventRequest request = DocumentedRequest();
+    webhook::v1::Run* run = request.mutable_execution()->mutable_run();
+    run->clear_messages();
+    run->add_messages_json("{}");
+    run->add_messages_json(bad);
+    EXPECT_THAT(RenderEventPayload(request).status(),
+                IsInvalidArgumentFor("execution.run.messages_json[1]"))
+        << bad;
+  }
+}
+
+TEST(RenderEventPayloadTest, MessagesAndMessagesJsonTogetherAreRefused) {
+  webhook::v1::SubmitEventRequest request = DocumentedRequest();
+  request.mutable_execution()->mutable_run()->add_messages_json("{}");
+  EXPECT_THAT(RenderEventPayload(request).status(),
+              IsInvalidArgumentFor("execution.run.messages_json"));
+}
+
 // --- SamplePayload ----------------------------------------------------------
 
 TEST(SamplePayloadTest, IsDocumentedSampleWithEveryKey) {
