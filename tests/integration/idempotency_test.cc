@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
-#include "tests/support/postgres_server.h"
+#include "tests/support/server_backends.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
 
@@ -30,26 +30,16 @@ using ::testing::SizeIs;
 using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
-using testing::TestServerOptions;
 using testing::WaitFinished;
 
-enum class Backend { kLevelDb, kPostgres };
-
-std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kLevelDb ? "LevelDb" : "Postgres";
-}
-
-class IdempotencyTest : public ::testing::TestWithParam<Backend> {
+class IdempotencyTest
+    : public ::testing::TestWithParam<testing::ServerBackend> {
  protected:
   void SetUp() override {
-    ServerOptions options = TestServerOptions(dir_.Sub("data"));
-    if (GetParam() == Backend::kPostgres) {
-      absl::StatusOr<std::string> conninfo =
-          testing::NewSharedDatabase("idempotency");
-      ASSERT_TRUE(conninfo.ok()) << conninfo.status();
-      options.postgres = *conninfo;
-    }
-    server_ = std::make_unique<TestServer>(options);
+    absl::StatusOr<ServerOptions> options = testing::BackendServerOptions(
+        GetParam(), dir_.Sub("data"), "idempotency");
+    ASSERT_TRUE(options.ok()) << options.status();
+    server_ = std::make_unique<TestServer>(*options);
     server_->Start();
     endpoint_id_ =
         CreateEndpoint(stub(), MakeEndpoint("thread-1", receiver_.Url())).id();
@@ -197,9 +187,8 @@ TEST_P(IdempotencyTest, RacingDifferentRequestsWithOneKeyMakeOneEvent) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, IdempotencyTest,
-                         ::testing::Values(Backend::kLevelDb,
-                                           Backend::kPostgres),
-                         BackendName);
+                         testing::AllServerBackends(),
+                         testing::ServerBackendName);
 
 }  // namespace
 }  // namespace webhookd

@@ -12,7 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/support/grpc_helpers.h"
 #include "tests/support/http_receiver.h"
-#include "tests/support/postgres_server.h"
+#include "tests/support/server_backends.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_server.h"
 
@@ -31,27 +31,16 @@ using ::testing::StartsWith;
 using testing::Submit;
 using testing::TestDir;
 using testing::TestServer;
-using testing::TestServerOptions;
 using testing::WaitFinished;
 using webhook::v1::Endpoint;
 
-enum class Backend { kLevelDb, kPostgres };
-
-std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kLevelDb ? "LevelDb" : "Postgres";
-}
-
-class RoutingTest : public ::testing::TestWithParam<Backend> {
+class RoutingTest : public ::testing::TestWithParam<testing::ServerBackend> {
  protected:
   void SetUp() override {
-    ServerOptions options = TestServerOptions(dir_.Sub("data"));
-    if (GetParam() == Backend::kPostgres) {
-      absl::StatusOr<std::string> conninfo =
-          testing::NewSharedDatabase("routing");
-      ASSERT_TRUE(conninfo.ok()) << conninfo.status();
-      options.postgres = *conninfo;
-    }
-    server_ = std::make_unique<TestServer>(options);
+    absl::StatusOr<ServerOptions> options =
+        testing::BackendServerOptions(GetParam(), dir_.Sub("data"), "routing");
+    ASSERT_TRUE(options.ok()) << options.status();
+    server_ = std::make_unique<TestServer>(*options);
     server_->Start();
   }
 
@@ -276,10 +265,8 @@ TEST_P(RoutingTest, EndpointCreatedDisabledGetsNothingUntilEnabled) {
   EXPECT_THAT(off.Requests(), SizeIs(1)) << "only the event after enabling";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, RoutingTest,
-                         ::testing::Values(Backend::kLevelDb,
-                                           Backend::kPostgres),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, RoutingTest, testing::AllServerBackends(),
+                         testing::ServerBackendName);
 
 }  // namespace
 }  // namespace webhookd
