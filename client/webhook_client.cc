@@ -87,10 +87,11 @@ absl::StatusOr<Response> WebhookClient::Call(
   return response;
 }
 
-absl::StatusOr<Endpoint> WebhookClient::CreateEndpoint(
-    const Endpoint& endpoint) {
+absl::StatusOr<Endpoint> WebhookClient::CreateEndpoint(const Endpoint& endpoint,
+                                                       bool disabled) {
   webhook::v1::CreateEndpointRequest request;
   *request.mutable_endpoint() = endpoint;
+  request.set_disabled(disabled);
   auto response = Call(&Stub::CreateEndpoint, request, options_.timeout);
   if (!response.ok()) return response.status();
   return std::move(*response->mutable_endpoint());

@@ -79,8 +79,9 @@ class WebhookClient {
 
   // Endpoints. Errors are the server's (NOT_FOUND, INVALID_ARGUMENT...), or
   // DEADLINE_EXCEEDED / UNAVAILABLE when it does not answer.
+  // `disabled`: create it disabled (CreateEndpointRequest.disabled).
   absl::StatusOr<webhook::v1::Endpoint> CreateEndpoint(
-      const webhook::v1::Endpoint& endpoint);
+      const webhook::v1::Endpoint& endpoint, bool disabled = false);
   absl::StatusOr<webhook::v1::Endpoint> GetEndpoint(const std::string& id);
   absl::StatusOr<webhook::v1::ListEndpointsResponse> ListEndpoints(
       const webhook::v1::ListEndpointsRequest& request);

@@ -182,6 +182,13 @@ std::string Disabled(const Endpoint& endpoint) {
                             endpoint.disabled_detail());
 }
 
+// The endpoint's event type filter; "all" when it has none.
+std::string EventTypes(const Endpoint& endpoint) {
+  return endpoint.event_types().empty()
+             ? "all"
+             : absl::StrJoin(endpoint.event_types(), ", ");
+}
+
 void PrintEndpoint(const Endpoint& endpoint) {
   PrintFields({{"id", endpoint.id()},
                {"name", endpoint.name()},
@@ -194,6 +201,7 @@ void PrintEndpoint(const Endpoint& endpoint) {
                {"signature", SchemeName(endpoint.signature_scheme())},
                {"previous secret", PreviousSecret(endpoint)},
                {"headers", Headers(endpoint)},
+               {"event types", EventTypes(endpoint)},
                {"created", Time(endpoint.create_time())},
                {"updated", Time(endpoint.update_time())}});
 }
@@ -401,7 +409,9 @@ struct EndpointFlags {
   std::string thread, name, url, secret, signature_scheme;
   int64_t user = 0;
   std::vector<std::string> headers;
-  bool clear_secret = false, clear_headers = false;
+  std::vector<std::string> event_types;
+  bool clear_secret = false, clear_headers = false, clear_event_types = false;
+  bool disabled = false;
 };
 
 void AddEndpointFlags(CLI::App* cmd, EndpointFlags& f, bool create) {
@@ -419,16 +429,24 @@ void AddEndpointFlags(CLI::App* cmd, EndpointFlags& f, bool create) {
   cmd->add_option("--header", f.headers,
                   "Custom header \"Name: value\"; repeat for more")
       ->allow_extra_args(false);
+  cmd->add_option("--event-type", f.event_types,
+                  "Only events of this type (e.g. execution.completed, "
+                  "execution.*); repeat for more. Default: every event")
+      ->allow_extra_args(false);
   if (create) {
     thread->required();
     name->required();
     url->required();
     cmd->add_option("--user", f.user, "Owning user id (0: the API key's)");
+    cmd->add_flag("--disabled", f.disabled,
+                  "Create it disabled: no deliveries until enabled");
   } else {
     cmd->add_flag("--clear-secret", f.clear_secret,
                   "Remove the secret (deliveries are then unsigned)");
     cmd->add_flag("--clear-headers", f.clear_headers,
                   "Remove every custom header");
+    cmd->add_flag("--clear-event-types", f.clear_event_types,
+                  "Remove the event type filter (every event again)");
   }
 }
 
@@ -446,6 +464,9 @@ bool FillEndpoint(const EndpointFlags& f, Endpoint* endpoint,
   } else if (!f.signature_scheme.empty()) {
     endpoint->set_signature_scheme(
         webhook::v1::SIGNATURE_SCHEME_HUB_SIGNATURE_256);
+  }
+  for (const std::string& type : f.event_types) {
+    endpoint->add_event_types(type);
   }
   for (const std::string& text : f.headers) {
     if (!ParseHeader(text, endpoint->add_headers())) {
@@ -471,7 +492,7 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
         Endpoint endpoint;
         std::string error;
         if (!FillEndpoint(*f, &endpoint, &error)) return UsageError(error);
-        return Show<Endpoint>(client.CreateEndpoint(endpoint), g,
+        return Show<Endpoint>(client.CreateEndpoint(endpoint, f->disabled), g,
                               PrintEndpoint);
       };
     });
@@ -508,11 +529,11 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
               for (const Endpoint& e : response.endpoints()) {
                 rows.push_back({e.id(), e.thread_id(), Enabled(e),
                                 e.has_secret() ? "set" : "none",
-                                SchemeName(e.signature_scheme()), e.name(),
-                                e.url()});
+                                SchemeName(e.signature_scheme()), EventTypes(e),
+                                e.name(), e.url()});
               }
               PrintTable({"ID", "THREAD", "ENABLED", "SECRET", "SIGNATURE",
-                          "NAME", "URL"},
+                          "EVENT TYPES", "NAME", "URL"},
                          rows);
               if (!response.next_page_token().empty()) {
                 std::printf("next page: --page-token %s\n",
@@ -545,12 +566,15 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
       if (cmd->count("--header") > 0 || f->clear_headers) {
         mask.add_paths("headers");
       }
+      if (cmd->count("--event-type") > 0 || f->clear_event_types) {
+        mask.add_paths("event_types");
+      }
       action = [id, f, mask](WebhookClient& client, const Globals& g) {
         if (mask.paths().empty()) {
           return UsageError(
               "endpoints update: nothing to change; give --thread, --name, "
-              "--url, --secret, --clear-secret, --signature-scheme, --header "
-              "or --clear-headers");
+              "--url, --secret, --clear-secret, --signature-scheme, --header, "
+              "--clear-headers, --event-type or --clear-event-types");
         }
         Endpoint endpoint;
         std::string error;
@@ -809,8 +833,13 @@ void AddEventCommands(CLI::App& app, Action& action) {
                                          response.delivery_ids().end());
             PrintFields(
                 {{"event", response.event_id()},
-                 {"deliveries", ids.empty() ? "none (no enabled endpoint)"
-                                            : absl::StrJoin(ids, " ")}});
+                 {"deliveries", ids.empty() ? "none (no endpoint for it)"
+                                            : absl::StrJoin(ids, " ")},
+                 {"replayed",
+                  response.replayed()
+                      ? "yes (the idempotency key was used before: the "
+                        "first response, nothing new sent)"
+                      : "no"}});
           });
     };
   });

@@ -78,6 +78,15 @@ struct NewEvent {
   absl::Span<const Delivery> deliveries;
 };
 
+// The first answer to a SubmitEvent with an idempotency key
+// (Store::FindSubmission).
+struct Submission {
+  SubmitEventResponse response;
+  // The EventRecord::request_fingerprint of the request that got it; empty
+  // for records written before fingerprints were kept.
+  std::string request_fingerprint;
+};
+
 // One finished attempt, as it counts in its endpoint's stats.
 struct CountedAttempt {
   bool success = false;
@@ -276,7 +285,8 @@ class Store {
   // Events and deliveries.
 
   // Writes each event, its new deliveries (queued) and, when the event has
-  // an idempotency key, the response to return for it, all in one synced
+  // an idempotency key, the response to return for it with the event's
+  // request_fingerprint (a Submission), all in one synced
   // write: every event is stored or none is. Concurrent submits share one
   // disk sync this way (group commit).
   virtual absl::Status InsertEvents(absl::Span<const NewEvent> events) = 0;
@@ -294,8 +304,9 @@ class Store {
   virtual absl::Status AddDeliveries(
       absl::Span<const Delivery> deliveries,
       absl::Span<const DeliveryChange> changes) = 0;
-  // Returns the response first given for this key of this user, or NotFound.
-  virtual absl::StatusOr<SubmitEventResponse> FindSubmission(
+  // Returns the response first given for this key of this user, with the
+  // fingerprint of its request, or NotFound.
+  virtual absl::StatusOr<Submission> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) = 0;
   // Returns NotFound if there is no event with this id.
   virtual absl::StatusOr<EventRecord> GetEvent(std::string_view id) = 0;

@@ -110,8 +110,9 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::CreateEndpoint(
     const webhook::v1::CreateEndpointRequest* request,
     webhook::v1::CreateEndpointResponse* response) {
   return Run(context, [this, request, response](const Caller& caller) {
-    return Fill(endpoints_.Create(caller, request->endpoint()),
-                response->mutable_endpoint());
+    return Fill(
+        endpoints_.Create(caller, request->endpoint(), request->disabled()),
+        response->mutable_endpoint());
   });
 }
 
@@ -217,7 +218,12 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
   if (!caller.has_value()) return reactor;
   engine_.SubmitAsync(
       *caller, *request,
-      [reactor, response](absl::StatusOr<SubmitEventResponse> result) {
+      [context, reactor, response](absl::StatusOr<SubmitEventResponse> result) {
+        if (result.ok() && result->replayed()) {
+          // Like Stripe's Idempotent-Replayed header, for clients that
+          // look at metadata rather than the response.
+          context->AddTrailingMetadata("idempotent-replayed", "true");
+        }
         reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
       },
       TraceContextOf(*context));

@@ -19,6 +19,8 @@ inline constexpr size_t kMaxIdBytes = 64;
 inline constexpr int kMaxHeaders = 50;
 inline constexpr int kMaxHeaderNameBytes = 256;
 inline constexpr int kMaxHeaderValueBytes = 4096;
+// Entries of Endpoint.event_types; each is at most kMaxEventTypeBytes.
+inline constexpr int kMaxEventTypeFilters = 50;
 
 // Events.
 inline constexpr size_t kMaxIdempotencyKeyBytes = 255;

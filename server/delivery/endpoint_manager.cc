@@ -11,6 +11,7 @@
 #include "server/common/paging.h"
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
+#include "server/delivery/event_types.h"
 #include "server/delivery/retry_policy.h"
 #include "server/delivery/signing.h"
 #include "server/security/signature.h"
@@ -119,7 +120,8 @@ Endpoint EndpointManager::Redacted(const Endpoint& endpoint) const {
 }
 
 absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
-                                                 const Endpoint& request) {
+                                                 const Endpoint& request,
+                                                 bool disabled) {
   WEBHOOKD_ASSIGN_OR_RETURN(
       const int64_t owner,
       caller.OwnerFor(request.user_id(), "endpoint.user_id"));
@@ -142,9 +144,15 @@ absl::StatusOr<Endpoint> EndpointManager::Create(const Caller& caller,
   endpoint.set_secret(request.secret());
   endpoint.set_signature_scheme(request.signature_scheme());
   *endpoint.mutable_headers() = std::move(headers);
-  endpoint.set_enabled(true);
+  *endpoint.mutable_event_types() = request.event_types();
+  endpoint.set_enabled(!disabled);
   *endpoint.mutable_create_time() = ToProtoTime(clock_.Now());
   *endpoint.mutable_update_time() = endpoint.create_time();
+  if (disabled) {
+    // As if DisableEndpoint had been called at once.
+    endpoint.set_disabled_reason(webhook::v1::DISABLED_REASON_MANUAL);
+    *endpoint.mutable_disable_time() = endpoint.create_time();
+  }
   absl::MutexLock lock(&write_mu_);
   return Replace(std::move(endpoint));
 }
@@ -225,6 +233,10 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
           Headers headers,
           RestoreMaskedHeaders(patch.headers(), current->headers(), field));
       *next.mutable_headers() = std::move(headers);
+    } else if (path == "event_types") {
+      WEBHOOKD_RETURN_IF_ERROR(
+          ValidateEventTypeFilters(patch.event_types(), field));
+      *next.mutable_event_types() = patch.event_types();
     } else if (path == "enabled") {
       return absl::InvalidArgumentError(
           "update_mask: \"enabled\" is changed with EnableEndpoint and "
@@ -233,7 +245,7 @@ absl::StatusOr<Endpoint> EndpointManager::Update(
       return absl::InvalidArgumentError(
           absl::StrCat("update_mask: unknown or read-only path \"", path,
                        "\"; updatable: thread_id, name, url, secret, "
-                       "signature_scheme, headers"));
+                       "signature_scheme, headers, event_types"));
     }
   }
   if (signing_changed) {
@@ -451,14 +463,17 @@ void EndpointManager::CachePut(Endpoint endpoint) {
 }
 
 std::vector<EndpointManager::EndpointPtr> EndpointManager::EnabledOfThread(
-    const std::string& thread_id) const {
+    const std::string& thread_id, std::string_view event_type) const {
   std::vector<EndpointPtr> out;
   absl::MutexLock lock(&mu_);
   auto thread = by_thread_.find(thread_id);
   if (thread == by_thread_.end()) return out;
   for (const std::string& id : thread->second) {
     const EndpointPtr& endpoint = by_id_.at(id);
-    if (endpoint->enabled()) out.push_back(endpoint);
+    if (endpoint->enabled() &&
+        EventTypeAdmitted(endpoint->event_types(), event_type)) {
+      out.push_back(endpoint);
+    }
   }
   return out;
 }

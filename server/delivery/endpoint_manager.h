@@ -58,10 +58,11 @@ class EndpointManager {
   // from the cache if it is gone: another node changed it.
   absl::Status Refresh(const std::string& id);
 
-  // Validates and stores a new endpoint, enabled, with a fresh id, owned by
-  // the caller's user (PermissionDenied if request.user_id names another).
-  absl::StatusOr<Endpoint> Create(const Caller& caller,
-                                  const Endpoint& request);
+  // Validates and stores a new endpoint, enabled unless `disabled`, with a
+  // fresh id, owned by the caller's user (PermissionDenied if
+  // request.user_id names another).
+  absl::StatusOr<Endpoint> Create(const Caller& caller, const Endpoint& request,
+                                  bool disabled = false);
   // Returns NotFound if the endpoint does not exist.
   absl::StatusOr<Endpoint> Get(const Caller& caller, const std::string& id);
   // Only the caller's endpoints.
@@ -105,7 +106,10 @@ class EndpointManager {
 
   // Full configurations, for delivery.
   using EndpointPtr = std::shared_ptr<const Endpoint>;
-  std::vector<EndpointPtr> EnabledOfThread(const std::string& thread_id) const;
+  // The enabled endpoints of the thread whose event_types admit
+  // `event_type` (EventTypeAdmitted).
+  std::vector<EndpointPtr> EnabledOfThread(const std::string& thread_id,
+                                           std::string_view event_type) const;
   // nullptr if the endpoint does not exist.
   EndpointPtr Find(const std::string& id) const;
   // nullptr if the endpoint does not exist or `caller` may not access it.

@@ -189,6 +189,14 @@ struct FieldPath {
   }
 };
 
+// Whether `json` is one JSON value (RFC 8259) and an object.
+bool IsJsonObject(std::string_view json) {
+  // allow_exceptions=false: a parse error yields a discarded value instead.
+  const nlohmann::json parsed = nlohmann::json::parse(
+      json.begin(), json.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+  return !parsed.is_discarded() && parsed.is_object();
+}
+
 // Writes the JSON of an event straight into one buffer (no tree, one
 // allocation that grows) and remembers the first field that cannot be
 // represented, so the rendering code reads straight through. After a
@@ -207,6 +215,21 @@ class Renderer {
   }
 
   void Int(int64_t value) { writer_.Int64(value); }
+
+  // A JSON object given as text, written byte for byte.
+  void VerbatimObject(std::string_view json, const FieldPath& field) {
+    if (!IsJsonObject(json)) {
+      Fail(field, "must be a JSON object (valid JSON, RFC 8259)");
+      writer_.Null();
+      return;
+    }
+    writer_.Raw(json);
+  }
+
+  // Refuses the request, naming `field`.
+  void Refuse(std::string_view field, std::string_view reason) {
+    Fail(field, reason);
+  }
 
   template <typename Field>
   void Number(double value, const Field& field) {
@@ -395,9 +418,17 @@ absl::StatusOr<std::string> RenderEventPayload(
   r.Int(run.duration_ms());
   r.Key("messages");
   r.StartArray();
+  if (!run.messages_json().empty() && !run.messages().empty()) {
+    r.Refuse("execution.run.messages_json",
+             "set either messages or messages_json, not both");
+  }
   for (int i = 0; i < run.messages_size(); ++i) {
     const FieldPath messages{nullptr, "execution.run.messages"};
     r.Object(run.messages(i), FieldPath{&messages, {}, i}, 1);
+  }
+  for (int i = 0; i < run.messages_json_size(); ++i) {
+    const FieldPath messages_json{nullptr, "execution.run.messages_json"};
+    r.VerbatimObject(run.messages_json(i), FieldPath{&messages_json, {}, i});
   }
   r.EndArray();
   r.EndObject();  // run
@@ -450,20 +481,27 @@ webhook::v1::SubmitEventRequest DocumentedExampleEvent(
 
 std::string SamplePayload() {
   // The sample of the product documentation. Its event is
-  // "execution.completed", not kTestEventType: it shows receivers exactly
-  // what a real event looks like, so they can parse it the same way.
-  absl::StatusOr<std::string> payload = RenderEventPayload(
-      DocumentedExampleEvent("This is a test delivery from webhookd."));
+  // "execution.completed", not kTestEventType: receivers dispatch on it, and
+  // the sample shows them exactly what a real event looks like, so they
+  // parse it the same way. The X-Webhook-Event header says kTestEventType.
+  webhook::v1::SubmitEventRequest request =
+      DocumentedExampleEvent("This is a test delivery from webhookd.");
+  // The documentation's thread and run ids are not valid UUIDs: receivers
+  // that store ids as UUIDs would refuse the sample.
+  request.set_thread_id("883b1733-d50c-44e7-9b4c-779988001111");
+  request.mutable_execution()->set_run_id(
+      "772a0622-c49b-43d6-af3b-668877990000");
+  absl::StatusOr<std::string> payload = RenderEventPayload(request);
   // Constant input: failing here is a programming error.
   if (!payload.ok()) std::abort();
+  // A last key that real events never have, so that a receiver can tell a
+  // test from the body alone: {...,"test":true}.
+  payload->insert(payload->size() - 1, ",\"test\":true");
   return *std::move(payload);
 }
 
 absl::Status ValidateJsonObject(std::string_view json, std::string_view field) {
-  // allow_exceptions=false: a parse error yields a discarded value instead.
-  const nlohmann::json parsed = nlohmann::json::parse(
-      json.begin(), json.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
+  if (!IsJsonObject(json)) {
     return absl::InvalidArgumentError(
         absl::StrCat(AsAbsl(field), ": must be a JSON object"));
   }

@@ -19,7 +19,9 @@ inline constexpr std::string_view kTestEventType = "webhook.test";
 // Renders the documented payload of an event: keys in the documented order,
 // integers as JSON numbers, timestamps as RFC 3339 UTC with exactly three
 // fractional digits and "Z" (null when unset), every key always present,
-// messages verbatim. An empty event_type renders as kDefaultEventType.
+// messages_json byte for byte (InvalidArgument naming messages_json[i] for
+// one that is not a JSON object, and for messages and messages_json both
+// set). An empty event_type renders as kDefaultEventType.
 absl::StatusOr<std::string> RenderEventPayload(
     const webhook::v1::SubmitEventRequest& request);
 
@@ -29,7 +31,9 @@ absl::StatusOr<std::string> RenderEventPayload(
 webhook::v1::SubmitEventRequest DocumentedExampleEvent(
     const std::string& message);
 
-// The documented sample payload, used by test deliveries without one.
+// The body of a test delivery sent without a payload: the documented
+// example event (event "execution.completed"), its ids valid version 4
+// UUIDs, with a last key "test": true that real events never have.
 std::string SamplePayload();
 
 // Returns InvalidArgument naming `field` unless `json` is a JSON object.

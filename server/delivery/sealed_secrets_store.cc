@@ -175,7 +175,7 @@ absl::Status SealedSecretsStore::AddDeliveries(
   return inner_->AddDeliveries(deliveries, changes);
 }
 
-absl::StatusOr<SubmitEventResponse> SealedSecretsStore::FindSubmission(
+absl::StatusOr<Submission> SealedSecretsStore::FindSubmission(
     int64_t user_id, std::string_view idempotency_key) {
   return inner_->FindSubmission(user_id, idempotency_key);
 }

@@ -48,7 +48,7 @@ class SealedSecretsStore final : public Store {
   absl::Status InsertEvents(absl::Span<const NewEvent> events) override;
   absl::Status AddDeliveries(absl::Span<const Delivery> deliveries,
                              absl::Span<const DeliveryChange> changes) override;
-  absl::StatusOr<SubmitEventResponse> FindSubmission(
+  absl::StatusOr<Submission> FindSubmission(
       int64_t user_id, std::string_view idempotency_key) override;
   absl::StatusOr<EventRecord> GetEvent(std::string_view id) override;
   absl::StatusOr<Delivery> GetDelivery(std::string_view id) override;

@@ -10,7 +10,9 @@
 #include "server/common/limits.h"
 #include "server/common/status_macros.h"
 #include "server/common/time_util.h"
+#include "server/delivery/event_types.h"
 #include "server/delivery/payload.h"
+#include "server/delivery/request_fingerprint.h"
 #include "server/delivery/validation.h"
 
 namespace webhookd {
@@ -68,9 +70,9 @@ absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
     return absl::InvalidArgumentError(absl::StrCat(
         "idempotency_key: at most ", kMaxIdempotencyKeyBytes, " bytes"));
   }
-  if (request.event_type().size() > kMaxEventTypeBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("event_type: at most ", kMaxEventTypeBytes, " bytes"));
+  if (!request.event_type().empty()) {
+    WEBHOOKD_RETURN_IF_ERROR(
+        ValidateEventType(request.event_type(), "event_type"));
   }
   WEBHOOKD_ASSIGN_OR_RETURN(std::string payload, RenderEventPayload(request));
   if (payload.size() > options_.max_payload_bytes) {
@@ -90,12 +92,15 @@ absl::StatusOr<SubmitPipeline::PendingSubmit> SubmitPipeline::Prepare(
   event.set_payload(std::move(payload));
   event.set_create_time_unix_micros(absl::ToUnixMicros(clock_.Now()));
   event.set_idempotency_key(request.idempotency_key());
+  if (!request.idempotency_key().empty()) {
+    event.set_request_fingerprint(RequestFingerprint(request));
+  }
   if (trace.empty() && options_.trace_new_events) trace = NewTraceContext();
   event.set_traceparent(std::move(trace.traceparent));
   event.set_tracestate(std::move(trace.tracestate));
 
   const std::vector<EndpointManager::EndpointPtr> endpoints =
-      endpoints_.EnabledOfThread(request.thread_id());
+      endpoints_.EnabledOfThread(request.thread_id(), event.event_type());
   submit.deliveries.reserve(endpoints.size());
   event.mutable_delivery_ids()->Reserve(static_cast<int>(endpoints.size()));
   for (const EndpointManager::EndpointPtr& endpoint : endpoints) {
@@ -178,14 +183,32 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
   std::vector<std::optional<absl::StatusOr<SubmitEventResponse>>> answers(
       batch.size());
   // A submit repeating the idempotency key of an earlier one in this batch
-  // gets that one's answer: index of the first, or -1.
+  // is answered after it: index of the first, or -1.
   std::vector<ptrdiff_t> same_as(batch.size(), -1);
+  // For the first submit of each key: the submission that holds the key,
+  // found in the store or written here. Repeats are compared with it.
+  std::vector<std::optional<Submission>> holder(batch.size());
   absl::flat_hash_map<std::string, size_t> first_with_key;
   std::vector<NewEvent> inserts;
   inserts.reserve(batch.size());
   std::vector<size_t> written_index;  // Of the batch entries in `inserts`.
   written_index.reserve(batch.size());
   size_t reserved = 0;
+  // Whether batch[i]'s key is held by a stored submission: if so, answers
+  // it (a replay, a conflict, or the store's error).
+  const auto answer_from_store = [&](size_t i) {
+    const EventRecord& event = batch[i].event;
+    absl::StatusOr<Submission> stored =
+        store_.FindSubmission(event.user_id(), event.idempotency_key());
+    if (absl::IsNotFound(stored.status())) return false;
+    if (!stored.ok()) {
+      answers[i] = stored.status();
+    } else {
+      answers[i] = AnswerRepeatedKey(event, *stored);
+      holder[i] = *std::move(stored);
+    }
+    return true;
+  };
   for (size_t i = 0; i < batch.size(); ++i) {
     const EventRecord& event = batch[i].event;
     reserved += batch[i].deliveries.size();
@@ -198,12 +221,7 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
         same_as[i] = static_cast<ptrdiff_t>(first->second);
         continue;
       }
-      absl::StatusOr<SubmitEventResponse> stored =
-          store_.FindSubmission(event.user_id(), event.idempotency_key());
-      if (stored.ok() || !absl::IsNotFound(stored.status())) {
-        answers[i] = std::move(stored);
-        continue;
-      }
+      if (answer_from_store(i)) continue;
     }
     inserts.push_back(NewEvent{&event, batch[i].deliveries});
     written_index.push_back(i);
@@ -211,20 +229,14 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
   absl::StatusOr<size_t> claimed = Insert(inserts);
   if (absl::IsAlreadyExists(claimed.status())) {
     // Another node sharing the store wrote an event with one of these
-    // idempotency keys after they were looked up: those submits get its
-    // answer, and the others are written again.
+    // idempotency keys after they were looked up: those submits are
+    // answered from it, and the others are written again.
     std::vector<NewEvent> rest;
     std::vector<size_t> rest_index;
     for (size_t k = 0; k < inserts.size(); ++k) {
       const size_t i = written_index[k];
-      const EventRecord& event = batch[i].event;
-      if (!event.idempotency_key().empty()) {
-        absl::StatusOr<SubmitEventResponse> stored =
-            store_.FindSubmission(event.user_id(), event.idempotency_key());
-        if (stored.ok() || !absl::IsNotFound(stored.status())) {
-          answers[i] = std::move(stored);
-          continue;
-        }
+      if (!batch[i].event.idempotency_key().empty() && answer_from_store(i)) {
+        continue;
       }
       rest.push_back(inserts[k]);
       rest_index.push_back(i);
@@ -262,21 +274,27 @@ void SubmitPipeline::CommitBatch(std::vector<PendingSubmit>& batch) {
   } else {
     scheduler_.Unreserve(reserved);
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (answers[i].has_value() || same_as[i] >= 0) continue;
+  for (size_t i : written_index) {
     if (!written.ok()) {
       answers[i] = written;
       continue;
     }
+    const EventRecord& event = batch[i].event;
     SubmitEventResponse response;
-    response.set_event_id(batch[i].event.id());
-    *response.mutable_delivery_ids() = batch[i].event.delivery_ids();
+    response.set_event_id(event.id());
+    *response.mutable_delivery_ids() = event.delivery_ids();
+    holder[i] = Submission{response, event.request_fingerprint()};
     answers[i] = std::move(response);
   }
   for (size_t i = 0; i < batch.size(); ++i) {
-    const size_t from = same_as[i] >= 0 ? static_cast<size_t>(same_as[i]) : i;
-    batch[i].done(*answers[from]);
+    if (same_as[i] < 0) continue;
+    const size_t first = static_cast<size_t>(same_as[i]);
+    // A repeat of a key whose first submit failed fails the same way.
+    answers[i] = holder[first].has_value()
+                     ? AnswerRepeatedKey(batch[i].event, *holder[first])
+                     : *answers[first];
   }
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(*answers[i]);
 }
 
 }  // namespace webhookd

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/string_view.h"
+#include "server/delivery/event_types.h"
 
 namespace webhookd {
 namespace {
@@ -363,8 +364,11 @@ absl::Status ValidateEndpoint(const webhook::v1::Endpoint& endpoint,
   status =
       ValidateSecret(endpoint.secret(), absl::StrCat(AsAbsl(field), ".secret"));
   if (!status.ok()) return status;
-  return ValidateHeaders(endpoint.headers(),
-                         absl::StrCat(AsAbsl(field), ".headers"));
+  status = ValidateHeaders(endpoint.headers(),
+                           absl::StrCat(AsAbsl(field), ".headers"));
+  if (!status.ok()) return status;
+  return ValidateEventTypeFilters(endpoint.event_types(),
+                                  absl::StrCat(AsAbsl(field), ".event_types"));
 }
 
 }  // namespace webhookd

@@ -24,7 +24,7 @@ namespace webhookd {
 bool IsValidUtf8(std::string_view s);
 
 // Checks every field a client may set on create: thread_id, name, url,
-// secret and headers. `field` prefixes messages ("endpoint").
+// secret, headers and event_types. `field` prefixes messages ("endpoint").
 absl::Status ValidateEndpoint(const webhook::v1::Endpoint& endpoint,
                               const TargetPolicy& policy,
                               std::string_view field = "endpoint");

@@ -463,6 +463,7 @@ absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
         record.mutable_response()->add_delivery_ids(delivery.id());
       }
       record.set_create_time_unix_micros(event.create_time_unix_micros());
+      record.set_request_fingerprint(event.request_fingerprint());
       batch.Put(keys::IdempotencyKey(event.user_id(), event.idempotency_key()),
                 record.SerializeAsString());
     }
@@ -539,7 +540,7 @@ absl::Status LevelDbStore::AddDeliveries(
   return Write(&batch, /*sync=*/true);
 }
 
-absl::StatusOr<SubmitEventResponse> LevelDbStore::FindSubmission(
+absl::StatusOr<Submission> LevelDbStore::FindSubmission(
     int64_t user_id, std::string_view idempotency_key) {
   STORE_USE_DB();
   IdempotencyRecord record;
@@ -547,7 +548,8 @@ absl::StatusOr<SubmitEventResponse> LevelDbStore::FindSubmission(
       GetMessage(*db_, DefaultReadOptions(),
                  keys::IdempotencyKey(user_id, idempotency_key),
                  "no submission with this idempotency key", &record));
-  return std::move(*record.mutable_response());
+  return Submission{std::move(*record.mutable_response()),
+                    std::move(*record.mutable_request_fingerprint())};
 }
 
 absl::StatusOr<EventRecord> LevelDbStore::GetEvent(std::string_view id) {

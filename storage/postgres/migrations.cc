@@ -111,6 +111,11 @@ ALTER TABLE endpoint_stats
   ADD COLUMN streak_failures bigint NOT NULL DEFAULT 0,
   ADD COLUMN streak_first_failure_us bigint;
 )sql"},
+    {5, "submission fingerprints", R"sql(
+-- webhookd.storage.EventRecord.request_fingerprint of the first request
+-- with the key; NULL in rows written before (they match any request).
+ALTER TABLE submissions ADD COLUMN request_fingerprint bytea;
+)sql"},
 };
 
 constexpr std::string_view kCreateVersionTable = R"sql(

@@ -496,10 +496,11 @@ absl::StatusOr<std::vector<Statement>> InsertStatements(
       statements.push_back(Statement{
           "insert_submission",
           "INSERT INTO submissions (user_id, idempotency_key, create_us, "
-          "response) VALUES ($1, $2, $3, $4)",
+          "response, request_fingerprint) VALUES ($1, $2, $3, $4, $5)",
           {Param::Int64(event.user_id()), Param::Text(event.idempotency_key()),
            Param::Int64(event.create_time_unix_micros()),
-           Param::Bytes(response.SerializeAsString())}});
+           Param::Bytes(response.SerializeAsString()),
+           Param::Bytes(event.request_fingerprint())}});
     }
   }
   return statements;
@@ -617,21 +618,26 @@ absl::StatusOr<std::vector<Claim>> PostgresStore::InsertClaimed(
   return claims;
 }
 
-absl::StatusOr<SubmitEventResponse> PostgresStore::FindSubmission(
+absl::StatusOr<Submission> PostgresStore::FindSubmission(
     int64_t user_id, std::string_view idempotency_key) {
   WEBHOOKD_ASSIGN_OR_RETURN(
       Result result,
       pool_.Exec(
           Statement{"find_submission",
-                    "SELECT response FROM submissions "
+                    "SELECT response, request_fingerprint FROM submissions "
                     "WHERE user_id = $1 AND idempotency_key = $2",
                     {Param::Int64(user_id), Param::Text(idempotency_key)}}));
   if (result.rows() == 0) {
     return absl::NotFoundError("no submission with this idempotency key");
   }
-  SubmitEventResponse response;
-  WEBHOOKD_RETURN_IF_ERROR(Parse(result.Bytes(0, 0), "idempotency", &response));
-  return response;
+  Submission submission;
+  WEBHOOKD_RETURN_IF_ERROR(
+      Parse(result.Bytes(0, 0), "idempotency", &submission.response));
+  // NULL in rows written before schema version 5.
+  if (!result.IsNull(0, 1)) {
+    submission.request_fingerprint = std::string(result.Bytes(0, 1));
+  }
+  return submission;
 }
 
 absl::StatusOr<EventRecord> PostgresStore::GetEvent(std::string_view id) {

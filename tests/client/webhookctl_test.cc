@@ -186,6 +186,38 @@ TEST_F(WebhookctlTest, EndpointsUpdateChangesOnlyTheFieldsGiven) {
   EXPECT_THAT(nothing.err, HasSubstr("nothing to change"));
 }
 
+TEST_F(WebhookctlTest, EndpointsEventTypesAndCreatedDisabled) {
+  json created =
+      Json({"endpoints", "create", "--thread", "thread-1", "--name", "Reports",
+            "--url", receiver_.Url(), "--event-type", "report.*",
+            "--event-type", "execution.completed", "--disabled"});
+  EXPECT_EQ(created["enabled"], false);
+  ASSERT_EQ(created["eventTypes"].size(), 2u);
+  EXPECT_EQ(created["eventTypes"][0], "report.*");
+  EXPECT_EQ(created["eventTypes"][1], "execution.completed");
+  const std::string id = created["id"];
+
+  RunResult table = Ctl({"endpoints", "get", id});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("report.*, execution.completed"));
+  RunResult list = Ctl({"endpoints", "list"});
+  EXPECT_THAT(list.out, HasSubstr("EVENT TYPES"));
+  EXPECT_THAT(list.out, HasSubstr("report.*, execution.completed"));
+
+  json updated =
+      Json({"endpoints", "update", id, "--event-type", "billing.invoice.paid"});
+  ASSERT_EQ(updated["eventTypes"].size(), 1u);
+  EXPECT_EQ(updated["eventTypes"][0], "billing.invoice.paid");
+  json cleared = Json({"endpoints", "update", id, "--clear-event-types"});
+  EXPECT_TRUE(cleared["eventTypes"].empty());
+  EXPECT_THAT(Ctl({"endpoints", "get", id}).out, HasSubstr("all"));
+
+  RunResult bad = Ctl({"endpoints", "update", id, "--event-type", "a*"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(bad.err, HasSubstr("endpoint.event_types[0]"));
+}
+
 TEST_F(WebhookctlTest, EndpointsDeleteThenGetFailsWithTheGrpcError) {
   webhook::v1::Endpoint endpoint = NewEndpoint();
   json deleted = Json({"endpoints", "delete", endpoint.id()});
@@ -367,9 +399,25 @@ TEST_F(WebhookctlTest, EventsSubmitFromFlags) {
   EXPECT_EQ(body["execution"]["jobId"], "job-9");
   EXPECT_EQ(body["execution"]["prompt"], "Summarise");
 
-  json again = Json({"events", "submit", "--thread", "thread-1", "--user", "42",
-                     "--idempotency-key", "k1"});
+  const std::vector<std::string> same = {
+      "events",   "submit",    "--thread",          "thread-1",
+      "--user",   "42",        "--trigger-name",    "Nightly",
+      "--job-id", "job-9",     "--run-id",          "run-9",
+      "--prompt", "Summarise", "--idempotency-key", "k1"};
+  EXPECT_EQ(submitted["replayed"], false);
+  json again = Json(same);
   EXPECT_EQ(again["eventId"], submitted["eventId"]) << "idempotent";
+  EXPECT_EQ(again["replayed"], true);
+  RunResult table = Ctl(same);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("replayed"));
+  EXPECT_THAT(table.out, HasSubstr("yes"));
+
+  RunResult conflict = Ctl({"events", "submit", "--thread", "thread-1",
+                            "--user", "42", "--idempotency-key", "k1"});
+  EXPECT_EQ(conflict.exit_code, 1);
+  EXPECT_THAT(conflict.err, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_THAT(conflict.err, HasSubstr("different request"));
 }
 
 TEST_F(WebhookctlTest, EventsSubmitFromAJsonFileWithFlagOverrides) {

@@ -134,6 +134,52 @@ TEST_F(DeliveryServiceTest, SubmitDeliversExactDocumentedBody) {
       << "the log keeps the exact body";
 }
 
+TEST_F(DeliveryServiceTest, MessagesJsonArriveByteForByte) {
+  NewEndpoint();
+  webhook::v1::SubmitEventRequest request = ExampleEvent("thread-1");
+  webhook::v1::Run* run = request.mutable_execution()->mutable_run();
+  run->clear_messages();
+  const std::string message =
+      R"({"role":"assistant","content":"Sales were up 4%.",)"
+      R"("tokens":12345678901234567890,"ratio":1.50,"a":{"z":1,"b":2}})";
+  run->add_messages_json(message);
+  const webhook::v1::SubmitEventResponse submitted = Submit(stub(), request);
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(10)));
+  const std::string body = receiver_.Requests()[0].body;
+  EXPECT_THAT(body, HasSubstr(absl::StrCat("\"messages\":[", message, "]")));
+  EXPECT_THAT(body, HasSubstr("12345678901234567890"));
+  EXPECT_EQ(WaitFinished(stub(), submitted.delivery_ids(0)).payload(), body);
+}
+
+TEST_F(DeliveryServiceTest,
+       InvalidMessagesJsonIsRefusedNamingItAndStoresNothing) {
+  Endpoint endpoint = NewEndpoint();
+  webhook::v1::SubmitEventRequest request = ExampleEvent("thread-1");
+  webhook::v1::Run* run = request.mutable_execution()->mutable_run();
+  run->clear_messages();
+  run->add_messages_json(R"({"ok":true})");
+  run->add_messages_json(R"({"role":"assistant",)");
+  webhook::v1::SubmitEventResponse response;
+  grpc::Status status = stub().SubmitEvent(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::StartsWith("execution.run.messages_json[1]: "));
+
+  run->clear_messages_json();
+  run->add_messages_json("{}");
+  *run->add_messages() = ExampleEvent("t").execution().run().messages(0);
+  status = stub().SubmitEvent(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              ::testing::StartsWith("execution.run.messages_json: "));
+
+  webhook::v1::ListDeliveriesRequest list;
+  list.set_endpoint_id(endpoint.id());
+  webhook::v1::ListDeliveriesResponse listed;
+  ASSERT_TRUE(stub().ListDeliveries(Context().get(), list, &listed).ok());
+  EXPECT_EQ(listed.deliveries_size(), 0);
+}
+
 TEST_F(DeliveryServiceTest, PayloadNumbersAreJsonNumbers) {
   NewEndpoint();
   Submit(stub(), ExampleEvent("thread-1"));
@@ -386,6 +432,14 @@ TEST_F(DeliveryServiceTest, TestDeliveryWithoutPayloadSendsSample) {
   nlohmann::json body = nlohmann::json::parse(response.delivery().payload());
   EXPECT_TRUE(body.contains("execution"));
   EXPECT_TRUE(body.contains("threadId"));
+  EXPECT_EQ(body["test"], true);
+  EXPECT_EQ(body["event"], "execution.completed");
+  // What the receiver got, byte for byte, says it too.
+  ASSERT_TRUE(receiver_.WaitForRequests(1, absl::Seconds(5)));
+  const auto received = receiver_.Requests()[0];
+  EXPECT_EQ(received.body, response.delivery().payload());
+  EXPECT_EQ(received.Header("X-Webhook-Event"), "webhook.test");
+  EXPECT_EQ(nlohmann::json::parse(received.body)["test"], true);
 }
 
 TEST_F(DeliveryServiceTest, TestDeliveryFailureIsNotRetried) {
@@ -522,6 +576,9 @@ TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
   request.set_idempotency_key("run-772a0622");
   webhook::v1::SubmitEventResponse first = Submit(stub(), request);
   webhook::v1::SubmitEventResponse again = Submit(stub(), request);
+  EXPECT_FALSE(first.replayed());
+  EXPECT_TRUE(again.replayed());
+  again.clear_replayed();
   EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString());
   // Let the attempt finish: one cut short by Stop() would be re-sent.
   WaitFinished(stub(), first.delivery_ids(0));
@@ -529,6 +586,8 @@ TEST_F(DeliveryServiceTest, IdempotentSubmitReturnsFirstResponse) {
   server_.Stop();
   server_.Start();
   webhook::v1::SubmitEventResponse after_restart = Submit(stub(), request);
+  EXPECT_TRUE(after_restart.replayed());
+  after_restart.clear_replayed();
   EXPECT_EQ(after_restart.SerializeAsString(), first.SerializeAsString());
 
   // One attempt, recorded before the restart: nothing is queued to send it

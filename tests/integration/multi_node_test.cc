@@ -227,6 +227,44 @@ TEST_F(MultiNodeTest, IdempotencyKeysAreUniqueAcrossNodes) {
   EXPECT_EQ(receiver_.RequestCount(), kKeys + 1);
 }
 
+TEST_F(MultiNodeTest,
+       ConflictingRequestsWithOneKeyThroughBothNodesMakeOneEvent) {
+  StartNodes();
+  CreateEndpoint(node(0), MakeEndpoint("thread-1", receiver_.Url()));
+  SubmitUntil(1, "thread-1", 1);
+  // The same key through both nodes at once, with different requests.
+  constexpr int kKeys = 20;
+  grpc::Status status[2][kKeys];
+  webhook::v1::SubmitEventResponse through[2][kKeys];
+  std::vector<std::thread> submitters;
+  for (int i = 0; i < 2; ++i) {
+    submitters.emplace_back([&, i] {
+      for (int k = 0; k < kKeys; ++k) {
+        webhook::v1::SubmitEventRequest request = ExampleEvent("thread-1");
+        request.set_idempotency_key(absl::StrCat("key-", k));
+        request.set_trigger_name(absl::StrCat("node-", i));
+        status[i][k] =
+            node(i).SubmitEvent(Context().get(), request, &through[i][k]);
+      }
+    });
+  }
+  for (std::thread& submitter : submitters) submitter.join();
+  for (int k = 0; k < kKeys; ++k) {
+    EXPECT_EQ(status[0][k].ok() + status[1][k].ok(), 1) << k;
+    for (int i = 0; i < 2; ++i) {
+      if (status[i][k].ok()) {
+        ASSERT_THAT(through[i][k].delivery_ids(), SizeIs(1));
+        WaitFinished(node(0), through[i][k].delivery_ids(0));
+      } else {
+        EXPECT_EQ(status[i][k].error_code(), grpc::StatusCode::ALREADY_EXISTS)
+            << status[i][k].error_message();
+      }
+    }
+  }
+  // One request per key reached the receiver (plus the first event's).
+  EXPECT_EQ(receiver_.RequestCount(), kKeys + 1);
+}
+
 TEST_F(MultiNodeTest, StatsAreExactAcrossNodes) {
   StartNodes();
   const Endpoint endpoint =

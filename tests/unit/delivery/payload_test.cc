@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -346,22 +347,63 @@ TEST(RenderEventPayloadTest, InvalidTimestampIsInvalidArgumentNamingField) {
               IsInvalidArgumentFor("execution.run.completed_at"));
 }
 
+// --- messages_json ----------------------------------------------------------
+
+TEST(RenderEventPayloadTest, MessagesJsonAreSentByteForByte) {
+  webhook::v1::SubmitEventRequest request = DocumentedRequest();
+  request.mutable_execution()->mutable_run()->clear_messages();
+  const std::string first =
+      R"({"z":1,"a":{"y":[1,2.50,"x"]},"n":12345678901234567890})";
+  const std::string second = R"( {"role" : "assistant",  "content":"\u00e9"} )";
+  request.mutable_execution()->mutable_run()->add_messages_json(first);
+  request.mutable_execution()->mutable_run()->add_messages_json(second);
+  const absl::StatusOr<std::string> payload = RenderEventPayload(request);
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  EXPECT_TRUE(absl::StrContains(
+      *payload, absl::StrCat("\"messages\":[", first, ",", second, "]")))
+      << *payload;
+  EXPECT_FALSE(nlohmann::json::parse(*payload, nullptr, false).is_discarded());
+}
+
+TEST(RenderEventPayloadTest, MessagesJsonMustBeJsonObjects) {
+  for (const std::string bad : {"", "{", "[1]", "\"text\"", "{\"a\":1} {}",
+                                "{\"a\":NaN}", "{'a':1}", "{\"a\":1,}"}) {
+    webhook::v1::SubmitEventRequest request = DocumentedRequest();
+    webhook::v1::Run* run = request.mutable_execution()->mutable_run();
+    run->clear_messages();
+    run->add_messages_json("{}");
+    run->add_messages_json(bad);
+    EXPECT_THAT(RenderEventPayload(request).status(),
+                IsInvalidArgumentFor("execution.run.messages_json[1]"))
+        << bad;
+  }
+}
+
+TEST(RenderEventPayloadTest, MessagesAndMessagesJsonTogetherAreRefused) {
+  webhook::v1::SubmitEventRequest request = DocumentedRequest();
+  request.mutable_execution()->mutable_run()->add_messages_json("{}");
+  EXPECT_THAT(RenderEventPayload(request).status(),
+              IsInvalidArgumentFor("execution.run.messages_json"));
+}
+
 // --- SamplePayload ----------------------------------------------------------
 
 TEST(SamplePayloadTest, IsDocumentedSampleWithEveryKey) {
   const auto payload = nlohmann::ordered_json::parse(
       SamplePayload(), /*cb=*/nullptr, /*allow_exceptions=*/false);
   ASSERT_TRUE(payload.is_object());
-  EXPECT_THAT(Keys(payload), ElementsAre("event", "triggerId", "triggerName",
-                                         "execution", "threadId", "userId"));
+  EXPECT_THAT(Keys(payload),
+              ElementsAre("event", "triggerId", "triggerName", "execution",
+                          "threadId", "userId", "test"));
+  EXPECT_EQ(payload["test"], true);
   EXPECT_EQ(payload["event"], "execution.completed");
   EXPECT_EQ(payload["triggerId"], "550e8400-e29b-41d4-a716-446655440000");
   EXPECT_EQ(payload["triggerName"], "Daily Report Schedule");
-  EXPECT_EQ(payload["threadId"], "883b1733-d50c-64e7-bg4c-779988001111");
+  EXPECT_EQ(payload["threadId"], "883b1733-d50c-44e7-9b4c-779988001111");
   EXPECT_EQ(payload["userId"], 42);
   const auto& execution = payload["execution"];
   EXPECT_EQ(execution["jobId"], "661f9511-b38a-42c5-9e2a-557766880000");
-  EXPECT_EQ(execution["runId"], "772a0622-c49b-53d6-af3b-668877990000");
+  EXPECT_EQ(execution["runId"], "772a0622-c49b-43d6-af3b-668877990000");
   EXPECT_EQ(execution["prompt"], "Generate today's sales summary");
   EXPECT_EQ(execution["queuedAt"], "2026-03-29T09:00:00.000Z");
   EXPECT_EQ(execution["completedAt"], "2026-03-29T09:00:12.450Z");
@@ -376,6 +418,26 @@ TEST(SamplePayloadTest, IsDocumentedSampleWithEveryKey) {
   ASSERT_EQ(run["messages"].size(), 1u);
   EXPECT_EQ(run["messages"][0]["role"], "assistant");
   EXPECT_TRUE(run["messages"][0]["content"].is_string());
+}
+
+TEST(SamplePayloadTest, IdsAreVersion4Uuids) {
+  const auto payload = nlohmann::json::parse(SamplePayload());
+  const std::regex uuid_v4(
+      "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  for (const std::string& id :
+       {payload["triggerId"].get<std::string>(),
+        payload["threadId"].get<std::string>(),
+        payload["execution"]["jobId"].get<std::string>(),
+        payload["execution"]["runId"].get<std::string>()}) {
+    EXPECT_TRUE(std::regex_match(id, uuid_v4)) << id;
+  }
+}
+
+TEST(SamplePayloadTest, RealEventsHaveNoTestKey) {
+  const absl::StatusOr<std::string> real =
+      RenderEventPayload(DocumentedExampleEvent("hi"));
+  ASSERT_TRUE(real.ok());
+  EXPECT_FALSE(nlohmann::json::parse(*real).contains("test"));
 }
 
 TEST(SamplePayloadTest, PassesValidateJsonObject) {

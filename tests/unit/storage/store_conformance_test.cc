@@ -459,11 +459,27 @@ TEST_P(StoreTest, FindSubmissionReturnsFirstResponse) {
   ASSERT_OK(store_->InsertEvent(
       MakeEvent("evt_1", "thread-a", deliveries, "key-1"), deliveries));
 
-  absl::StatusOr<SubmitEventResponse> found =
-      store_->FindSubmission(7, "key-1");
+  absl::StatusOr<Submission> found = store_->FindSubmission(7, "key-1");
   ASSERT_OK(found);
-  EXPECT_EQ(found->event_id(), "evt_1");
-  EXPECT_THAT(found->delivery_ids(), ElementsAre("dlv_1"));
+  EXPECT_EQ(found->response.event_id(), "evt_1");
+  EXPECT_THAT(found->response.delivery_ids(), ElementsAre("dlv_1"));
+  EXPECT_EQ(found->request_fingerprint, "") << "written without one";
+}
+
+TEST_P(StoreTest, FindSubmissionReturnsTheRequestFingerprintAfterReopen) {
+  std::vector<Delivery> deliveries = {
+      MakeDelivery("dlv_1", "evt_1", "ep_1", "thread-a", kBaseMicros)};
+  EventRecord event = MakeEvent("evt_1", "thread-a", deliveries, "key-1");
+  std::string fingerprint(32, '\xab');
+  fingerprint[0] = '\0';  // Bytes, not text.
+  event.set_request_fingerprint(fingerprint);
+  ASSERT_OK(store_->InsertEvent(event, deliveries));
+  Reopen();
+
+  absl::StatusOr<Submission> found = store_->FindSubmission(7, "key-1");
+  ASSERT_OK(found);
+  EXPECT_EQ(found->response.event_id(), "evt_1");
+  EXPECT_EQ(found->request_fingerprint, fingerprint);
 }
 
 TEST_P(StoreTest, FindSubmissionIsPerUser) {
@@ -485,10 +501,9 @@ TEST_P(StoreTest, IdempotencyRecordIsFoundAfterReopen) {
       MakeEvent("evt_1", "thread-a", deliveries, "key-1"), deliveries));
   Reopen();
 
-  absl::StatusOr<SubmitEventResponse> found =
-      store_->FindSubmission(7, "key-1");
+  absl::StatusOr<Submission> found = store_->FindSubmission(7, "key-1");
   ASSERT_OK(found);
-  EXPECT_EQ(found->event_id(), "evt_1");
+  EXPECT_EQ(found->response.event_id(), "evt_1");
 }
 
 // --- Stats -------------------------------------------------------------------
