@@ -146,7 +146,7 @@ TEST_F(ReflectionTest, ServedSchemasKeepTheProtoComments) {
   }
   EXPECT_THAT(comments,
               Contains(HasSubstr("Creates an endpoint. New endpoints are "
-                                 "enabled.")));
+                                 "enabled unless the request asks")));
   EXPECT_THAT(comments, Contains(HasSubstr("WebhookService manages webhook "
                                            "endpoints")));
 }
