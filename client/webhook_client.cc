@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace webhookd {
 
@@ -208,10 +209,9 @@ WebhookClient::RecoverDeliveries(const std::string& endpoint_id,
                                  absl::Time since) {
   webhook::v1::RecoverDeliveriesRequest request;
   request.set_endpoint_id(endpoint_id);
-  request.mutable_since()->set_seconds(absl::ToUnixSeconds(since));
-  request.mutable_since()->set_nanos(static_cast<int32_t>(
-      (since - absl::FromUnixSeconds(absl::ToUnixSeconds(since))) /
-      absl::Nanoseconds(1)));
+  *request.mutable_since() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+          absl::ToUnixNanos(since));
   return Call(&Stub::RecoverDeliveries, request, options_.timeout);
 }
 
