@@ -745,14 +745,28 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
       action = [id](WebhookClient& client, const Globals& g) {
         return Show<webhook::v1::EndpointStats>(
             client.GetEndpointStats(*id), g, [](const auto& s) {
+              // Deliveries first (what people mean), then attempts (the
+              // documented "Total Deliveries" figures).
               PrintFields(
                   {{"endpoint", s.endpoint_id()},
+                   {"deliveries succeeded",
+                    absl::StrCat(s.deliveries_succeeded())},
+                   {"deliveries failed", absl::StrCat(s.deliveries_failed())},
+                   {"deliveries in progress",
+                    absl::StrCat(s.deliveries_in_progress())},
+                   {"delivery success rate",
+                    absl::StrCat(s.delivery_success_rate(), " %")},
                    {"attempts", absl::StrCat(s.total_deliveries())},
-                   {"successful", absl::StrCat(s.successful_deliveries())},
-                   {"failed", absl::StrCat(s.failed_deliveries())},
-                   {"success rate", absl::StrCat(s.success_rate(), " %")},
+                   {"attempts succeeded",
+                    absl::StrCat(s.successful_deliveries())},
+                   {"attempts failed", absl::StrCat(s.failed_deliveries())},
+                   {"attempts without response",
+                    absl::StrCat(s.attempts_without_response())},
+                   {"attempt success rate",
+                    absl::StrCat(s.success_rate(), " %")},
                    {"avg response time",
-                    absl::StrCat(s.avg_response_time_ms(), " ms")}});
+                    absl::StrCat(s.avg_response_time_ms(),
+                                 " ms (attempts answered)")}});
             });
       };
     });

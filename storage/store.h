@@ -7,8 +7,9 @@
 // response. Whether a delivery awaits an attempt, and when, comes with each
 // write (NewEvent, DeliveryChange), and the store keeps its queue in step
 // with that alone. Whether an attempt counts in its endpoint's stats, and
-// as a success or not, comes with its DeliveryChange, and the store keeps
-// raw totals of them (AttemptCounts); rates and means are the domain's.
+// as a success or not, and whether it ends its delivery, comes with its
+// DeliveryChange, and the store keeps raw totals of them (EndpointCounts);
+// rates and means are the domain's.
 
 #ifndef WEBHOOKD_STORAGE_STORE_H_
 #define WEBHOOKD_STORAGE_STORE_H_
@@ -90,22 +91,39 @@ struct Submission {
 // One finished attempt, as it counts in its endpoint's stats.
 struct CountedAttempt {
   bool success = false;
+  // Whether the receiver answered with an HTTP status; only answered
+  // attempts add their response time.
+  bool answered = false;
   int64_t response_time_ms = 0;
 };
 
-// The running totals of an endpoint's counted attempts.
-struct AttemptCounts {
+// The running totals of an endpoint's counted attempts and deliveries
+// (test deliveries are never counted).
+struct EndpointCounts {
   int64_t attempts = 0;
-  int64_t successes = 0;  // The others failed.
+  int64_t successes = 0;  // The other attempts failed.
+  int64_t answered = 0;   // Attempts with an HTTP status.
+  // Of the answered attempts (of every attempt before answered was kept:
+  // stores set answered = attempts when they first keep it).
   int64_t response_time_ms_sum = 0;
+  // Deliveries that ended SUCCESS, and FAILED (Ending).
+  int64_t deliveries_succeeded = 0;
+  int64_t deliveries_failed = 0;
+  // New deliveries (InsertEvents, AddDeliveries, not tests) not ended yet.
+  int64_t deliveries_in_progress = 0;
 };
 
-// How a change ends a delivery, as it counts in its endpoint's failure
-// streak (FailureStreak).
+// How a change ends a delivery, as it counts in its endpoint's delivery
+// counts (EndpointCounts) and failure streak (FailureStreak). Each
+// non-test delivery ends once: a FAILED delivery is never attempted again
+// (ResendDelivery makes a new one).
 enum class Ending {
-  kNone,       // The delivery goes on, or is a test, or ended unattempted.
+  kNone,       // The delivery goes on, or is a test.
   kSucceeded,  // Ended SUCCESS: the streak is reset.
   kFailed,     // Ended FAILED after its last attempt: the streak grows.
+  // Ended FAILED for a reason that says nothing of the receiver (its
+  // endpoint was deleted, its payload lost): the streak stays as it is.
+  kCancelled,
 };
 
 // The deliveries of an endpoint that ended FAILED since the last that
@@ -288,7 +306,9 @@ class Store {
   // an idempotency key, the response to return for it with the event's
   // request_fingerprint (a Submission), all in one synced
   // write: every event is stored or none is. Concurrent submits share one
-  // disk sync this way (group commit).
+  // disk sync this way (group commit). Each new delivery that is not a test
+  // counts in its endpoint's deliveries_in_progress (EndpointCounts), in
+  // the same write.
   virtual absl::Status InsertEvents(absl::Span<const NewEvent> events) = 0;
   // InsertEvents of one event.
   absl::Status InsertEvent(const EventRecord& event,
@@ -297,8 +317,8 @@ class Store {
     return InsertEvents(absl::MakeConstSpan(&one, 1));
   }
   // Adds new deliveries to events already stored (resends: each is sent the
-  // payload of its event, whose delivery_ids it joins), each queued as
-  // InsertEvents queues them, and applies `changes` (the originals, marked
+  // payload of its event, whose delivery_ids it joins), each queued and
+  // counted as InsertEvents does, and applies `changes` (the originals, marked
   // resent) in the same synced write. NotFound if one of the events does
   // not exist; then nothing is written.
   virtual absl::Status AddDeliveries(
@@ -334,9 +354,10 @@ class Store {
     return queue;
   }
 
-  // Returns the totals of an endpoint's counted attempts, zero if it never
-  // had one (including unknown ids: callers check existence).
-  virtual absl::StatusOr<AttemptCounts> GetAttemptCounts(
+  // Returns the totals of an endpoint's counted attempts and deliveries,
+  // zero if it never had one (including unknown ids: callers check
+  // existence).
+  virtual absl::StatusOr<EndpointCounts> GetEndpointCounts(
       std::string_view endpoint_id) = 0;
 
   // Returns the endpoint's failure streak as the endings of its

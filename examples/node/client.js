@@ -117,7 +117,15 @@ async function followOneDelivery(endpoint) {
       execution: {
         jobId: 'job-1', runId: 'run-1',
         prompt: "Generate today's sales summary",
-        run: {totalCostUsd: 0.0342, totalTokens: 4521},
+        run: {
+          totalCostUsd: 0.0342, totalTokens: 4521,
+          // messagesJson: each message as JSON text, sent byte for byte
+          // (key order and big numbers kept), unlike messages.
+          messagesJson: [
+            '{"role": "assistant", "content": "Sales were up 4%.", ' +
+                '"request_id": 12345678901234567890}',
+          ],
+        },
       },
     });
     console.log('submitted event', submitted.eventId, 'deliveries',

@@ -92,7 +92,13 @@ def follow_one_delivery(stub, args, endpoint, metadata):
             execution=pb2.Execution(
                 job_id="job-1", run_id="run-1",
                 prompt="Generate today's sales summary",
-                run=pb2.Run(total_cost_usd=0.0342, total_tokens=4521)))
+                # messages_json: each message as JSON text, sent byte for
+                # byte (key order and big numbers kept), unlike messages.
+                run=pb2.Run(total_cost_usd=0.0342, total_tokens=4521,
+                            messages_json=[
+                                '{"role": "assistant", "content": '
+                                '"Sales were up 4%.", '
+                                '"request_id": 12345678901234567890}'])))
         submitted = stub.SubmitEvent(event, timeout=10, metadata=metadata)
         print("submitted event", submitted.event_id, "deliveries",
               list(submitted.delivery_ids), flush=True)

@@ -430,6 +430,13 @@ absl::Status DeliveryEngine::CheckRetryable(const Delivery& delivery) const {
     return absl::FailedPreconditionError(
         absl::StrCat("the endpoint of delivery \"", id, "\" was deleted"));
   }
+  // Ended for good (and counted so in its endpoint's stats): only a resend
+  // sends it again, as a new delivery.
+  if (delivery.status() == webhook::v1::DELIVERY_STATUS_FAILED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "delivery \"", id, "\" has ended FAILED (", delivery.last_error(),
+        "); ResendDelivery sends it again as a new delivery"));
+  }
   return absl::OkStatus();
 }
 

@@ -1,5 +1,7 @@
 #include "server/delivery/delivery_log.h"
 
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/paging.h"
 #include "server/common/status_macros.h"
@@ -14,19 +16,30 @@ absl::Status EndpointNotFound(const std::string& id) {
 }  // namespace
 
 EndpointStats StatsFromCounts(const std::string& endpoint_id,
-                              const AttemptCounts& counts) {
+                              const EndpointCounts& counts) {
   EndpointStats stats;
   stats.set_endpoint_id(endpoint_id);
   stats.set_total_deliveries(counts.attempts);
   stats.set_successful_deliveries(counts.successes);
   stats.set_failed_deliveries(counts.attempts - counts.successes);
-  if (counts.attempts > 0) {
-    const double attempts = static_cast<double>(counts.attempts);
-    stats.set_success_rate(100.0 * static_cast<double>(counts.successes) /
-                           attempts);
+  const auto percent = [](int64_t part, int64_t whole) {
+    return whole > 0
+               ? 100.0 * static_cast<double>(part) / static_cast<double>(whole)
+               : 0.0;
+  };
+  stats.set_success_rate(percent(counts.successes, counts.attempts));
+  if (counts.answered > 0) {
     stats.set_avg_response_time_ms(
-        static_cast<double>(counts.response_time_ms_sum) / attempts);
+        static_cast<double>(counts.response_time_ms_sum) /
+        static_cast<double>(counts.answered));
   }
+  stats.set_attempts_without_response(counts.attempts - counts.answered);
+  stats.set_deliveries_succeeded(counts.deliveries_succeeded);
+  stats.set_deliveries_failed(counts.deliveries_failed);
+  stats.set_deliveries_in_progress(counts.deliveries_in_progress);
+  stats.set_delivery_success_rate(
+      percent(counts.deliveries_succeeded,
+              counts.deliveries_succeeded + counts.deliveries_failed));
   return stats;
 }
 
@@ -64,9 +77,10 @@ absl::StatusOr<EndpointStats> DeliveryLog::Stats(
                               store_.ListDeliveries(filter, 1, ""));
     if (page.deliveries.empty()) return EndpointNotFound(endpoint_id);
   }
-  WEBHOOKD_ASSIGN_OR_RETURN(AttemptCounts counts,
-                            store_.GetAttemptCounts(endpoint_id));
-  if (counts.attempts == 0 && endpoint == nullptr) {
+  WEBHOOKD_ASSIGN_OR_RETURN(EndpointCounts counts,
+                            store_.GetEndpointCounts(endpoint_id));
+  if (counts.attempts == 0 && counts.deliveries_in_progress == 0 &&
+      counts.deliveries_failed == 0 && endpoint == nullptr) {
     return EndpointNotFound(endpoint_id);
   }
   return StatsFromCounts(endpoint_id, counts);

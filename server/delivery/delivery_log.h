@@ -19,7 +19,7 @@ using webhook::v1::EndpointStats;
 // attempts, the success rate in percent and the mean response time in
 // milliseconds; rate and mean are 0 when there was no attempt.
 EndpointStats StatsFromCounts(const std::string& endpoint_id,
-                              const AttemptCounts& counts);
+                              const EndpointCounts& counts);
 
 // DeliveryLog is safe for concurrent use. A caller sees only its own
 // deliveries and stats; another user's are NotFound.

@@ -151,8 +151,7 @@ void Dispatcher::Start(Delivery delivery, std::string payload,
 }
 
 void Dispatcher::EndWithoutAttempt(Delivery delivery, const std::string& why) {
-  DeliveryChange change;
-  change.delivery = EndedDelivery(std::move(delivery), why);
+  DeliveryChange change = EndedChange(std::move(delivery), why);
   std::vector<bool> applied;
   const absl::Status written =
       recorder_.Write({&change, 1}, Durability::kSynced, &applied);

@@ -397,9 +397,8 @@ absl::Status EndpointManager::Delete(const Caller& caller,
     for (const std::string& delivery_id : queued_ids) {
       absl::StatusOr<Delivery> delivery = store_.GetDelivery(delivery_id);
       if (!delivery.ok()) continue;
-      DeliveryChange& change = changes.emplace_back();
-      change.delivery =
-          EndedDelivery(*std::move(delivery), "endpoint was deleted");
+      changes.push_back(
+          EndedChange(*std::move(delivery), "endpoint was deleted"));
     }
     status = store_.DeleteEndpoint(id, changes);
   }
@@ -415,8 +414,10 @@ absl::Status EndpointManager::Delete(const Caller& caller,
   }
   CacheErase(*current);
   for (const DeliveryChange& change : changes) {
-    metrics_.DeliveryFinished(DeliveryOutcome::kCancelled,
-                              absl::ZeroDuration());
+    if (!change.delivery.test()) {
+      metrics_.DeliveryFinished(DeliveryOutcome::kCancelled,
+                                absl::ZeroDuration());
+    }
     bus_.Publish(change.delivery);
   }
   return absl::OkStatus();

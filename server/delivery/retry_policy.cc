@@ -59,6 +59,13 @@ Delivery EndedDelivery(Delivery delivery, const std::string& why) {
   return delivery;
 }
 
+DeliveryChange EndedChange(Delivery delivery, const std::string& why) {
+  DeliveryChange change;
+  if (!delivery.test()) change.ending = Ending::kCancelled;
+  change.delivery = EndedDelivery(std::move(delivery), why);
+  return change;
+}
+
 absl::StatusOr<bool> PayloadLost(Store& store, const Delivery& delivery) {
   if (!delivery.payload().empty()) return false;
   absl::StatusOr<EventRecord> event = store.GetEvent(delivery.event_id());
@@ -102,8 +109,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   attempt.set_manual(outcome.manual);
   attempt.set_traceparent(outcome.traceparent);
   if (!delivery.test()) {
-    change.counted_attempt = CountedAttempt{
-        .success = success, .response_time_ms = attempt.response_time_ms()};
+    change.counted_attempt =
+        CountedAttempt{.success = success,
+                       .answered = result.status_code != 0,
+                       .response_time_ms = attempt.response_time_ms()};
   }
 
   next.set_attempts(attempt_number);
@@ -130,8 +139,9 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
   } else {
     next.set_status(webhook::v1::DELIVERY_STATUS_FAILED);
     // A delivery to a deleted endpoint says nothing of the receiver.
-    if (!delivery.test() && !outcome.endpoint_deleted) {
-      change.ending = Ending::kFailed;
+    if (!delivery.test()) {
+      change.ending =
+          outcome.endpoint_deleted ? Ending::kCancelled : Ending::kFailed;
     }
   }
   change.next_due = NextAttemptDue(next);

@@ -67,6 +67,9 @@ std::optional<absl::Time> NextAttemptDue(const Delivery& delivery);
 // The state of a delivery ended for good without another attempt: FAILED,
 // with `why` as its last error, no next attempt and no payload.
 Delivery EndedDelivery(Delivery delivery, const std::string& why);
+// The change that ends `delivery` so (EndedDelivery), counted as
+// Ending::kCancelled unless it is a test.
+DeliveryChange EndedChange(Delivery delivery, const std::string& why);
 
 // The last error of a queued delivery ended because its payload was lost.
 inline constexpr std::string_view kPayloadLostError =

@@ -213,9 +213,9 @@ absl::Status SealedSecretsStore::ResetFailureStreak(
   return inner_->ResetFailureStreak(endpoint_id);
 }
 
-absl::StatusOr<AttemptCounts> SealedSecretsStore::GetAttemptCounts(
+absl::StatusOr<EndpointCounts> SealedSecretsStore::GetEndpointCounts(
     std::string_view endpoint_id) {
-  return inner_->GetAttemptCounts(endpoint_id);
+  return inner_->GetEndpointCounts(endpoint_id);
 }
 
 absl::Status SealedSecretsStore::Compact() { return inner_->Compact(); }

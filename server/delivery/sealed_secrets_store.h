@@ -59,7 +59,7 @@ class SealedSecretsStore final : public Store {
                                 Durability durability) override;
   absl::Status ScanQueue(
       const std::function<void(const QueuedDelivery&)>& visit) override;
-  absl::StatusOr<AttemptCounts> GetAttemptCounts(
+  absl::StatusOr<EndpointCounts> GetEndpointCounts(
       std::string_view endpoint_id) override;
   absl::StatusOr<FailureStreak> GetFailureStreak(
       std::string_view endpoint_id) override;

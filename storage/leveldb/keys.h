@@ -12,6 +12,9 @@
 //
 //   meta/schema_version                  -> "1"
 //   meta/setting/<name>                  -> a setting's value
+//   meta/counts_version                  -> "2" once st/ records keep
+//                                           answered and delivery counts;
+//                                           "recount" after a repair
 //   ep/<endpoint_id>                     -> webhook.v1.Endpoint (with secret)
 //   ept/<len>thread_id<endpoint_id>      -> ""  (endpoints of a thread)
 //   ev/<event_id>                        -> storage.EventRecord (payload)
@@ -49,6 +52,13 @@ namespace webhookd::leveldb_keys {
 
 inline constexpr std::string_view kSchemaVersionKey = "meta/schema_version";
 inline constexpr std::string_view kSchemaVersion = "1";
+// Present once every st/ record keeps answered and the delivery counts
+// (LevelDbStore sets them up at the first start of a release that has them).
+inline constexpr std::string_view kCountsVersionKey = "meta/counts_version";
+inline constexpr std::string_view kCountsVersion = "2";
+// Written by a repair over kCountsVersion: the deliveries in progress are
+// counted again from the queue at the next open.
+inline constexpr std::string_view kCountsRecount = "recount";
 // meta/setting/<name> -> its value (Store::SettingOrInsert).
 inline constexpr std::string_view kSettingPrefix = "meta/setting/";
 

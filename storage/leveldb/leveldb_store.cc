@@ -165,6 +165,7 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(
               keys::kSchemaVersion));
     }
   }
+  if (status.ok()) status = store->UpgradeCounts();
   if (absl::IsDataLoss(status)) {
     return absl::DataLossError(Cat(
         "data directory \"", dir,
@@ -172,6 +173,48 @@ absl::StatusOr<std::unique_ptr<LevelDbStore>> LevelDbStore::Open(
   }
   if (!status.ok()) return status;
   return store;
+}
+
+absl::Status LevelDbStore::UpgradeCounts() {
+  STORE_USE_DB();
+  absl::MutexLock lock(&mu_);
+  std::string version;
+  absl::Status status = Get(keys::kCountsVersionKey, &version);
+  if (status.ok() && version == keys::kCountsVersion) return status;
+  if (!status.ok() && !absl::IsNotFound(status)) return status;
+  // Attempts of earlier releases all added their response time (a recount
+  // after a repair keeps what was counted since); the deliveries in
+  // progress are those queued, test deliveries aside. Deliveries that
+  // ended before the upgrade are not counted.
+  const bool upgrade = absl::IsNotFound(status);
+  std::map<std::string, StatsRecord, std::less<>> records;
+  ReadView view(*db_, DefaultReadOptions());
+  WEBHOOKD_RETURN_IF_ERROR(ScanAll(
+      *db_, view.options(), keys::kStatsPrefix,
+      [&](std::string_view key, std::string_view value) {
+        StatsRecord& record =
+            records[std::string(keys::IdAfter(keys::kStatsPrefix, key))];
+        WEBHOOKD_RETURN_IF_ERROR(ParseValue(key, value, &record));
+        if (upgrade) record.set_answered(record.total());
+        record.clear_deliveries_in_progress();
+        return absl::OkStatus();
+      }));
+  QueueEntryRecord entry;
+  WEBHOOKD_RETURN_IF_ERROR(ScanAll(
+      *db_, view.options(), keys::kQueuePrefix,
+      [&](std::string_view key, std::string_view value) {
+        WEBHOOKD_RETURN_IF_ERROR(ParseValue(key, value, &entry));
+        if (entry.test()) return absl::OkStatus();
+        StatsRecord& record = records[entry.endpoint_id()];
+        record.set_deliveries_in_progress(record.deliveries_in_progress() + 1);
+        return absl::OkStatus();
+      }));
+  leveldb::WriteBatch batch;
+  for (const auto& [endpoint_id, record] : records) {
+    batch.Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
+  }
+  batch.Put(ToSlice(keys::kCountsVersionKey), ToSlice(keys::kCountsVersion));
+  return Write(&batch, /*sync=*/true);
 }
 
 LevelDbStore::LevelDbStore(
@@ -246,64 +289,44 @@ absl::Status LevelDbStore::ClosedError() const {
 
 namespace {
 
-// Applies the ending of `change` to the failure streak in `record`.
-void AddEnding(const DeliveryChange& change, StatsRecord* record) {
-  switch (change.ending) {
-    case Ending::kNone:
-      break;
-    case Ending::kSucceeded:
-      record->clear_streak_failures();
-      record->clear_streak_first_failure_unix_micros();
-      break;
-    case Ending::kFailed:
-      if (record->streak_failures() == 0) {
-        record->set_streak_first_failure_unix_micros(
-            absl::ToUnixMicros(change.end_time));
-      }
-      record->set_streak_failures(record->streak_failures() + 1);
-      break;
+// Adds `delta` to the counts and failure streak in `record`.
+void AddDelta(const CountsDelta& delta, StatsRecord* record) {
+  const EndpointCounts& counts = delta.counts;
+  record->set_total(record->total() + counts.attempts);
+  record->set_successful(record->successful() + counts.successes);
+  // failed is total - successful; kept for the readers of earlier releases.
+  record->set_failed(record->failed() + counts.attempts - counts.successes);
+  record->set_answered(record->answered() + counts.answered);
+  record->set_response_time_ms_sum(record->response_time_ms_sum() +
+                                   counts.response_time_ms_sum);
+  record->set_deliveries_succeeded(record->deliveries_succeeded() +
+                                   counts.deliveries_succeeded);
+  record->set_deliveries_failed(record->deliveries_failed() +
+                                counts.deliveries_failed);
+  record->set_deliveries_in_progress(record->deliveries_in_progress() +
+                                     counts.deliveries_in_progress);
+  const StreakChange& streak = delta.streak;
+  if (streak.reset) {
+    record->clear_streak_failures();
+    record->clear_streak_first_failure_unix_micros();
+  }
+  if (streak.failures > 0) {
+    if (record->streak_failures() == 0) {
+      record->set_streak_first_failure_unix_micros(*streak.first_us);
+    }
+    record->set_streak_failures(record->streak_failures() + streak.failures);
   }
 }
 
 }  // namespace
 
-absl::Status LevelDbStore::AddStats(absl::Span<const DeliveryChange> changes,
+absl::Status LevelDbStore::AddStats(const CountsDeltas& deltas,
                                     leveldb::WriteBatch* batch) {
-  // One read and one write per endpoint, however many of its attempts the
-  // batch holds.
-  std::map<std::string, StatsRecord, std::less<>> totals;
-  for (const DeliveryChange& change : changes) {
-    if (!change.counted_attempt.has_value() && change.ending == Ending::kNone) {
-      continue;
-    }
-    const std::string& endpoint_id = change.delivery.endpoint_id();
-    auto [it, inserted] = totals.try_emplace(endpoint_id);
-    StatsRecord& record = it->second;
-    if (inserted) {
-      const std::string key = keys::StatsKey(endpoint_id);
-      std::string value;
-      absl::Status status = Get(key, &value);
-      if (status.ok()) {
-        WEBHOOKD_RETURN_IF_ERROR(ParseValue(key, value, &record));
-      } else if (!absl::IsNotFound(status)) {
-        return status;
-      }
-    }
-    AddEnding(change, &record);
-    if (!change.counted_attempt.has_value()) continue;
-    const CountedAttempt& attempt = *change.counted_attempt;
-    record.set_total(record.total() + 1);
-    // failed is total - successful; kept for the readers of earlier
-    // releases.
-    if (attempt.success) {
-      record.set_successful(record.successful() + 1);
-    } else {
-      record.set_failed(record.failed() + 1);
-    }
-    record.set_response_time_ms_sum(record.response_time_ms_sum() +
-                                    attempt.response_time_ms);
-  }
-  for (const auto& [endpoint_id, record] : totals) {
+  // One read and one write per endpoint, however many of its deliveries
+  // the batch holds.
+  for (const auto& [endpoint_id, delta] : deltas.by_endpoint()) {
+    WEBHOOKD_ASSIGN_OR_RETURN(StatsRecord record, ReadStats(endpoint_id));
+    AddDelta(delta, &record);
     batch->Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
   }
   return absl::OkStatus();
@@ -421,7 +444,7 @@ absl::Status LevelDbStore::DeleteEndpoint(
                                       &endpoint));
   batch.Delete(key);
   batch.Delete(keys::EndpointThreadKey(endpoint.thread_id(), id));
-  WEBHOOKD_RETURN_IF_ERROR(AddStats(changes, &batch));
+  WEBHOOKD_RETURN_IF_ERROR(AddStats(DeltasOf({}, changes), &batch));
   return Write(&batch, /*sync=*/true);
 }
 
@@ -447,6 +470,7 @@ absl::Status LevelDbStore::AddNewDelivery(const Delivery& delivery,
 
 absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
   leveldb::WriteBatch batch;
+  CountsDeltas deltas;
   for (const NewEvent& insert : events) {
     const EventRecord& event = *insert.event;
     if (event.id().empty()) {
@@ -455,6 +479,7 @@ absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
     batch.Put(keys::EventKey(event.id()), event.SerializeAsString());
     for (const Delivery& delivery : insert.deliveries) {
       WEBHOOKD_RETURN_IF_ERROR(AddNewDelivery(delivery, &batch));
+      deltas.AddNew(delivery);
     }
     if (!event.idempotency_key().empty()) {
       IdempotencyRecord record;
@@ -469,7 +494,13 @@ absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
     }
   }
   STORE_USE_DB();
-  WEBHOOKD_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
+  if (deltas.empty()) {
+    WEBHOOKD_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
+  } else {
+    absl::MutexLock lock(&mu_);
+    WEBHOOKD_RETURN_IF_ERROR(AddStats(deltas, &batch));
+    WEBHOOKD_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
+  }
   for (const NewEvent& insert : events) {
     if (!insert.deliveries.empty()) {
       CachePayload(insert.event->id(), insert.event->payload());
@@ -536,7 +567,7 @@ absl::Status LevelDbStore::AddDeliveries(
   for (const auto& [id, event] : events) {
     batch.Put(keys::EventKey(id), event.SerializeAsString());
   }
-  WEBHOOKD_RETURN_IF_ERROR(AddStats(changes, &batch));
+  WEBHOOKD_RETURN_IF_ERROR(AddStats(DeltasOf(deliveries, changes), &batch));
   return Write(&batch, /*sync=*/true);
 }
 
@@ -638,17 +669,15 @@ absl::Status LevelDbStore::UpdateDeliveries(
   if (changes.empty()) return absl::OkStatus();
   const bool sync = durability == Durability::kSynced;
   leveldb::WriteBatch batch;
-  bool touches_stats = false;
   for (const DeliveryChange& change : changes) {
     WEBHOOKD_RETURN_IF_ERROR(AddDeliveryState(
         change.delivery, change.next_due, change.next_attempt_manual, &batch));
-    touches_stats = touches_stats || change.counted_attempt.has_value() ||
-                    change.ending != Ending::kNone;
   }
+  const CountsDeltas deltas = DeltasOf({}, changes);
   STORE_USE_DB();
-  if (!touches_stats) return Write(&batch, sync);
+  if (deltas.empty()) return Write(&batch, sync);
   absl::MutexLock lock(&mu_);
-  WEBHOOKD_RETURN_IF_ERROR(AddStats(changes, &batch));
+  WEBHOOKD_RETURN_IF_ERROR(AddStats(deltas, &batch));
   return Write(&batch, sync);
 }
 
@@ -680,14 +709,18 @@ absl::StatusOr<StatsRecord> LevelDbStore::ReadStats(
   return record;
 }
 
-absl::StatusOr<AttemptCounts> LevelDbStore::GetAttemptCounts(
+absl::StatusOr<EndpointCounts> LevelDbStore::GetEndpointCounts(
     std::string_view endpoint_id) {
   STORE_USE_DB();
   WEBHOOKD_ASSIGN_OR_RETURN(const StatsRecord record, ReadStats(endpoint_id));
-  AttemptCounts counts;
+  EndpointCounts counts;
   counts.attempts = record.total();
   counts.successes = record.successful();
+  counts.answered = record.answered();
   counts.response_time_ms_sum = record.response_time_ms_sum();
+  counts.deliveries_succeeded = record.deliveries_succeeded();
+  counts.deliveries_failed = record.deliveries_failed();
+  counts.deliveries_in_progress = record.deliveries_in_progress();
   return counts;
 }
 

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "storage/endpoint_counts.h"
 #include "storage/leveldb/pruning.h"
 #include "storage/store.h"
 
@@ -101,7 +102,7 @@ class LevelDbStore final : public Store {
                                 Durability durability) override;
   absl::Status ScanQueue(
       const std::function<void(const QueuedDelivery&)>& visit) override;
-  absl::StatusOr<AttemptCounts> GetAttemptCounts(
+  absl::StatusOr<EndpointCounts> GetEndpointCounts(
       std::string_view endpoint_id) override;
   absl::StatusOr<FailureStreak> GetFailureStreak(
       std::string_view endpoint_id) override;
@@ -126,6 +127,9 @@ class LevelDbStore final : public Store {
                                            std::string_view event_id)
       ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
   void CachePayload(std::string_view event_id, const std::string& payload);
+  // At the first open by a release that keeps answered and the delivery
+  // counts in st/ records: sets them up (keys::kCountsVersionKey).
+  absl::Status UpgradeCounts() ABSL_LOCKS_EXCLUDED(db_mu_, mu_);
   // The stats record of an endpoint; empty if it has none.
   absl::StatusOr<storage::StatsRecord> ReadStats(std::string_view endpoint_id)
       ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
@@ -144,11 +148,10 @@ class LevelDbStore final : public Store {
   // Reads the value of key into *value. NotFound if absent.
   absl::Status Get(std::string_view key, std::string* value)
       ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
-  // Adds the st/ writes for the counted attempts among changes to batch,
-  // reading the current totals. The batch must be written before mu_ is
-  // released, or concurrent callers would lose each other's counts.
-  absl::Status AddStats(absl::Span<const DeliveryChange> changes,
-                        leveldb::WriteBatch* batch)
+  // Adds the st/ writes applying `deltas` to batch, reading the current
+  // totals. The batch must be written before mu_ is released, or
+  // concurrent callers would lose each other's counts.
+  absl::Status AddStats(const CountsDeltas& deltas, leveldb::WriteBatch* batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_SHARED_LOCKS_REQUIRED(db_mu_);
   // Writes batch; a failure schedules a reopen (see the file comment).
   absl::Status Write(leveldb::WriteBatch* batch, bool sync)
@@ -184,9 +187,9 @@ class LevelDbStore final : public Store {
   // Serialises the read-modify-write mutations: those touching st/ records
   // and PutEndpoint/DeleteEndpoint (which read the old ept/ key). It is held
   // from the read until the batch is written. Writes that read nothing
-  // (InsertEvents, UpdateDeliveries without counted attempts) do not take
-  // it, so LevelDB can group-commit them. It guards LevelDB keys rather
-  // than members, hence no ABSL_GUARDED_BY here.
+  // (InsertEvents of test deliveries only, UpdateDeliveries that count
+  // nothing) do not take it, so LevelDB can group-commit them. It guards
+  // LevelDB keys rather than members, hence no ABSL_GUARDED_BY here.
   absl::Mutex mu_;
 };
 

@@ -258,6 +258,15 @@ absl::Status FixDanglingRecords(leveldb::DB& db, const RepairRules& rules,
     ++report->events_with_lost_payload;
     report->deliveries_with_lost_payload += event.delivery_ids_size();
   }
+  // Deliveries were ended or lost: the store counts those in progress
+  // again from the queue when it next opens (before an upgrade to the
+  // counts, it sets them up then anyway).
+  absl::StatusOr<bool> counted =
+      Exists(db, view.options(), std::string(keys::kCountsVersionKey));
+  if (!counted.ok()) return counted.status();
+  if (*counted) {
+    batch.Put(ToSlice(keys::kCountsVersionKey), ToSlice(keys::kCountsRecount));
+  }
   leveldb::WriteOptions write;
   write.sync = true;
   return FromLevelDb(db.Write(write, &batch), "write the repaired records");

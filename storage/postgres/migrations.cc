@@ -116,6 +116,27 @@ ALTER TABLE endpoint_stats
 -- with the key; NULL in rows written before (they match any request).
 ALTER TABLE submissions ADD COLUMN request_fingerprint bytea;
 )sql"},
+    {6, "delivery counts", R"sql(
+-- Store::EndpointCounts: the attempts answered with an HTTP status (from
+-- now on only they add their response time; every attempt counted before
+-- did), and the deliveries ended SUCCESS, ended FAILED and in progress,
+-- kept in the same write as what they count. Deliveries that ended before
+-- this migration are not counted; those in progress are those queued now,
+-- test deliveries aside.
+ALTER TABLE endpoint_stats
+  ADD COLUMN answered bigint NOT NULL DEFAULT 0,
+  ADD COLUMN deliveries_succeeded bigint NOT NULL DEFAULT 0,
+  ADD COLUMN deliveries_failed bigint NOT NULL DEFAULT 0,
+  ADD COLUMN deliveries_in_progress bigint NOT NULL DEFAULT 0;
+UPDATE endpoint_stats SET answered = attempts;
+INSERT INTO endpoint_stats
+  (endpoint_id, attempts, successes, response_time_ms_sum,
+   deliveries_in_progress)
+SELECT endpoint_id, 0, 0, 0, count(*) FROM deliveries
+WHERE due_us IS NOT NULL AND NOT test GROUP BY endpoint_id
+ON CONFLICT (endpoint_id) DO UPDATE
+  SET deliveries_in_progress = EXCLUDED.deliveries_in_progress;
+)sql"},
 };
 
 constexpr std::string_view kCreateVersionTable = R"sql(

@@ -22,6 +22,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
 #include "server/common/time_util.h"
+#include "storage/endpoint_counts.h"
 #include "storage/postgres/cluster_feed.h"
 #include "storage/postgres/migrations.h"
 
@@ -54,22 +55,26 @@ ON CONFLICT (id) DO UPDATE SET
   manual = EXCLUDED.manual, test = EXCLUDED.test)sql";
 
 // Adds counts to an endpoint's totals and applies endings to its failure
-// streak; `rows` yields (endpoint_id, attempts, successes,
-// response_time_ms_sum, streak_failures, streak_first_failure_us), and
+// streak; `rows` yields (endpoint_id, attempts, successes, answered,
+// response_time_ms_sum, deliveries_succeeded, deliveries_failed,
+// deliveries_in_progress, streak_failures, streak_first_failure_us), and
 // `reset` is a boolean expression: whether the streak starts again from the
 // row's (a delivery ended SUCCESS) rather than adding to it.
 std::string AddStatsSql(std::string_view rows, std::string_view reset) {
-  return absl::StrCat(
-      "INSERT INTO endpoint_stats (endpoint_id, attempts, successes, "
-      "response_time_ms_sum, streak_failures, streak_first_failure_us) ",
-      AsAbsl(rows),
-      " ON CONFLICT (endpoint_id) DO UPDATE SET "
-      "attempts = endpoint_stats.attempts + EXCLUDED.attempts, "
-      "successes = endpoint_stats.successes + EXCLUDED.successes, "
-      "response_time_ms_sum = "
-      "endpoint_stats.response_time_ms_sum + EXCLUDED.response_time_ms_sum, "
-      "streak_failures = CASE WHEN ",
-      AsAbsl(reset),
+  std::string sql = absl::StrCat(
+      "INSERT INTO endpoint_stats (endpoint_id, attempts, successes, answered, "
+      "response_time_ms_sum, deliveries_succeeded, deliveries_failed, "
+      "deliveries_in_progress, streak_failures, streak_first_failure_us) ",
+      AsAbsl(rows), " ON CONFLICT (endpoint_id) DO UPDATE SET ");
+  for (std::string_view column :
+       {"attempts", "successes", "answered", "response_time_ms_sum",
+        "deliveries_succeeded", "deliveries_failed",
+        "deliveries_in_progress"}) {
+    absl::StrAppend(&sql, AsAbsl(column), " = endpoint_stats.", AsAbsl(column),
+                    " + EXCLUDED.", AsAbsl(column), ", ");
+  }
+  absl::StrAppend(
+      &sql, "streak_failures = CASE WHEN ", AsAbsl(reset),
       " THEN EXCLUDED.streak_failures "
       "ELSE endpoint_stats.streak_failures + EXCLUDED.streak_failures END, "
       "streak_first_failure_us = CASE WHEN ",
@@ -77,35 +82,40 @@ std::string AddStatsSql(std::string_view rows, std::string_view reset) {
       " THEN EXCLUDED.streak_first_failure_us "
       "ELSE COALESCE(endpoint_stats.streak_first_failure_us, "
       "EXCLUDED.streak_first_failure_us) END");
+  return sql;
 }
 
-// The net effect of endings, in order, on a failure streak.
-struct StreakChange {
-  bool reset = false;               // A success: the streak starts again.
-  int64_t failures = 0;             // Failures after the last success.
-  std::optional<int64_t> first_us;  // When the first of those ended.
+// Appends the parameters of AddStatsSql's row for `delta`: the seven
+// counts, then the streak's reset, failures and first failure. Placed from
+// $<first>, the row's columns are ColumnsOf(first), its reset
+// ResetOf(first).
+void AppendDeltaParams(const CountsDelta& delta, std::vector<Param>& params) {
+  const EndpointCounts& counts = delta.counts;
+  for (int64_t count :
+       {counts.attempts, counts.successes, counts.answered,
+        counts.response_time_ms_sum, counts.deliveries_succeeded,
+        counts.deliveries_failed, counts.deliveries_in_progress}) {
+    params.push_back(Param::Int64(count));
+  }
+  const StreakChange& streak = delta.streak;
+  params.push_back(Param::Bool(streak.reset));
+  params.push_back(Param::Int64(streak.failures));
+  params.push_back(streak.first_us.has_value() ? Param::Int64(*streak.first_us)
+                                               : Param::Null());
+}
 
-  void Add(const DeliveryChange& change) {
-    switch (change.ending) {
-      case Ending::kNone:
-        break;
-      case Ending::kSucceeded:
-        *this = StreakChange{true, 0, std::nullopt};
-        break;
-      case Ending::kFailed:
-        if (failures == 0) first_us = absl::ToUnixMicros(change.end_time);
-        ++failures;
-        break;
-    }
+// The counts and streak columns of AddStatsSql's rows, for parameters from
+// $<first> as AppendDeltaParams lays them out.
+std::string ColumnsOf(int first) {
+  std::string columns;
+  for (int i : {0, 1, 2, 3, 4, 5, 6, 8, 9}) {
+    absl::StrAppend(&columns, ", $", first + i, "::bigint");
   }
-  // Parameters: reset, streak_failures, streak_first_failure_us.
-  void AppendParams(std::vector<Param>& params) const {
-    params.push_back(Param::Bool(reset));
-    params.push_back(Param::Int64(failures));
-    params.push_back(first_us.has_value() ? Param::Int64(*first_us)
-                                          : Param::Null());
-  }
-};
+  return columns;
+}
+std::string ResetOf(int first) {
+  return absl::StrCat("$", first + 7, "::boolean");
+}
 
 int64_t Micros(const google::protobuf::Timestamp& time) {
   return absl::ToUnixMicros(FromProtoTime(time));
@@ -175,37 +185,16 @@ absl::StatusOr<Statement> DeliveryState(const Delivery& delivery,
        Param::Bool(manual), Param::Bool(due.has_value() && delivery.test())}};
 }
 
-// The statements adding the counted attempts of `changes` to their
-// endpoints' totals, one per endpoint, in endpoint order so that concurrent
-// transactions lock the rows in the same order.
-std::vector<Statement> StatsUpdates(absl::Span<const DeliveryChange> changes) {
-  struct Totals {
-    AttemptCounts counts;
-    StreakChange streak;
-  };
-  std::map<std::string, Totals> totals;
-  for (const DeliveryChange& change : changes) {
-    if (!change.counted_attempt.has_value() && change.ending == Ending::kNone) {
-      continue;
-    }
-    Totals& endpoint = totals[change.delivery.endpoint_id()];
-    endpoint.streak.Add(change);
-    if (!change.counted_attempt.has_value()) continue;
-    AttemptCounts& counts = endpoint.counts;
-    counts.attempts += 1;
-    counts.successes += change.counted_attempt->success ? 1 : 0;
-    counts.response_time_ms_sum += change.counted_attempt->response_time_ms;
-  }
+// The statements adding `deltas` to their endpoints' totals, one per
+// endpoint, in endpoint order so that concurrent transactions lock the rows
+// in the same order.
+std::vector<Statement> StatsUpdates(const CountsDeltas& deltas) {
   static const std::string* const kAddStats = new std::string(
-      AddStatsSql("VALUES ($1, $2, $3, $4, $6, $7::bigint)", "$5::boolean"));
+      AddStatsSql(absl::StrCat("VALUES ($1", ColumnsOf(2), ")"), ResetOf(2)));
   std::vector<Statement> statements;
-  for (const auto& [endpoint_id, endpoint] : totals) {
-    const AttemptCounts& counts = endpoint.counts;
-    std::vector<Param> params = {Param::Text(endpoint_id),
-                                 Param::Int64(counts.attempts),
-                                 Param::Int64(counts.successes),
-                                 Param::Int64(counts.response_time_ms_sum)};
-    endpoint.streak.AppendParams(params);
+  for (const auto& [endpoint_id, delta] : deltas.by_endpoint()) {
+    std::vector<Param> params = {Param::Text(endpoint_id)};
+    AppendDeltaParams(delta, params);
     statements.push_back(Statement{"add_stats", *kAddStats, std::move(params)});
   }
   return statements;
@@ -215,11 +204,13 @@ void Append(std::vector<Statement>& statements, std::vector<Statement> more) {
   for (Statement& statement : more) statements.push_back(std::move(statement));
 }
 
-// Appends the statements writing `changes` (their states, then their
-// endpoints' stats); their reports go to `reports`.
+// Appends the statements writing `changes` (their states, then the
+// endpoints' stats, counting the new deliveries `created` too); their
+// reports go to `reports`.
 absl::Status AppendChanges(absl::Span<const DeliveryChange> changes,
                            DeliveryReports& reports,
-                           std::vector<Statement>& statements) {
+                           std::vector<Statement>& statements,
+                           absl::Span<const Delivery> created = {}) {
   for (const DeliveryChange& change : changes) {
     WEBHOOKD_ASSIGN_OR_RETURN(
         Statement statement,
@@ -227,7 +218,7 @@ absl::Status AppendChanges(absl::Span<const DeliveryChange> changes,
                       change.next_attempt_manual, reports));
     statements.push_back(std::move(statement));
   }
-  Append(statements, StatsUpdates(changes));
+  Append(statements, StatsUpdates(DeltasOf(created, changes)));
   return absl::OkStatus();
 }
 
@@ -442,7 +433,7 @@ absl::Status PostgresStore::DeleteEndpoint(
                       change.next_attempt_manual, reports));
     statements.push_back(std::move(statement));
   }
-  Append(statements, StatsUpdates(changes));
+  Append(statements, StatsUpdates(DeltasOf({}, changes)));
   statements.push_back(NotifyEndpointChanged(node_id_, id));
   Append(statements, reports.Notifies());
   // Checked first, so that a missing endpoint changes nothing. Another node
@@ -469,6 +460,7 @@ absl::StatusOr<std::vector<Statement>> InsertStatements(
     absl::Span<const NewEvent> events, DeliveryReports& reports,
     size_t claimed) {
   std::vector<Statement> statements;
+  CountsDeltas deltas;
   size_t written = 0;
   for (const NewEvent& insert : events) {
     const EventRecord& event = *insert.event;
@@ -486,6 +478,7 @@ absl::StatusOr<std::vector<Statement>> InsertStatements(
           DeliveryState(delivery, FirstDue(delivery),
                         /*manual=*/false, reports, written++ < claimed));
       statements.push_back(std::move(statement));
+      deltas.AddNew(delivery);
     }
     if (!event.idempotency_key().empty()) {
       SubmitEventResponse response;
@@ -503,6 +496,7 @@ absl::StatusOr<std::vector<Statement>> InsertStatements(
            Param::Bytes(event.request_fingerprint())}});
     }
   }
+  Append(statements, StatsUpdates(deltas));
   return statements;
 }
 
@@ -556,7 +550,8 @@ absl::Status PostgresStore::AddDeliveries(
         DeliveryState(delivery, FirstDue(delivery), /*manual=*/false, reports));
     statements.push_back(std::move(statement));
   }
-  WEBHOOKD_RETURN_IF_ERROR(AppendChanges(changes, reports, statements));
+  WEBHOOKD_RETURN_IF_ERROR(
+      AppendChanges(changes, reports, statements, deliveries));
   Append(statements, reports.Notifies());
   return Transaction(statements).status();
 }
@@ -765,19 +760,25 @@ absl::Status PostgresStore::ScanQueue(
   }
 }
 
-absl::StatusOr<AttemptCounts> PostgresStore::GetAttemptCounts(
+absl::StatusOr<EndpointCounts> PostgresStore::GetEndpointCounts(
     std::string_view endpoint_id) {
   WEBHOOKD_ASSIGN_OR_RETURN(
       Result result,
       pool_.Exec(Statement{"get_stats",
-                           "SELECT attempts, successes, response_time_ms_sum "
+                           "SELECT attempts, successes, answered, "
+                           "response_time_ms_sum, deliveries_succeeded, "
+                           "deliveries_failed, deliveries_in_progress "
                            "FROM endpoint_stats WHERE endpoint_id = $1",
                            {Param::Text(endpoint_id)}}));
-  AttemptCounts counts;
+  EndpointCounts counts;
   if (result.rows() > 0) {
     counts.attempts = result.Int64(0, 0);
     counts.successes = result.Int64(0, 1);
-    counts.response_time_ms_sum = result.Int64(0, 2);
+    counts.answered = result.Int64(0, 2);
+    counts.response_time_ms_sum = result.Int64(0, 3);
+    counts.deliveries_succeeded = result.Int64(0, 4);
+    counts.deliveries_failed = result.Int64(0, 5);
+    counts.deliveries_in_progress = result.Int64(0, 6);
   }
   return counts;
 }
@@ -980,8 +981,8 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
            changes[b].delivery.endpoint_id();
   });
   // The fenced update: parameters $1 to $7 below; with a counted attempt
-  // or an ending, its stats ($8 to $10) and streak ($11 to $13) are added
-  // only if the update was made.
+  // or an ending, its counts and streak ($8 to $17, AppendDeltaParams) are
+  // added only if the update was made.
   static constexpr std::string_view kFencedUpdate =
       "WITH updated AS (UPDATE deliveries SET status = $2, record = $3, "
       "due_us = $4, manual = $5, test = $6, claim_owner = NULL, "
@@ -989,13 +990,12 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
       "RETURNING endpoint_id)";
   static const std::string* const kUpdate = new std::string(
       absl::StrCat(AsAbsl(kFencedUpdate), " SELECT count(*) FROM updated"));
-  static const std::string* const kUpdateCounted = new std::string(
-      absl::StrCat(AsAbsl(kFencedUpdate), ", counted AS (",
-                   AddStatsSql("SELECT endpoint_id, $8::bigint, $9::bigint, "
-                               "$10::bigint, $12::bigint, $13::bigint "
-                               "FROM updated",
-                               "$11::boolean"),
-                   " RETURNING 1) SELECT count(*) FROM updated"));
+  static const std::string* const kUpdateCounted = new std::string(absl::StrCat(
+      AsAbsl(kFencedUpdate), ", counted AS (",
+      AddStatsSql(
+          absl::StrCat("SELECT endpoint_id", ColumnsOf(8), " FROM updated"),
+          ResetOf(8)),
+      " RETURNING 1) SELECT count(*) FROM updated"));
   std::vector<Statement> statements;
   statements.reserve(changes.size() + 1);
   DeliveryReports reports(node_id_);
@@ -1017,16 +1017,9 @@ absl::StatusOr<std::vector<std::string>> PostgresStore::UpdateClaimed(
                                  row[9],
                                  row[10],
                                  Param::Int64(tokens[i])};
-    if (change.counted_attempt.has_value() || change.ending != Ending::kNone) {
-      const std::optional<CountedAttempt>& counted = change.counted_attempt;
-      params.push_back(Param::Int64(counted.has_value() ? 1 : 0));
-      params.push_back(
-          Param::Int64(counted.has_value() && counted->success ? 1 : 0));
-      params.push_back(
-          Param::Int64(counted.has_value() ? counted->response_time_ms : 0));
-      StreakChange streak;
-      streak.Add(change);
-      streak.AppendParams(params);
+    const CountsDeltas deltas = DeltasOf({}, {&change, 1});
+    if (!deltas.empty()) {
+      AppendDeltaParams(deltas.by_endpoint().begin()->second, params);
       statements.push_back(Statement{"update_claimed_counted", *kUpdateCounted,
                                      std::move(params)});
     } else {

@@ -73,7 +73,7 @@ class PostgresStore : public Store, public SharedQueue {
                                 Durability durability) override;
   absl::Status ScanQueue(
       const std::function<void(const QueuedDelivery&)>& visit) override;
-  absl::StatusOr<AttemptCounts> GetAttemptCounts(
+  absl::StatusOr<EndpointCounts> GetEndpointCounts(
       std::string_view endpoint_id) override;
   absl::StatusOr<FailureStreak> GetFailureStreak(
       std::string_view endpoint_id) override;

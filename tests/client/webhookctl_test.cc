@@ -371,15 +371,41 @@ TEST_F(WebhookctlTest, EndpointsRotateSecretKeepsThePreviousOneForTheGrace) {
   EXPECT_THAT(too_long.err, HasSubstr("grace_period_seconds"));
 }
 
-TEST_F(WebhookctlTest, EndpointsStatsCountsAttempts) {
+TEST_F(WebhookctlTest, EndpointsStatsShowDeliveriesAndAttempts) {
+  server_.Stop();
+  server_.options().engine.retry_policy = RetryPolicy({absl::Milliseconds(1)});
+  server_.Start();
   webhook::v1::Endpoint endpoint = NewEndpoint();
-  std::string id = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
-  WaitFinished(stub(), id);
+  // One delivery succeeds at its second attempt, one fails both.
+  receiver_.PushResponse(500);
+  std::string first = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  EXPECT_EQ(WaitFinished(stub(), first).status(),
+            webhook::v1::DELIVERY_STATUS_SUCCESS);
+  receiver_.PushResponse(500);
+  receiver_.PushResponse(500);
+  std::string second = Submit(stub(), ExampleEvent("thread-1")).delivery_ids(0);
+  EXPECT_EQ(WaitFinished(stub(), second).status(),
+            webhook::v1::DELIVERY_STATUS_FAILED);
+
   json stats = Json({"endpoints", "stats", endpoint.id()});
   EXPECT_EQ(stats["endpointId"], endpoint.id());
-  EXPECT_EQ(stats["totalDeliveries"], "1");
+  EXPECT_EQ(stats["totalDeliveries"], "4");
   EXPECT_EQ(stats["successfulDeliveries"], "1");
-  EXPECT_EQ(stats["successRate"], 100);
+  EXPECT_EQ(stats["successRate"], 25);
+  EXPECT_EQ(stats["deliveriesSucceeded"], "1");
+  EXPECT_EQ(stats["deliveriesFailed"], "1");
+  EXPECT_EQ(stats["deliveriesInProgress"], "0");
+  EXPECT_EQ(stats["deliverySuccessRate"], 50);
+
+  RunResult table = Ctl({"endpoints", "stats", endpoint.id()});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, ::testing::ContainsRegex("deliveries succeeded +1\n"));
+  EXPECT_THAT(table.out, ::testing::ContainsRegex("deliveries failed +1\n"));
+  EXPECT_THAT(table.out,
+              ::testing::ContainsRegex("delivery success rate +50 %"));
+  EXPECT_THAT(table.out, ::testing::ContainsRegex("\nattempts +4\n"));
+  EXPECT_THAT(table.out,
+              ::testing::ContainsRegex("attempt success rate +25 %"));
 }
 
 TEST_F(WebhookctlTest, EventsSubmitFromFlags) {

@@ -71,6 +71,16 @@ run_example() {
   if grep -q '"verified": *false' "$WORK/$name-receiver.log"; then
     fail "$name receiver got a delivery with a bad signature"
   fi
+  # The client's messages_json arrived as written: key order kept (through
+  # messages, keys would be sorted), and in Python, which parses big
+  # integers exactly, the number too.
+  grep -q '"messages": *\[{"role": *"assistant", *"content"' \
+    "$WORK/$name-receiver.log" ||
+    fail "$name receiver did not get messages_json in its order"
+  if [[ $name == python-* ]]; then
+    grep -q '"request_id": 12345678901234567890}' "$WORK/$name-receiver.log" ||
+      fail "$name receiver did not get the exact number of messages_json"
+  fi
   echo "$name receiver verified: $(grep -m1 verified "$WORK/$name-receiver.log")"
 }
 

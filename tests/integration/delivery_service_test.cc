@@ -321,6 +321,58 @@ TEST_F(DeliveryServiceTest, ConnectionRefusedIsARetriedFailure) {
   EXPECT_THAT(d.last_error(), HasSubstr("refused"));
 }
 
+TEST_F(DeliveryServiceTest, StatsCountDeliveriesApartAndSurviveARestart) {
+  // One endpoint answers (500, then 200), one refuses every connection.
+  receiver_.PushResponse(500, "", {}, absl::Milliseconds(60));
+  const Endpoint answered = NewEndpoint();
+  const Endpoint refused = CreateEndpoint(
+      stub(), MakeEndpoint("thread-1", "http://127.0.0.1:1/hook"));
+  webhook::v1::SubmitEventResponse first =
+      Submit(stub(), ExampleEvent("thread-1"));
+  ASSERT_EQ(first.delivery_ids_size(), 2);
+  const Delivery d1 = WaitFinished(stub(), first.delivery_ids(0));
+  const Delivery d2 = WaitFinished(stub(), first.delivery_ids(1));
+  const Delivery& to_answered = d1.endpoint_id() == answered.id() ? d1 : d2;
+
+  // A second delivery to the answering endpoint, held by the receiver:
+  // in progress while it is.
+  testing::ReceiverResponse held;
+  held.held = true;
+  receiver_.SetDefaultResponse(held);
+  webhook::v1::SubmitEventResponse second =
+      Submit(stub(), ExampleEvent("thread-1"));
+  ASSERT_TRUE(receiver_.WaitForRequests(3, testing::kEventuallyTimeout));
+  EXPECT_EQ(Stats(answered.id()).deliveries_in_progress(), 1);
+  receiver_.SetDefaultStatus(200);
+  receiver_.Release();
+  for (const std::string& id : second.delivery_ids()) WaitFinished(stub(), id);
+
+  const auto check = [&] {
+    const webhook::v1::EndpointStats a = Stats(answered.id());
+    EXPECT_EQ(a.total_deliveries(), 3);  // Attempts: 500, 200, 200.
+    EXPECT_EQ(a.successful_deliveries(), 2);
+    EXPECT_EQ(a.attempts_without_response(), 0);
+    EXPECT_EQ(a.deliveries_succeeded(), 2);
+    EXPECT_EQ(a.deliveries_failed(), 0);
+    EXPECT_EQ(a.deliveries_in_progress(), 0);
+    EXPECT_DOUBLE_EQ(a.delivery_success_rate(), 100.0);
+    EXPECT_GE(to_answered.attempt_history(0).response_time_ms(), 60);
+    const webhook::v1::EndpointStats r = Stats(refused.id());
+    EXPECT_EQ(r.total_deliveries(), 8);  // 4 attempts each.
+    EXPECT_EQ(r.attempts_without_response(), 8);
+    // No attempt was answered: no mean of 0 ms attempts.
+    EXPECT_EQ(r.avg_response_time_ms(), 0.0);
+    EXPECT_EQ(r.deliveries_succeeded(), 0);
+    EXPECT_EQ(r.deliveries_failed(), 2);
+    EXPECT_EQ(r.deliveries_in_progress(), 0);
+    EXPECT_EQ(r.delivery_success_rate(), 0.0);
+  };
+  check();
+  server_.Stop();
+  server_.Start();
+  check();
+}
+
 TEST_F(DeliveryServiceTest, RedirectIsAFailureAndNotFollowed) {
   receiver_.SetDefaultResponse(
       {302, "", {{"Location", receiver_.Url("/elsewhere")}}});

@@ -280,6 +280,8 @@ TEST_F(MultiNodeTest, StatsAreExactAcrossNodes) {
   EXPECT_EQ(Stats(0, endpoint.id()).total_deliveries(), 11);
   EXPECT_EQ(Stats(1, endpoint.id()).total_deliveries(), 11);
   EXPECT_EQ(Stats(1, endpoint.id()).successful_deliveries(), 11);
+  EXPECT_EQ(Stats(0, endpoint.id()).deliveries_succeeded(), 11);
+  EXPECT_EQ(Stats(1, endpoint.id()).deliveries_in_progress(), 0);
 }
 
 TEST_F(MultiNodeTest, WorkANodeHasNoRoomForGoesToTheOther) {

@@ -437,7 +437,7 @@ TEST_F(PostgresTwoNodesTest, ExpiredClaimIsTakenOverAndTheOldClaimerIsFenced) {
   absl::StatusOr<Delivery> stored = other->GetDelivery(deliveries[0].id());
   ASSERT_OK(stored);
   EXPECT_EQ(stored->status(), good.delivery.status());
-  absl::StatusOr<AttemptCounts> counts = other->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = other->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 1);
   EXPECT_EQ(counts->successes, 1);
@@ -498,6 +498,38 @@ TEST(PostgresClaimsTest, EndpointsWrittenBeforeTheClaimsMigrationGetEnabled) {
       node->ClaimDue(kNow, absl::Hours(1), 10);
   ASSERT_OK(claims);
   EXPECT_THAT(*claims, IsEmpty()) << "the endpoint is disabled";
+}
+
+TEST(PostgresMigrationsTest, CountsOfEarlierReleasesAreSetUpByMigration6) {
+  const std::string conninfo = FreshDatabase();
+  ASSERT_FALSE(conninfo.empty());
+  std::unique_ptr<pg::Connection> connection = Connect(conninfo);
+  ASSERT_NE(connection, nullptr);
+  // A database at schema 5 with stats and three deliveries of ep_1: one
+  // queued, one queued test, one ended.
+  ASSERT_OK(pg::Migrate(*connection, pg::Migrations().subspan(0, 5)));
+  ASSERT_OK(connection->ExecScript(
+      "INSERT INTO endpoint_stats (endpoint_id, attempts, successes, "
+      "response_time_ms_sum) VALUES ('ep_1', 4, 3, 100);"
+      "INSERT INTO deliveries (id, event_id, endpoint_id, thread_id, user_id, "
+      "status, create_us, record, due_us, test) VALUES "
+      "('d1', 'e1', 'ep_1', 't', 7, 1, 1, '', 1, false),"
+      "('d2', 'e2', 'ep_1', 't', 7, 1, 1, '', 1, true),"
+      "('d3', 'e3', 'ep_1', 't', 7, 3, 1, '', NULL, false),"
+      "('d4', 'e4', 'ep_2', 't', 7, 2, 1, '', 5, false)"));
+  std::unique_ptr<PostgresStore> node = OpenShared(conninfo);
+  ASSERT_NE(node, nullptr);
+  absl::StatusOr<EndpointCounts> one = node->GetEndpointCounts("ep_1");
+  ASSERT_OK(one);
+  EXPECT_EQ(one->attempts, 4);
+  EXPECT_EQ(one->answered, 4);
+  EXPECT_EQ(one->response_time_ms_sum, 100);
+  EXPECT_EQ(one->deliveries_in_progress, 1);
+  EXPECT_EQ(one->deliveries_succeeded, 0);
+  absl::StatusOr<EndpointCounts> two = node->GetEndpointCounts("ep_2");
+  ASSERT_OK(two);
+  EXPECT_EQ(two->attempts, 0);
+  EXPECT_EQ(two->deliveries_in_progress, 1);
 }
 
 // --- ClaimOne and QueuedOf

@@ -130,8 +130,9 @@ DeliveryChange Finished(Delivery delivery, int response_code,
   }
   DeliveryChange change =
       success ? Change(std::move(delivery)) : Queued(std::move(delivery));
-  change.counted_attempt =
-      CountedAttempt{.success = success, .response_time_ms = response_time_ms};
+  change.counted_attempt = CountedAttempt{.success = success,
+                                          .answered = response_code != 0,
+                                          .response_time_ms = response_time_ms};
   return change;
 }
 

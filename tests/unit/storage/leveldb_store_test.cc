@@ -114,6 +114,11 @@ TEST_F(LevelDbStoreTest, ThreadIdsWithSeparatorBytesDoNotMix) {
 }
 
 TEST_F(LevelDbStoreTest, StatsRecordsOfEarlierReleasesReadAndStayReadable) {
+  // Queued deliveries, one of them a test.
+  Submit(*store_, "evt_0", "thread-a", {"ep_1"}, kBaseMicros);
+  Delivery test = MakeDelivery("dlv_test", "evt_test", "ep_1", "", kBaseMicros);
+  test.set_test(true);
+  ASSERT_OK(store_->InsertEvent(MakeEvent("evt_test", "", {test}), {test}));
   store_.reset();
   const auto open_raw = [this] {
     leveldb::DB* raw = nullptr;
@@ -127,17 +132,31 @@ TEST_F(LevelDbStoreTest, StatsRecordsOfEarlierReleasesReadAndStayReadable) {
     old.set_successful(3);
     old.set_failed(1);
     old.set_response_time_ms_sum(100);
+    std::unique_ptr<leveldb::DB> raw = open_raw();
     ASSERT_TRUE(
-        open_raw()
-            ->Put(leveldb::WriteOptions(), "st/ep_1", old.SerializeAsString())
+        raw->Put(leveldb::WriteOptions(), "st/ep_1", old.SerializeAsString())
             .ok());
+    // Earlier releases kept neither answered nor delivery counts.
+    ASSERT_TRUE(
+        raw->Delete(leveldb::WriteOptions(), "meta/counts_version").ok());
   }
   Reopen();
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 4);
   EXPECT_EQ(counts->successes, 3);
   EXPECT_EQ(counts->response_time_ms_sum, 100);
+  // Every earlier attempt added its time; the queued delivery is in
+  // progress, the test one is not counted.
+  EXPECT_EQ(counts->answered, 4);
+  EXPECT_EQ(counts->deliveries_in_progress, 1);
+  EXPECT_EQ(counts->deliveries_succeeded, 0);
+  // Set up once: a second open changes nothing.
+  Reopen();
+  counts = store_->GetEndpointCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->answered, 4);
+  EXPECT_EQ(counts->deliveries_in_progress, 1);
 
   std::vector<Delivery> deliveries =
       Submit(*store_, "evt_1", "thread-a", {"ep_1"}, kBaseMicros);
@@ -469,7 +488,7 @@ TEST_F(LevelDbStoreFaultTest, FailedBufferedWriteIsRetriableAfterRecovery) {
   absl::StatusOr<Delivery> delivery = store_->GetDelivery(deliveries[0].id());
   ASSERT_OK(delivery);
   EXPECT_EQ(delivery->status(), DELIVERY_STATUS_SUCCESS);
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 1) << "the failed write counted none";
 }
@@ -581,6 +600,10 @@ TEST_F(LevelDbStoreTest, RepairFixesRecordsLeftPointingAtLostOnes) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_THAT(*queue, IsEmpty());
+  // Neither delivery is in progress any more: counted again from the queue.
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->deliveries_in_progress, 0);
   // The delivery whose event was lost can be read again, without payload,
   // behind a placeholder event.
   absl::StatusOr<Delivery> delivery = store_->GetDelivery(no_event[0].id());

@@ -293,7 +293,7 @@ TEST_P(StoreTest, DeleteEndpointKeepsItsStats) {
                                      Durability::kSynced));
   ASSERT_OK(store_->DeleteEndpoint("ep_1", {}));
 
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 1);
 }
@@ -525,7 +525,7 @@ TEST_P(StoreTest, CountsAccumulateCountedAttemptsOnly) {
   // Nor a change without a finished attempt (a manual retry queued).
   ASSERT_OK(store_->UpdateDeliveries({Queued(test)}, Durability::kBuffered));
 
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 2);
   EXPECT_EQ(counts->successes, 1);
@@ -546,15 +546,108 @@ TEST_P(StoreTest, CountsFollowTheChangeNotTheResponseCode) {
   ASSERT_OK(store_->UpdateDeliveries({server_error, not_found, no_content},
                                      Durability::kSynced));
 
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 3);
   EXPECT_EQ(counts->successes, 2);
   EXPECT_EQ(counts->response_time_ms_sum, 27);
 }
 
+TEST_P(StoreTest, CountsAddOnlyTheAnsweredAttemptsResponseTimes) {
+  std::vector<Delivery> deliveries =
+      Submit(*store_, "evt_1", "thread-a", {"ep_1"}, kBaseMicros);
+  // Refused, then timed out (no status), then answered.
+  ASSERT_OK(store_->UpdateDeliveries(
+      {Finished(deliveries[0], 0, 1), Finished(deliveries[0], 0, 30000),
+       Finished(deliveries[0], 503, 40)},
+      Durability::kSynced));
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
+  ASSERT_OK(counts);
+  EXPECT_EQ(counts->attempts, 3);
+  EXPECT_EQ(counts->answered, 1);
+  EXPECT_EQ(counts->response_time_ms_sum, 40);
+}
+
+// A change ending `delivery` (Ending) at `micros`.
+DeliveryChange Ended(const Delivery& delivery, Ending ending, int64_t micros) {
+  DeliveryChange change =
+      Finished(delivery, ending == Ending::kSucceeded ? 200 : 500, 5);
+  change.ending = ending;
+  change.end_time = absl::FromUnixMicros(micros);
+  return change;
+}
+
+// A change ending `delivery` as `ending`, without an attempt.
+DeliveryChange EndedUnattempted(Delivery delivery, Ending ending) {
+  delivery.set_status(DELIVERY_STATUS_FAILED);
+  DeliveryChange change = Change(std::move(delivery));
+  change.ending = ending;
+  return change;
+}
+
+TEST_P(StoreTest, DeliveriesCountFromCreationToTheirEnd) {
+  std::vector<Delivery> a =
+      Submit(*store_, "evt_a", "t", {"ep_1", "ep_2"}, kBaseMicros);
+  std::vector<Delivery> b =
+      Submit(*store_, "evt_b", "t", {"ep_1"}, kBaseMicros);
+  std::vector<Delivery> c =
+      Submit(*store_, "evt_c", "t", {"ep_1"}, kBaseMicros);
+  // A test delivery is never counted.
+  Delivery test = MakeDelivery("dlv_test", "evt_test", "ep_1", "", kBaseMicros);
+  test.set_test(true);
+  ASSERT_OK(store_->InsertEvent(MakeEvent("evt_test", "", {test}), {test}));
+  auto counts_of = [&](const std::string& endpoint_id) {
+    absl::StatusOr<EndpointCounts> counts =
+        store_->GetEndpointCounts(endpoint_id);
+    EXPECT_TRUE(counts.ok()) << counts.status();
+    return counts.value_or(EndpointCounts());
+  };
+  EXPECT_EQ(counts_of("ep_1").deliveries_in_progress, 3);
+  EXPECT_EQ(counts_of("ep_2").deliveries_in_progress, 1);
+
+  // A retry scheduled ends nothing; then one success, one failure and one
+  // cancellation (its endpoint deleted) in one write.
+  ASSERT_OK(store_->UpdateDeliveries({Finished(a[0], 500, 5)},
+                                     Durability::kBuffered));
+  EXPECT_EQ(counts_of("ep_1").deliveries_in_progress, 3);
+  ASSERT_OK(store_->UpdateDeliveries(
+      {Ended(a[0], Ending::kSucceeded, 100), Ended(b[0], Ending::kFailed, 200),
+       EndedUnattempted(c[0], Ending::kCancelled)},
+      Durability::kSynced));
+  Reopen();
+  EndpointCounts one = counts_of("ep_1");
+  EXPECT_EQ(one.deliveries_succeeded, 1);
+  EXPECT_EQ(one.deliveries_failed, 2);
+  EXPECT_EQ(one.deliveries_in_progress, 0);
+  EXPECT_EQ(one.attempts, 3);
+  // A cancellation leaves the failure streak alone.
+  absl::StatusOr<FailureStreak> streak = store_->GetFailureStreak("ep_1");
+  ASSERT_OK(streak);
+  EXPECT_EQ(streak->failures, 1);
+
+  // A resend is a new delivery in progress; the original's change (marked
+  // resent) ends nothing.
+  Delivery resend = b[0];
+  resend.set_id("dlv_resend");
+  resend.set_status(DELIVERY_STATUS_PENDING);
+  resend.clear_attempts();
+  Delivery original = b[0];
+  original.set_resent_by("dlv_resend");
+  ASSERT_OK(store_->AddDeliveries({resend}, {Change(original)}));
+  EXPECT_EQ(counts_of("ep_1").deliveries_in_progress, 1);
+  EXPECT_EQ(counts_of("ep_1").deliveries_failed, 2);
+
+  // Deleting an endpoint ends its queued deliveries in the same write.
+  ASSERT_OK(store_->PutEndpoint(MakeEndpoint("ep_2", "t")));
+  ASSERT_OK(store_->DeleteEndpoint(
+      "ep_2", {EndedUnattempted(a[1], Ending::kCancelled)}));
+  EndpointCounts two = counts_of("ep_2");
+  EXPECT_EQ(two.deliveries_failed, 1);
+  EXPECT_EQ(two.deliveries_in_progress, 0);
+}
+
 TEST_P(StoreTest, CountsOfEndpointWithoutAttemptsAreZero) {
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_none");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_none");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 0);
   EXPECT_EQ(counts->successes, 0);
@@ -585,12 +678,12 @@ TEST_P(StoreTest, ConcurrentUpdatesGiveExactCounts) {
   for (std::thread& thread : threads) thread.join();
 
   EXPECT_EQ(errors.load(), 0);
-  absl::StatusOr<AttemptCounts> one = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> one = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(one);
   EXPECT_EQ(one->attempts, kThreads * kUpdatesPerThread);
   EXPECT_EQ(one->successes, kThreads * kUpdatesPerThread / 2);
   EXPECT_EQ(one->response_time_ms_sum, 10 * kThreads * kUpdatesPerThread);
-  absl::StatusOr<AttemptCounts> two = store_->GetAttemptCounts("ep_2");
+  absl::StatusOr<EndpointCounts> two = store_->GetEndpointCounts("ep_2");
   ASSERT_OK(two);
   EXPECT_EQ(two->attempts, kThreads * kUpdatesPerThread);
   EXPECT_EQ(two->successes, kThreads * kUpdatesPerThread);
@@ -746,15 +839,6 @@ TEST_P(StoreTest, PruneKeepsAnEventWhileAnAddedDeliveryRemains) {
   EXPECT_EQ(kept->payload(), R"({"event":"execution.completed"})");
 }
 
-// A change ending `delivery` (Ending) at `micros`.
-DeliveryChange Ended(const Delivery& delivery, Ending ending, int64_t micros) {
-  DeliveryChange change =
-      Finished(delivery, ending == Ending::kSucceeded ? 200 : 500, 5);
-  change.ending = ending;
-  change.end_time = absl::FromUnixMicros(micros);
-  return change;
-}
-
 TEST_P(StoreTest, FailureStreakCountsFailuresSinceTheLastSuccess) {
   std::vector<Delivery> a =
       Submit(*store_, "evt_a", "t", {"ep_1"}, kBaseMicros);
@@ -790,7 +874,7 @@ TEST_P(StoreTest, FailureStreakCountsFailuresSinceTheLastSuccess) {
   EXPECT_EQ(streak->failures, 2);
   EXPECT_EQ(streak->first_failure, absl::FromUnixMicros(300));
   // The attempts still count as before.
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 5);
   EXPECT_EQ(counts->successes, 1);
@@ -828,7 +912,7 @@ TEST_P(StoreTest, CloseAndReopenKeepsEverything) {
   absl::StatusOr<std::vector<QueuedDelivery>> queue = store_->LoadQueue();
   ASSERT_OK(queue);
   EXPECT_EQ(queue->size(), 1u);
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 1);
   EXPECT_EQ(counts->successes, 0);
@@ -851,8 +935,8 @@ TEST_P(StoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
   ASSERT_OK(store_->UpdateDeliveries(
       {Finished(pruned[0], 200, 5), Finished(kept[0], 200, 5)},
       Durability::kSynced));
-  absl::StatusOr<AttemptCounts> counts_before =
-      store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts_before =
+      store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts_before);
 
   absl::StatusOr<PruneResult> result =
@@ -876,7 +960,7 @@ TEST_P(StoreTest, PruneRemovesOldFinishedDeliveriesWithTheirIndexes) {
     EXPECT_THAT(Ids(page->deliveries), ElementsAre(kept[0].id()));
   }
   // Stats are cumulative: they still count the pruned attempt.
-  absl::StatusOr<AttemptCounts> counts = store_->GetAttemptCounts("ep_1");
+  absl::StatusOr<EndpointCounts> counts = store_->GetEndpointCounts("ep_1");
   ASSERT_OK(counts);
   EXPECT_EQ(counts->attempts, 2);
   EXPECT_EQ(counts->attempts, counts_before->attempts);
