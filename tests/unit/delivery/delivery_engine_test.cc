@@ -445,6 +445,30 @@ TEST_F(DeliveryEngineTest, ManualRetryOfAFailedDeliveryIsDueAtOnce) {
   EXPECT_TRUE(done.attempt_history(1).manual());
 }
 
+TEST_F(DeliveryEngineTest, RetryOfAnEndedDeliveryWithAttemptsLeftIsRefused) {
+  StartEngine();
+  AddEndpoint();
+  const std::string id = SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(500));
+  StopEngine();
+  // Ended FAILED before its attempts were used (counted so in its
+  // endpoint's stats), its endpoint still there.
+  ASSERT_TRUE(store_
+                  ->UpdateDeliveries({EndedChange(Get(id), "ended early")},
+                                     Durability::kSynced)
+                  .ok());
+  StartEngine();
+
+  const absl::StatusOr<Delivery> retried =
+      engine_->Retry(Caller::Unrestricted(), id);
+
+  EXPECT_EQ(retried.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(retried.status().message(), HasSubstr("ResendDelivery"));
+  EXPECT_EQ(DispatchAt(clock_.Now() + absl::Hours(1)), 0u);
+  EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_FAILED);
+}
+
 TEST_F(DeliveryEngineTest, RetryOfADeliveryWhosePayloadWasLostIsRefused) {
   StartEngine();
   AddEndpoint();
