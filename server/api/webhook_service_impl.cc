@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/grpc_status.h"
 #include "server/common/logging.h"
@@ -13,6 +14,7 @@
 #include "server/common/string_view.h"
 #include "server/common/time_util.h"
 #include "server/common/trace_context.h"
+#include "server/delivery/submit_pipeline.h"
 #include "server/delivery/validation.h"
 
 namespace webhookd {
@@ -223,6 +225,13 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
           // Like Stripe's Idempotent-Replayed header, for clients that
           // look at metadata rather than the response.
           context->AddTrailingMetadata("idempotent-replayed", "true");
+        }
+        if (auto retry_after =
+                result.status().GetPayload(kRetryAfterMsPayload)) {
+          // gRPC's retry throttling hint (A6), read by clients whose retry
+          // policy covers RESOURCE_EXHAUSTED.
+          context->AddTrailingMetadata("grpc-retry-pushback-ms",
+                                       std::string(*retry_after));
         }
         reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
       },

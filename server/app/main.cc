@@ -130,6 +130,15 @@ ABSL_FLAG(int64_t, auto_disable_min_failures, 10,
 ABSL_FLAG(bool, disable_on_410, true,
           "Disable an endpoint at once when an attempt is answered 410 "
           "Gone.");
+ABSL_FLAG(absl::Duration, admission_max_lag, absl::Seconds(1),
+          "Admission control: when a due delivery has waited this long "
+          "without an attempt (delivery is behind ingest), new SubmitEvent "
+          "calls wait for it to catch up. Held deliveries of disabled "
+          "endpoints do not count. 0 turns admission control off.");
+ABSL_FLAG(absl::Duration, admission_max_wait, absl::Seconds(2),
+          "Admission control: how long a SubmitEvent waits for delivery to "
+          "catch up before it is refused with RESOURCE_EXHAUSTED (nothing "
+          "stored) and a grpc-retry-pushback-ms hint.");
 ABSL_FLAG(bool, trace_new_events, false,
           "Give each event submitted without a valid W3C traceparent a new "
           "trace id, sent with its deliveries' attempts like a received "
@@ -338,6 +347,14 @@ int main(int argc, char** argv) {
   options.grpc_memory_limit_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_grpc_memory_limit_mb)) << 20;
   options.engine.trace_new_events = absl::GetFlag(FLAGS_trace_new_events);
+  options.engine.admission.max_lag = absl::GetFlag(FLAGS_admission_max_lag);
+  options.engine.admission.max_wait = absl::GetFlag(FLAGS_admission_max_wait);
+  if (options.engine.admission.max_lag < absl::ZeroDuration() ||
+      options.engine.admission.max_wait < absl::ZeroDuration()) {
+    return Fail(
+        "--admission_max_lag and --admission_max_wait must be 0 or "
+        "more");
+  }
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.engine.auto_disable.after = absl::GetFlag(FLAGS_auto_disable_after);
   options.engine.auto_disable.min_failures =

@@ -144,6 +144,9 @@ class WebhookServer {
     return metrics_ == nullptr ? 0 : metrics_->port();
   }
 
+  // Where this node's queued deliveries are, read at once.
+  Scheduler::Counts queue_counts() const { return scheduler_->counts(); }
+
   // The id of the key secrets are written under (--secrets_key_file); empty
   // without one.
   const std::string& secrets_key_id() const { return secrets_key_id_; }

@@ -10,6 +10,7 @@ class DiscardingMetrics final : public Metrics {
   void DeliveryFinished(DeliveryOutcome, absl::Duration) override {}
   void RetryScheduled() override {}
   void EndpointAutoDisabled() override {}
+  void SubmitAdmission(AdmissionOutcome) override {}
   void StorageWriteFinished(StorageWrite, absl::Duration) override {}
   void RpcFinished(absl::string_view, absl::string_view, int) override {}
 };

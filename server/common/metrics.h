@@ -37,6 +37,13 @@ enum class StorageWrite {
   kAttemptRecord,  // The attempt recorder's batch of outcomes (buffered).
 };
 
+// What admission control (AdmissionOptions) did with a submit that had to
+// wait for delivery to catch up.
+enum class AdmissionOutcome {
+  kAdmittedAfterWait,  // Delivery caught up: it was written.
+  kRefused,            // It waited --admission_max_wait: ResourceExhausted.
+};
+
 // Implementations are safe for concurrent use, and cheap: methods are
 // called on the delivery path.
 class Metrics {
@@ -57,6 +64,8 @@ class Metrics {
   virtual void RetryScheduled() = 0;
   // An endpoint was disabled by webhookd itself (auto-disable).
   virtual void EndpointAutoDisabled() = 0;
+  // A submit that waited for admission was admitted or refused.
+  virtual void SubmitAdmission(AdmissionOutcome outcome) = 0;
   // A storage write of kind `what` took `duration`.
   virtual void StorageWriteFinished(StorageWrite what,
                                     absl::Duration duration) = 0;

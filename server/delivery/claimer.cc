@@ -182,11 +182,23 @@ size_t Claimer::Step(absl::Time now) {
     for (const Claim& claim : *claims) entries.push_back(claim.entry);
     scheduler_.Schedule(entries);
     claimed += claims->size();
+    {
+      // Oldest due first: the last one claimed is the newest.
+      absl::MutexLock lock(&mu_);
+      backlogged_ = claims->size() == want;
+      if (backlogged_) lag_from_ = claims->back().entry.due;
+    }
     if (claims->size() < want) break;
   }
   absl::MutexLock lock(&mu_);
   store_failed_ = !ok;
   return claimed;
+}
+
+absl::Duration Claimer::Lag(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  if (!backlogged_ || lag_from_ >= now) return absl::ZeroDuration();
+  return now - lag_from_;
 }
 
 void Claimer::Wake() {

@@ -85,6 +85,13 @@ class Claimer {
   // round is made again within a second.
   size_t Step(absl::Time now);
 
+  // How long due deliveries have been waiting in the shared queue at `now`,
+  // as far as this node can tell: zero when its last claim query found
+  // fewer than it asked for (the queue was drained), otherwise the time
+  // since the due time of the newest delivery it claimed then (those still
+  // waiting were due no later).
+  absl::Duration Lag(absl::Time now) const;
+
   // Asks for a round at once (work was queued) or at `due` (a retry).
   void Wake();
   void WakeAt(absl::Time due);
@@ -122,6 +129,10 @@ class Claimer {
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
   absl::flat_hash_map<std::string, Held> held_ ABSL_GUARDED_BY(mu_);
+  // Set while the last claim query returned as many as asked for: then
+  // deliveries due since lag_from_ may still wait in the shared queue.
+  bool backlogged_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time lag_from_ ABSL_GUARDED_BY(mu_);
   // Claims whose lease ran out while their attempt was in flight: the
   // recorder still records the attempt with the token.
   absl::flat_hash_map<std::string, int64_t> orphaned_ ABSL_GUARDED_BY(mu_);

@@ -60,6 +60,8 @@ struct DeliveryEngineOptions {
   bool trace_new_events = false;
   // When webhookd disables failing endpoints itself.
   AutoDisableOptions auto_disable;
+  // When submits wait for delivery to catch up.
+  AdmissionOptions admission;
 };
 
 // DeliveryEngine is safe for concurrent use. Its methods block on storage

@@ -153,7 +153,7 @@ DeliveryQueue::Slot DeliveryQueue::Add(const QueuedDelivery& entry,
   e.test = entry.test;
   e.unparked = false;
   index_.insert(slot);
-  schedule_.insert(DueKey{e.due, slot});
+  ScheduleInsert(DueKey{e.due, slot});
   return slot;
 }
 
@@ -162,7 +162,7 @@ void DeliveryQueue::Detach(Slot slot) {
   EndpointState& ep = endpoints_[e.endpoint];
   switch (e.state) {
     case State::kScheduled:
-      schedule_.erase(DueKey{e.due, slot});
+      ScheduleErase(schedule_.find(DueKey{e.due, slot}));
       if (e.unparked) {
         e.unparked = false;
         --ep.unparked;
@@ -223,7 +223,7 @@ void DeliveryQueue::Refill(uint32_t endpoint) {
     Entry& e = At(slot);
     e.state = State::kScheduled;
     e.unparked = true;
-    schedule_.insert(DueKey{e.due, slot});
+    ScheduleInsert(DueKey{e.due, slot});
   }
 }
 
@@ -247,7 +247,7 @@ std::vector<QueuedDelivery> DeliveryQueue::TakeDue(
     auto first = schedule_.begin();
     if (first->due > now_micros) break;
     const Slot slot = first->slot;
-    schedule_.erase(first);
+    ScheduleErase(first);
     Entry& e = At(slot);
     EndpointState& ep = endpoints_[e.endpoint];
     if (e.unparked) {
@@ -289,7 +289,7 @@ void DeliveryQueue::Release(const std::string& endpoint_id) {
     if (e.state != State::kHeld) continue;
     e.state = State::kScheduled;
     --held_;
-    schedule_.insert(DueKey{e.due, slot});
+    ScheduleInsert(DueKey{e.due, slot});
   }
 }
 
@@ -344,6 +344,28 @@ uint32_t DeliveryQueue::AcquireEndpoint(const std::string& endpoint_id) {
   }
   ++endpoints_[endpoint].entries;
   return endpoint;
+}
+
+void DeliveryQueue::ScheduleInsert(DueKey key) {
+  schedule_.insert(key);
+  if (key.due <= ready_until_) ++ready_;
+}
+
+void DeliveryQueue::ScheduleErase(absl::btree_set<DueKey>::iterator it) {
+  if (it->due <= ready_until_) --ready_;
+  schedule_.erase(it);
+}
+
+size_t DeliveryQueue::Ready(absl::Time now) {
+  const int64_t now_micros = absl::ToUnixMicros(now);
+  if (now_micros > ready_until_) {
+    for (auto it = schedule_.upper_bound(DueKey{ready_until_, kNoSlot});
+         it != schedule_.end() && it->due <= now_micros; ++it) {
+      ++ready_;
+    }
+    ready_until_ = now_micros;
+  }
+  return ready_;
 }
 
 std::optional<absl::Time> DeliveryQueue::NextDue() const {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,10 @@ class DeliveryQueue {
   // The earliest due time of a scheduled entry (held and parked entries
   // wait for something else than time).
   std::optional<absl::Time> NextDue() const;
+  // Scheduled entries due at or before `now`: those waiting for an attempt
+  // slot rather than for their time. Amortised O(1): each entry is counted
+  // once as time passes it. `now` going back counts from the latest given.
+  size_t Ready(absl::Time now);
 
   bool Contains(const std::string& delivery_id) const;
   bool InFlight(const std::string& delivery_id) const;
@@ -200,7 +205,14 @@ class DeliveryQueue {
   absl::flat_hash_map<Slot, std::string> long_ids_;
   absl::flat_hash_set<Slot, SlotHash, SlotEq> index_;
 
+  // Every change of schedule_ goes through these two, which keep ready_.
+  void ScheduleInsert(DueKey key);
+  void ScheduleErase(absl::btree_set<DueKey>::iterator it);
+
   absl::btree_set<DueKey> schedule_;
+  // The entries of schedule_ due at or before ready_until_.
+  size_t ready_ = 0;
+  int64_t ready_until_ = std::numeric_limits<int64_t>::min();
   absl::btree_set<ParkedKey> parked_;
   size_t in_flight_ = 0;
   size_t held_ = 0;

@@ -69,6 +69,7 @@ std::vector<QueuedDelivery> Scheduler::TakeDue(
   std::vector<QueuedDelivery> due =
       queue_.TakeDue(now, options_.max_in_flight - running_, is_held);
   running_ += due.size();
+  CountStartedLocked(now, due.size());
   return due;
 }
 
@@ -124,6 +125,57 @@ Scheduler::Counts Scheduler::counts() const {
   counts.held = queue_.held();
   counts.waiting = queue_.size() - counts.in_flight - counts.held;
   return counts;
+}
+
+namespace {
+
+// Due entries that never count as a backlog: what one dispatch round takes
+// anyway (a fan-out to many endpoints comes in at once).
+constexpr size_t kReadySlack = 64;
+
+int64_t PeriodOf(absl::Time now, absl::Duration period) {
+  return absl::ToUnixMicros(now) / absl::ToInt64Microseconds(period);
+}
+
+}  // namespace
+
+void Scheduler::CountStartedLocked(absl::Time now, size_t count) {
+  const int64_t period = PeriodOf(now, kRateBucket);
+  const size_t i = static_cast<size_t>(period % kRateBuckets);
+  if (bucket_period_[i] != period) {
+    bucket_period_[i] = period;
+    bucket_started_[i] = 0;
+  }
+  bucket_started_[i] += count;
+}
+
+double Scheduler::StartRateLocked(absl::Time now) const {
+  const int64_t period = PeriodOf(now, kRateBucket);
+  const int64_t first = period - (kRateBuckets - 1);
+  size_t started = 0;
+  for (int i = 0; i < kRateBuckets; ++i) {
+    if (bucket_period_[i] >= first && bucket_period_[i] <= period) {
+      started += bucket_started_[i];
+    }
+  }
+  const absl::Duration covered =
+      now -
+      absl::FromUnixMicros(first * absl::ToInt64Microseconds(kRateBucket));
+  return static_cast<double>(started) / absl::ToDoubleSeconds(covered);
+}
+
+absl::Duration Scheduler::Lag(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  const std::optional<absl::Time> next = queue_.NextDue();
+  if (!next.has_value() || *next >= now) return absl::ZeroDuration();
+  absl::Duration lag = now - *next;
+  const size_t ready = queue_.Ready(now);
+  const double rate = StartRateLocked(now);
+  if (ready > kReadySlack && rate > 0) {
+    lag = std::max(
+        lag, absl::Seconds(static_cast<double>(ready - kReadySlack) / rate));
+  }
+  return lag;
 }
 
 size_t Scheduler::running() const {

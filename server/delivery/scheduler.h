@@ -5,7 +5,9 @@
 #ifndef WEBHOOKD_SERVER_DELIVERY_SCHEDULER_H_
 #define WEBHOOKD_SERVER_DELIVERY_SCHEDULER_H_
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -92,9 +94,27 @@ class Scheduler {
   Counts counts() const;
   // Attempts taken by TakeDue and not yet Finished.
   size_t running() const;
+  // How far the dispatcher is behind at `now`: how long a delivery due
+  // now would wait for its attempt to start. The longer of how long the
+  // earliest due entry has waited, and how long the due entries ahead of
+  // it take at the rate attempts started over the last second. Held and
+  // parked entries wait for their endpoint, not for the dispatcher, and
+  // entries due later wait for their time: neither counts.
+  absl::Duration Lag(absl::Time now);
 
  private:
   bool HasDueLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `count` attempts started at `now` in the rate window.
+  void CountStartedLocked(absl::Time now, size_t count)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Attempts started per second over the last second or so.
+  double StartRateLocked(absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The rate window: attempts started in each of the last kRateBuckets
+  // periods of kRateBucket, by period number (time / kRateBucket).
+  static constexpr int kRateBuckets = 4;
+  static constexpr absl::Duration kRateBucket = absl::Milliseconds(250);
 
   const SchedulerOptions options_;
 
@@ -103,6 +123,8 @@ class Scheduler {
   DeliveryQueue queue_ ABSL_GUARDED_BY(mu_);
   size_t running_ ABSL_GUARDED_BY(mu_) = 0;
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
+  std::array<int64_t, kRateBuckets> bucket_period_ ABSL_GUARDED_BY(mu_) = {};
+  std::array<size_t, kRateBuckets> bucket_started_ ABSL_GUARDED_BY(mu_) = {};
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -1,10 +1,12 @@
 #include "server/delivery/submit_pipeline.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/ids.h"
 #include "server/common/limits.h"
@@ -126,10 +128,19 @@ void SubmitPipeline::Submit(const Caller& caller,
     return;
   }
   submit->done = std::move(done);
+  const absl::Time now = clock_.Now();
+  // A submit without deliveries adds no work: it never waits.
+  const bool lagging = !submit->deliveries.empty() && Lagging(now);
   {
     absl::MutexLock lock(&mu_);
     if (!closed_) {
-      pending_.push_back(*std::move(submit));
+      // Behind those already waiting, first come first served.
+      if (lagging || (!waiting_.empty() && !submit->deliveries.empty())) {
+        submit->deadline = now + options_.admission.max_wait;
+        waiting_.push_back(*std::move(submit));
+      } else {
+        pending_.push_back(*std::move(submit));
+      }
       cv_.Signal();
       return;
     }
@@ -138,10 +149,29 @@ void SubmitPipeline::Submit(const Caller& caller,
   submit->done(absl::UnavailableError("the server is shutting down"));
 }
 
+absl::Duration SubmitPipeline::Lag(absl::Time now) const {
+  absl::Duration lag = scheduler_.Lag(now);
+  if (claimer_ != nullptr) lag = std::max(lag, claimer_->Lag(now));
+  return lag;
+}
+
+bool SubmitPipeline::Lagging(absl::Time now) const {
+  return options_.admission.max_lag > absl::ZeroDuration() &&
+         Lag(now) > options_.admission.max_lag;
+}
+
 bool SubmitPipeline::WaitForSubmits() {
   absl::MutexLock lock(&mu_);
-  while (pending_.empty() && !closed_) cv_.Wait(&mu_);
-  return !pending_.empty();
+  while (pending_.empty() && !closed_) {
+    if (waiting_.empty()) {
+      cv_.Wait(&mu_);
+    } else {
+      // Time to look at the lag again: CommitPending admits or refuses.
+      cv_.WaitWithTimeout(&mu_, options_.admission.poll);
+      return true;
+    }
+  }
+  return !pending_.empty() || !waiting_.empty();
 }
 
 void SubmitPipeline::Close() {
@@ -150,14 +180,80 @@ void SubmitPipeline::Close() {
   cv_.SignalAll();
 }
 
+size_t SubmitPipeline::waiting() const {
+  absl::MutexLock lock(&mu_);
+  return waiting_.size();
+}
+
+void SubmitPipeline::AdmitWaitingLocked(absl::Time now, bool lagging,
+                                        std::vector<PendingSubmit>& batch,
+                                        std::vector<PendingSubmit>& refused) {
+  if (waiting_.empty()) return;
+  if (!lagging || closed_) {
+    // Before those admitted directly since: they came first.
+    std::vector<PendingSubmit> admitted;
+    admitted.reserve(waiting_.size() + batch.size());
+    for (PendingSubmit& submit : waiting_)
+      admitted.push_back(std::move(submit));
+    for (PendingSubmit& submit : batch) admitted.push_back(std::move(submit));
+    waiting_.clear();
+    batch.swap(admitted);
+    return;
+  }
+  while (!waiting_.empty() && waiting_.front().deadline <= now) {
+    refused.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+void SubmitPipeline::Refuse(PendingSubmit& submit, absl::Duration lag) {
+  scheduler_.Unreserve(submit.deliveries.size());
+  // Try again once delivery may have caught up: about as long as it is
+  // behind, at least a second.
+  const absl::Duration retry_after = std::max(lag, absl::Seconds(1));
+  absl::Status refused = absl::ResourceExhaustedError(absl::StrCat(
+      "delivery is behind: deliveries due now wait about ",
+      absl::FormatDuration(absl::Trunc(lag, absl::Milliseconds(1))),
+      " for an attempt", " (--admission_max_lag=",
+      absl::FormatDuration(options_.admission.max_lag),
+      ") and this event waited ",
+      absl::FormatDuration(options_.admission.max_wait),
+      " (--admission_max_wait) without being stored; try again in ",
+      absl::FormatDuration(absl::Trunc(retry_after, absl::Milliseconds(1)))));
+  refused.SetPayload(
+      kRetryAfterMsPayload,
+      absl::Cord(absl::StrCat(absl::ToInt64Milliseconds(retry_after))));
+  metrics_.SubmitAdmission(AdmissionOutcome::kRefused);
+  submit.done(std::move(refused));
+}
+
 size_t SubmitPipeline::CommitPending() {
+  const absl::Time now = clock_.Now();
   std::vector<PendingSubmit> batch;
+  std::vector<PendingSubmit> refused;
   {
     absl::MutexLock lock(&mu_);
     batch.swap(pending_);
   }
+  // Read without mu_ (the scheduler has its own lock); submits that came
+  // in meanwhile wait for the next round.
+  const bool lagging = Lagging(now);
+  size_t admitted_after_wait = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const size_t before = batch.size();
+    AdmitWaitingLocked(now, lagging, batch, refused);
+    admitted_after_wait = batch.size() - before;
+  }
+  for (size_t i = 0; i < admitted_after_wait; ++i) {
+    metrics_.SubmitAdmission(AdmissionOutcome::kAdmittedAfterWait);
+  }
+  if (!refused.empty()) {
+    const absl::Duration lag = Lag(now);
+    for (PendingSubmit& submit : refused) Refuse(submit, lag);
+  }
   if (!batch.empty()) CommitBatch(batch);
-  return batch.size();
+  return batch.size() + refused.size();
 }
 
 absl::StatusOr<size_t> SubmitPipeline::Insert(

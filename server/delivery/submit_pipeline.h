@@ -6,6 +6,7 @@
 #define WEBHOOKD_SERVER_DELIVERY_SUBMIT_PIPELINE_H_
 
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
 #include "server/common/metrics.h"
@@ -26,6 +28,31 @@
 
 namespace webhookd {
 
+// Admission control: when delivery falls behind ingest, new submits wait
+// for it to catch up before they are written, and are refused after a
+// while, so that sustained overload settles where events are acknowledged
+// as fast as their deliveries go out, with a bounded queue.
+struct AdmissionOptions {
+  // Delivery is behind when a delivery due now would wait this long for
+  // its attempt to start (Scheduler::Lag; on a shared store also
+  // Claimer::Lag).
+  // Deliveries held for a disabled endpoint, parked behind an endpoint's
+  // in-flight cap or awaiting a later retry do not count. Zero: no
+  // admission control.
+  absl::Duration max_lag = absl::Seconds(1);
+  // How long a submit waits for delivery to catch up before it is refused
+  // with ResourceExhausted (nothing stored) and a retry hint.
+  absl::Duration max_wait = absl::Seconds(2);
+  // How often waiting submits look at the lag again.
+  absl::Duration poll = absl::Milliseconds(5);
+};
+
+// The absl::Status payload of a submit refused by admission control: the
+// milliseconds after which to try again, as decimal text (the edge sends it
+// as gRPC's grpc-retry-pushback-ms trailer).
+inline constexpr char kRetryAfterMsPayload[] =
+    "type.webhookd.dev/retry-after-ms";
+
 struct SubmitPipelineOptions {
   // Attempts each new delivery may make.
   int max_attempts = 4;
@@ -34,6 +61,7 @@ struct SubmitPipelineOptions {
   // Events submitted without a trace context get a new one
   // (--trace_new_events).
   bool trace_new_events = false;
+  AdmissionOptions admission;
 };
 
 // SubmitPipeline is safe for concurrent use. Submit() runs on the caller's
@@ -54,10 +82,13 @@ class SubmitPipeline {
   SubmitPipeline& operator=(const SubmitPipeline&) = delete;
 
   // Checks and renders the request, reserves its deliveries against the
-  // scheduler's limit and queues it for CommitPending(). `done` runs once:
-  // here for a request refused before storage (InvalidArgument,
-  // PermissionDenied, ResourceExhausted, Unavailable after Close()),
-  // otherwise in CommitPending() after the write (it must not block). An
+  // scheduler's limit and queues it for CommitPending(), at once, or once
+  // delivery has caught up (AdmissionOptions) while other submits wait for
+  // that. `done` runs once: here for a request refused before storage
+  // (InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
+  // after Close()), in CommitPending() for one refused after waiting
+  // (ResourceExhausted with kRetryAfterMsPayload), otherwise in
+  // CommitPending() after the write (it must not block). An
   // authenticated caller owns the event and reaches only its own endpoints.
   // `request` is read only during the call.
   // `trace`: the W3C trace context that came with the request (empty:
@@ -66,19 +97,25 @@ class SubmitPipeline {
               const webhook::v1::SubmitEventRequest& request,
               SubmitCallback done, TraceContext trace = {});
 
-  // Writes the submits waiting since the last call in one synced write,
+  // Admits the submits waiting for delivery to catch up if it has, and
+  // refuses those that waited max_wait. Then writes the submits admitted
+  // since the last call in one synced write,
   // hands their deliveries to the dispatcher (FreshDeliveries, Scheduler),
   // tells the bus, and answers each. A repeated
   // idempotency key is answered with the first response, also within one
   // batch. Returns how many submits were answered.
   size_t CommitPending();
 
-  // Blocks until a submit waits, or Close(). Returns false once closed and
-  // drained.
+  // Blocks until a submit is admitted, or AdmissionOptions::poll has
+  // passed while submits wait for admission, or Close(). Returns false once
+  // closed and drained.
   bool WaitForSubmits();
-  // Refuses later submits with Unavailable; those already taken are still
-  // written by CommitPending().
+  // Refuses later submits with Unavailable; those already taken, also those
+  // waiting for admission, are still written by CommitPending().
   void Close();
+
+  // Submits waiting for admission.
+  size_t waiting() const;
 
  private:
   // A checked submit waiting for CommitPending().
@@ -86,12 +123,26 @@ class SubmitPipeline {
     EventRecord event;
     std::vector<Delivery> deliveries;
     SubmitCallback done;
+    // While it waits for admission: when it is refused.
+    absl::Time deadline;
   };
 
   absl::StatusOr<PendingSubmit> Prepare(
       const Caller& caller, const webhook::v1::SubmitEventRequest& request,
       TraceContext trace);
   void CommitBatch(std::vector<PendingSubmit>& batch);
+  // How far delivery is behind (AdmissionOptions::max_lag).
+  absl::Duration Lag(absl::Time now) const;
+  // Whether submits must wait: delivery is behind.
+  bool Lagging(absl::Time now) const;
+  // Moves the waiting submits to `batch` if delivery has caught up (or the
+  // pipeline is closed), else those past their deadline to `refused`.
+  void AdmitWaitingLocked(absl::Time now, bool lagging,
+                          std::vector<PendingSubmit>& batch,
+                          std::vector<PendingSubmit>& refused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers a submit that waited max_wait in vain.
+  void Refuse(PendingSubmit& submit, absl::Duration lag);
   // Writes the events; on a shared store, claims their first deliveries
   // too, as many as this node has room for. Returns how many deliveries
   // this node attempts, in order (all of them on a store of its own).
@@ -107,9 +158,11 @@ class SubmitPipeline {
   Metrics& metrics_;
   const SubmitPipelineOptions options_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   absl::CondVar cv_;
   std::vector<PendingSubmit> pending_ ABSL_GUARDED_BY(mu_);
+  // Waiting for admission, oldest first.
+  std::deque<PendingSubmit> waiting_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -193,6 +193,16 @@ PrometheusMetrics::PrometheusMetrics(const std::string& version)
            .Help("Endpoints disabled by webhookd itself (auto-disable).")
            .Register(registry)
            .Add({});
+  auto& admission =
+      prometheus::BuildCounter()
+          .Name("webhookd_submits_throttled_total")
+          .Help(
+              "Submits that waited for delivery to catch up (admission "
+              "control), by outcome: admitted after the wait, or refused "
+              "with RESOURCE_EXHAUSTED.")
+          .Register(registry);
+  admission_[0] = &admission.Add({{"outcome", "admitted"}});
+  admission_[1] = &admission.Add({{"outcome", "refused"}});
   auto& writes = prometheus::BuildHistogram()
                      .Name("webhookd_storage_write_duration_seconds")
                      .Help(
@@ -284,6 +294,10 @@ void PrometheusMetrics::RetryScheduled() { retries_scheduled_->Increment(); }
 
 void PrometheusMetrics::EndpointAutoDisabled() {
   endpoints_auto_disabled_->Increment();
+}
+
+void PrometheusMetrics::SubmitAdmission(AdmissionOutcome outcome) {
+  admission_[outcome == AdmissionOutcome::kRefused ? 1 : 0]->Increment();
 }
 
 void PrometheusMetrics::StorageWriteFinished(StorageWrite what,

@@ -87,6 +87,7 @@ class PrometheusMetrics final : public Metrics {
                         absl::Duration since_submit) override;
   void RetryScheduled() override;
   void EndpointAutoDisabled() override;
+  void SubmitAdmission(AdmissionOutcome outcome) override;
   void StorageWriteFinished(StorageWrite what,
                             absl::Duration duration) override;
   void RpcFinished(absl::string_view service, absl::string_view method,
@@ -113,6 +114,8 @@ class PrometheusMetrics final : public Metrics {
   prometheus::Histogram* delivery_latency_;
   prometheus::Counter* retries_scheduled_;
   prometheus::Counter* endpoints_auto_disabled_;
+  // Admitted after a wait [0], refused [1].
+  std::array<prometheus::Counter*, 2> admission_;
   std::array<prometheus::Histogram*, kStorageWrites> storage_write_;
   prometheus::Family<prometheus::Counter>* rpcs_;
   std::unique_ptr<prometheus::Exposer> exposer_;

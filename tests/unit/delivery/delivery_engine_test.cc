@@ -81,9 +81,10 @@ class DeliveryEngineTest : public ::testing::Test {
     sender_.reset();
   }
 
-  std::string AddEndpoint(const std::string& secret = "") {
+  std::string AddEndpoint(const std::string& secret = "",
+                          const std::string& thread = kThread) {
     Endpoint request;
-    request.set_thread_id(kThread);
+    request.set_thread_id(thread);
     request.set_name("receiver");
     request.set_url("http://127.0.0.1:9/hook");
     request.set_secret(secret);
@@ -109,6 +110,22 @@ class DeliveryEngineTest : public ::testing::Test {
     return *std::move(answer);
   }
 
+  // Submits one event to `thread` without committing it: the answer, set
+  // when it comes.
+  using LaterAnswer = std::optional<absl::StatusOr<SubmitEventResponse>>;
+  std::shared_ptr<LaterAnswer> SubmitLater(
+      const std::string& thread = kThread) {
+    webhook::v1::SubmitEventRequest request;
+    request.set_thread_id(thread);
+    request.set_user_id(42);
+    auto answer = std::make_shared<LaterAnswer>();
+    engine_->SubmitAsync(Caller::Unrestricted(), request,
+                         [answer](absl::StatusOr<SubmitEventResponse> r) {
+                           *answer = std::move(r);
+                         });
+    return answer;
+  }
+
   // Submits one event expected to create exactly one delivery.
   std::string SubmitOne() {
     absl::StatusOr<SubmitEventResponse> response = Submit();
@@ -117,6 +134,14 @@ class DeliveryEngineTest : public ::testing::Test {
     return response.ok() && response->delivery_ids_size() == 1
                ? response->delivery_ids(0)
                : "";
+  }
+
+  // Every delivery stored.
+  std::vector<Delivery> ListDeliveries() {
+    absl::StatusOr<DeliveryPage> page =
+        store_->ListDeliveries(DeliveryFilter(), 1000, "");
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? page->deliveries : std::vector<Delivery>();
   }
 
   Delivery Get(const std::string& id) {
@@ -926,6 +951,103 @@ TEST_F(AutoDisableTest, TheStreakSurvivesARestart) {
   clock_.Advance(absl::Hours(2));
   Deliver(500);
   EXPECT_EQ(Current().disabled_reason(), webhook::v1::DISABLED_REASON_FAILING);
+}
+
+}  // namespace
+}  // namespace webhookd
+
+namespace webhookd {
+namespace {
+
+// Admission control: one attempt at a time, so that a second due delivery
+// waits while the first is in flight.
+DeliveryEngineOptions AdmissionOptionsForTest() {
+  DeliveryEngineOptions options;
+  options.limits.max_in_flight = 1;
+  options.admission.max_lag = absl::Seconds(1);
+  options.admission.max_wait = absl::Seconds(5);
+  return options;
+}
+
+TEST_F(DeliveryEngineTest,
+       SubmitsWaitWhileDeliveryIsBehindAndGoOnOnceItCatchesUp) {
+  StartEngine(AdmissionOptionsForTest());
+  AddEndpoint();
+  SubmitOne();
+  SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);  // The other waits for a slot.
+  clock_.Advance(absl::Milliseconds(999));
+  // Behind, but not past --admission_max_lag: admitted at once.
+  SubmitOne();
+
+  clock_.Advance(absl::Seconds(2));
+  const auto waiting = SubmitLater();
+  engine_->CommitPending();
+  EXPECT_FALSE(waiting->has_value()) << "waits for delivery to catch up";
+  const size_t stored = ListDeliveries().size();
+  EXPECT_EQ(stored, 3u) << "nothing stored while it waits";
+
+  // The attempt in flight ends; the due ones go out: caught up.
+  Answer(Response(200));
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  Answer(Response(200));
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  engine_->CommitPending();
+  ASSERT_TRUE(waiting->has_value());
+  ASSERT_TRUE(waiting->value().ok()) << waiting->value().status();
+  EXPECT_EQ(waiting->value()->delivery_ids_size(), 1);
+}
+
+TEST_F(DeliveryEngineTest, ASubmitThatWaitedTooLongIsRefusedWithARetryHint) {
+  StartEngine(AdmissionOptionsForTest());
+  AddEndpoint();
+  SubmitOne();
+  SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);  // Never answered.
+  clock_.Advance(absl::Seconds(3));
+  const auto refused = SubmitLater();
+  engine_->CommitPending();
+  EXPECT_FALSE(refused->has_value());
+
+  clock_.Advance(absl::Seconds(5));  // --admission_max_wait
+  engine_->CommitPending();
+  ASSERT_TRUE(refused->has_value());
+  const absl::Status status = refused->value().status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(status.message(), HasSubstr("--admission_max_lag"));
+  // Behind by 8 s: try again in 8 s.
+  ASSERT_TRUE(status.GetPayload(kRetryAfterMsPayload).has_value());
+  EXPECT_EQ(std::string(*status.GetPayload(kRetryAfterMsPayload)), "8000");
+  EXPECT_EQ(ListDeliveries().size(), 2u) << "nothing stored";
+}
+
+TEST_F(DeliveryEngineTest, HeldDeliveriesOfADisabledEndpointDoNotSlowSubmits) {
+  StartEngine(AdmissionOptionsForTest());
+  const std::string disabled = AddEndpoint();
+  AddEndpoint("", "thread-2");
+  for (int i = 0; i < 5; ++i) SubmitOne();
+  ASSERT_TRUE(
+      endpoints_->SetEnabled(Caller::Unrestricted(), disabled, false).ok());
+  // Long due; the dispatcher sets them aside as held.
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
+
+  const auto admitted = SubmitLater("thread-2");
+  engine_->CommitPending();
+  ASSERT_TRUE(admitted->has_value());
+  EXPECT_TRUE(admitted->value().ok()) << admitted->value().status();
+}
+
+TEST_F(DeliveryEngineTest, AdmissionControlOffAdmitsEverySubmit) {
+  DeliveryEngineOptions options = AdmissionOptionsForTest();
+  options.admission.max_lag = absl::ZeroDuration();
+  StartEngine(options);
+  AddEndpoint();
+  SubmitOne();
+  SubmitOne();
+  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
+  clock_.Advance(absl::Hours(1));
+  SubmitOne();  // Answered at the first commit.
 }
 
 }  // namespace

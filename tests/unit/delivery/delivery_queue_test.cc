@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/ids.h"
+#include "server/delivery/scheduler.h"
 #include "storage/store.h"
 
 namespace webhookd {
@@ -696,6 +697,62 @@ TEST(DeliveryQueueCapTest, RandomOperationsKeepTheRules) {
   EXPECT_GT(taken_total, 2000u);
   EXPECT_GT(max_parked, 10u);
   EXPECT_GT(max_held, 10u);
+}
+
+TEST(DeliveryQueueTest, ReadyCountsTheScheduledEntriesDueByNow) {
+  DeliveryQueue queue(/*max_in_flight_per_endpoint=*/1);
+  queue.Schedule(Entry("a", "ep1", 10));
+  queue.Schedule(Entry("b", "ep1", 20));
+  queue.Schedule(Entry("c", "ep2", 30));
+  EXPECT_EQ(queue.Ready(At(5)), 0u);
+  EXPECT_EQ(queue.Ready(At(20)), 2u);
+  // Scheduled behind the mark: counted at once.
+  queue.Schedule(Entry("d", "ep3", 1));
+  EXPECT_EQ(queue.Ready(At(20)), 3u);
+  // Taken (a, d), parked behind ep1's cap (b): no longer waiting for a slot.
+  EXPECT_THAT(TakeAll(queue, At(20)), UnorderedElementsAre("d", "a"));
+  EXPECT_EQ(queue.Ready(At(20)), 0u);
+  EXPECT_EQ(queue.Ready(At(40)), 1u);  // c.
+  queue.Remove("c");
+  EXPECT_EQ(queue.Ready(At(40)), 0u);
+  // a's end unparks b, due long ago.
+  queue.Remove("a");
+  EXPECT_EQ(queue.Ready(At(40)), 1u);
+  // Held entries wait for their endpoint.
+  queue.Schedule(Entry("e", "ep4", 40));
+  EXPECT_THAT(Ids(queue.TakeDue(At(40), 10,
+                                [](const std::string& endpoint) {
+                                  return endpoint == "ep4";
+                                })),
+              ElementsAre("b"));
+  EXPECT_EQ(queue.Ready(At(50)), 0u);
+  queue.Release("ep4");
+  EXPECT_EQ(queue.Ready(At(50)), 1u);
+}
+
+// The scheduler's lag: the earliest due entry's wait, or the due entries
+// ahead at the rate attempts started, whichever is longer.
+TEST(SchedulerTest, LagIsTheLongerOfTheOldestWaitAndTheReadyEntriesAtTheRate) {
+  Scheduler scheduler(SchedulerOptions{.max_in_flight = 10});
+  EXPECT_EQ(scheduler.Lag(At(0)), absl::ZeroDuration());
+  std::vector<QueuedDelivery> entries;
+  for (int i = 0; i < 200; ++i) {
+    entries.push_back(Entry(absl::StrCat("d", i), absl::StrCat("ep", i), 0));
+  }
+  scheduler.Schedule(entries);
+  // No attempt started yet: no rate, the oldest wait alone.
+  EXPECT_EQ(scheduler.Lag(At(2)), absl::Seconds(2));
+  // 10 started within the rate window (0.75 s to 1 s long); 190 wait, of
+  // which 64 are slack: 126 at 10 to 13 a second, 9.5 s to 12.6 s.
+  ASSERT_EQ(scheduler.TakeDue(At(2), NotHeld).size(), 10u);
+  const absl::Duration lag = scheduler.Lag(At(2) + absl::Milliseconds(1));
+  EXPECT_GT(lag, absl::Seconds(9));
+  EXPECT_LT(lag, absl::Seconds(13));
+  // Few enough to go in one round: the oldest wait alone.
+  std::vector<std::string> ended;
+  for (int i = 10; i < 180; ++i) ended.push_back(absl::StrCat("d", i));
+  scheduler.Settle(ended, {}, 0);
+  EXPECT_EQ(scheduler.Lag(At(3)), absl::Seconds(3));
 }
 
 }  // namespace
