@@ -3,6 +3,8 @@
 #include <cctype>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/common/string_view.h"
@@ -32,29 +34,20 @@ bool IsFieldPath(std::string_view path) {
   return true;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Percent-decodes `text`; "%2F" stays encoded unless `decode_slash`. A "%"
 // not followed by two hex digits is kept as it is.
 std::string PercentDecode(std::string_view text, bool decode_slash) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      const int high = HexValue(text[i + 1]);
-      const int low = HexValue(text[i + 2]);
-      if (high >= 0 && low >= 0) {
-        const char c = static_cast<char>(high * 16 + low);
-        if (c != '/' || decode_slash) {
-          out.push_back(c);
-          i += 2;
-          continue;
-        }
+    if (text[i] == '%' && i + 2 < text.size() &&
+        absl::ascii_isxdigit(static_cast<unsigned char>(text[i + 1])) &&
+        absl::ascii_isxdigit(static_cast<unsigned char>(text[i + 2]))) {
+      const char c = absl::HexStringToBytes(AsAbsl(text.substr(i + 1, 2)))[0];
+      if (c != '/' || decode_slash) {
+        out.push_back(c);
+        i += 2;
+        continue;
       }
     }
     out.push_back(text[i]);

@@ -3,8 +3,6 @@
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -120,124 +118,77 @@ const Message* Holder(const Message& message, const FieldPath& path) {
   return holder;
 }
 
-absl::Status BadValue(std::string_view name, std::string_view value,
-                      std::string_view expected) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      AsAbsl(name), ": \"", AsAbsl(value), "\" is not ", AsAbsl(expected)));
+// What a value of `field` must be, for errors.
+std::string Expected(const FieldDescriptor& field) {
+  switch (field.cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return "a 32-bit integer";
+    case FieldDescriptor::CPPTYPE_INT64:
+      return "an integer";
+    case FieldDescriptor::CPPTYPE_UINT32:
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return "an unsigned integer";
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      return "a number";
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return "true or false";
+    case FieldDescriptor::CPPTYPE_ENUM:
+      return absl::StrCat("a value of ", field.enum_type()->full_name());
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      return absl::StrCat("a ", field.message_type()->full_name(),
+                          " in its JSON form");
+    case FieldDescriptor::CPPTYPE_STRING:
+      break;
+  }
+  return field.type() == FieldDescriptor::TYPE_BYTES ? "base64" : "UTF-8 text";
 }
 
-// Sets (or, if repeated, adds) `field` of `message` from its text `value`;
-// `name` is what errors call it.
-absl::Status SetFromText(Message& message, const FieldDescriptor& field,
-                         std::string_view value, std::string_view name) {
-  const Reflection& reflection = *message.GetReflection();
-  const bool repeated = field.is_repeated();
-  const absl::string_view text = AsAbsl(value);
-  switch (field.cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING: {
-      std::string bytes(value);
-      if (field.type() == FieldDescriptor::TYPE_BYTES &&
-          !absl::Base64Unescape(text, &bytes) &&
-          !absl::WebSafeBase64Unescape(text, &bytes)) {
-        return BadValue(name, value, "base64");
-      }
-      if (repeated) {
-        reflection.AddString(&message, &field, std::move(bytes));
-      } else {
-        reflection.SetString(&message, &field, std::move(bytes));
-      }
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_INT32: {
-      int32_t number;
-      if (!absl::SimpleAtoi(text, &number)) {
-        return BadValue(name, value, "a 32-bit integer");
-      }
-      repeated ? reflection.AddInt32(&message, &field, number)
-               : reflection.SetInt32(&message, &field, number);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_INT64: {
-      int64_t number;
-      if (!absl::SimpleAtoi(text, &number)) {
-        return BadValue(name, value, "an integer");
-      }
-      repeated ? reflection.AddInt64(&message, &field, number)
-               : reflection.SetInt64(&message, &field, number);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_UINT32: {
-      uint32_t number;
-      if (!absl::SimpleAtoi(text, &number)) {
-        return BadValue(name, value, "an unsigned 32-bit integer");
-      }
-      repeated ? reflection.AddUInt32(&message, &field, number)
-               : reflection.SetUInt32(&message, &field, number);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_UINT64: {
-      uint64_t number;
-      if (!absl::SimpleAtoi(text, &number)) {
-        return BadValue(name, value, "an unsigned integer");
-      }
-      repeated ? reflection.AddUInt64(&message, &field, number)
-               : reflection.SetUInt64(&message, &field, number);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-    case FieldDescriptor::CPPTYPE_FLOAT: {
-      double number;
-      if (!absl::SimpleAtod(text, &number)) {
-        return BadValue(name, value, "a number");
-      }
-      if (field.cpp_type() == FieldDescriptor::CPPTYPE_FLOAT) {
-        const float single = static_cast<float>(number);
-        repeated ? reflection.AddFloat(&message, &field, single)
-                 : reflection.SetFloat(&message, &field, single);
-      } else {
-        repeated ? reflection.AddDouble(&message, &field, number)
-                 : reflection.SetDouble(&message, &field, number);
-      }
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_BOOL: {
-      if (value != "true" && value != "false") {
-        return BadValue(name, value, "true or false");
-      }
-      repeated ? reflection.AddBool(&message, &field, value == "true")
-               : reflection.SetBool(&message, &field, value == "true");
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_ENUM: {
-      const google::protobuf::EnumValueDescriptor* enum_value =
-          field.enum_type()->FindValueByName(std::string(value));
-      int number;
-      if (enum_value == nullptr && absl::SimpleAtoi(text, &number)) {
-        enum_value = field.enum_type()->FindValueByNumber(number);
-      }
-      if (enum_value == nullptr) {
-        return BadValue(
-            name, value,
-            absl::StrCat("a value of ", field.enum_type()->full_name()));
-      }
-      repeated ? reflection.AddEnum(&message, &field, enum_value)
-               : reflection.SetEnum(&message, &field, enum_value);
-      return absl::OkStatus();
-    }
-    case FieldDescriptor::CPPTYPE_MESSAGE: {
-      // A stringy well-known type: parse its JSON string form.
-      Message* target = repeated ? reflection.AddMessage(&message, &field)
-                                 : reflection.MutableMessage(&message, &field);
-      const std::string json = absl::StrCat("\"", absl::CEscape(text), "\"");
-      if (!google::protobuf::util::JsonStringToMessage(json, target).ok()) {
-        return BadValue(name, value,
-                        absl::StrCat("a ", target->GetDescriptor()->full_name(),
-                                     " in its JSON form"));
-      }
-      return absl::OkStatus();
+// `text` as a JSON string literal.
+std::string JsonString(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(
+          &out, "\\u00",
+          absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    } else {
+      out.push_back(c);
     }
   }
-  return absl::InternalError("unexpected field type");
+  out.push_back('"');
+  return out;
+}
+
+// Sets (or, if repeated, adds) `field` of `holder` from its text `value`,
+// as the proto3 JSON parser reads that value, so that a query parameter
+// means what the same value means in a body; `name` is what errors call
+// it.
+absl::Status SetFromText(Message& holder, const FieldDescriptor& field,
+                         std::string_view value, std::string_view name) {
+  // Booleans and enum numbers are bare JSON literals; everything else
+  // (64-bit integers, timestamps, enum names...) may be a JSON string.
+  const bool bare =
+      field.cpp_type() == FieldDescriptor::CPPTYPE_BOOL ||
+      (field.cpp_type() == FieldDescriptor::CPPTYPE_ENUM && !value.empty() &&
+       value.find_first_not_of("-0123456789") == std::string_view::npos);
+  const std::string json =
+      absl::StrCat("{\"", field.json_name(),
+                   "\":", bare ? std::string(value) : JsonString(value), "}");
+  std::unique_ptr<Message> scratch(holder.New());
+  if ((field.cpp_type() == FieldDescriptor::CPPTYPE_BOOL && value != "true" &&
+       value != "false") ||
+      !google::protobuf::util::JsonStringToMessage(json, scratch.get()).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        AsAbsl(name), ": \"", AsAbsl(value), "\" is not ", Expected(field)));
+  }
+  // The scratch message holds this one field: merging sets it, or appends
+  // to a repeated one.
+  holder.MergeFrom(*scratch);
+  return absl::OkStatus();
 }
 
 // The text form of a singular field's value, for comparisons.
