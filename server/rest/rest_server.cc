@@ -3,7 +3,9 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -119,6 +121,9 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::Start(
   http.set_write_timeout(absl::ToChronoSeconds(options.write_timeout));
   http.set_keep_alive_timeout(static_cast<time_t>(
       std::max<int64_t>(1, absl::ToInt64Seconds(options.keep_alive_timeout))));
+  // Keep-alive connections serve many calls (httplib closes them after 5
+  // by default).
+  http.set_keep_alive_max_count(100);
   http.set_payload_max_length(options.max_body_bytes);
   http.set_tcp_nodelay(true);
   // SO_REUSEADDR only (httplib's default adds SO_REUSEPORT, which would let
@@ -157,7 +162,14 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::Start(
         absl::StrCat("cannot listen on ", options.listen, " (", options.flag,
                      "): address in use or not available"));
   }
-  server->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  server->thread_ = std::thread([self, ended] {
+    self->http_->listen_after_bind();
+    ended->store(true);
+  });
+  // httplib's stop() does nothing before its loop runs: wait for it, so
+  // that a shutdown right after start-up cannot be missed.
+  while (!http.is_running() && !ended->load()) std::this_thread::yield();
   return server;
 }
 

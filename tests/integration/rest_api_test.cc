@@ -60,9 +60,10 @@ struct Answer {
 
 class RestApiTest : public ::testing::Test {
  protected:
-  void StartServer(std::string api_keys_file = "") {
+  void StartServer(std::string api_keys_file = "", int http_threads = 16) {
     ServerOptions options = TestServerOptions(dir_.Sub("data"));
     options.http_listen = "127.0.0.1:0";
+    options.http_threads = http_threads;
     options.http_heartbeat = absl::Milliseconds(100);
     options.api_keys_file = std::move(api_keys_file);
     options.engine.max_payload_bytes = 16 * 1024;
@@ -536,6 +537,18 @@ TEST_F(RestApiTest, ClientGoneCancelsTheStreamCall) {
       [&] { return server_->server().rest_server()->open_streams() == 0; }));
   EXPECT_TRUE(Eventually(
       [&] { return server_->server().delivery_hub().StreamCount() == 0; }));
+}
+
+TEST_F(RestApiTest, StreamsBeyondHalfTheThreadsAreRefusedAndCallsGoOn) {
+  StartServer("", /*http_threads=*/4);
+  EventStream first(server_->server().http_port(), "/v1/deliveries:stream");
+  EventStream second(server_->server().http_port(), "/v1/deliveries:stream");
+  ASSERT_TRUE(first.WaitFor(": heartbeat"));
+  ASSERT_TRUE(second.WaitFor(": heartbeat"));
+  ExpectError(Send("GET", "/v1/deliveries:stream"), 503, "UNAVAILABLE",
+              "too many event streams");
+  // Calls still have threads.
+  EXPECT_EQ(Send("GET", "/v1/endpoints").status, 200);
 }
 
 TEST_F(RestApiTest, ShutdownEndsOpenStreamsPromptly) {
