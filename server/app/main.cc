@@ -71,7 +71,7 @@ ABSL_FLAG(std::string, metrics_port_file, "",
           "the server serves (useful with --metrics_listen=127.0.0.1:0).");
 ABSL_FLAG(std::string, http_listen, "",
           "Address to serve the HTTP/JSON API on, host:port (e.g. "
-          "127.0.0.1:8080; port 0 picks a free one): every RPC at its REST "
+          "127.0.0.1:8081; port 0 picks a free one): every RPC at its REST "
           "route, with the same API keys, over TLS with --tls_cert. Empty: "
           "no HTTP/JSON API.");
 ABSL_FLAG(std::string, http_port_file, "",

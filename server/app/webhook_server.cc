@@ -320,7 +320,7 @@ absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
   WEBHOOKD_ASSIGN_OR_RETURN(configuration.credentials, Credentials(options));
   if (!options.http_listen.empty()) {
     WEBHOOKD_RETURN_IF_ERROR(ParseHostPort(options.http_listen, "--http_listen",
-                                           " (e.g. 127.0.0.1:8080)")
+                                           " (e.g. 127.0.0.1:8081)")
                                  .status());
     if (options.api_keys_file.empty() &&
         !IsLoopbackListenAddress(options.http_listen)) {

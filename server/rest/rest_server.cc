@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<RestServer>> RestServer::Start(
     const google::protobuf::ServiceDescriptor& service,
     std::shared_ptr<grpc::Channel> channel) {
   absl::StatusOr<HostPort> address =
-      ParseHostPort(options.listen, options.flag, " (e.g. 127.0.0.1:8080)");
+      ParseHostPort(options.listen, options.flag, " (e.g. 127.0.0.1:8081)");
   if (!address.ok()) return address.status();
   absl::StatusOr<Transcoder> transcoder = Transcoder::Create(service);
   if (!transcoder.ok()) return transcoder.status();
