@@ -63,9 +63,12 @@ grpc::Status StreamCall::status() const {
 
 void StreamCall::Cancel() { context_.TryCancel(); }
 
-void StreamCall::OnReadInitialMetadataDone(bool /*ok*/) {
+void StreamCall::OnReadInitialMetadataDone(bool ok) {
+  // A call ended at once has a response of trailers only, which reads as
+  // empty initial metadata: only headers the server sent count as started.
+  const bool sent = ok && !context_.GetServerInitialMetadata().empty();
   absl::MutexLock lock(&mu_);
-  started_ = true;
+  started_ = sent;
 }
 
 void StreamCall::OnReadDone(bool ok) {

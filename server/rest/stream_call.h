@@ -40,8 +40,9 @@ class StreamCall final
   // Cancels the call if it still runs and waits until gRPC is done with it.
   ~StreamCall() override;
 
-  // Blocks until the server has sent its initial metadata (it has accepted
-  // the call) or the call has ended. Returns false if it has ended.
+  // Blocks until the server has sent initial metadata of its own (it has
+  // accepted the call: a server that ends a call at once sends trailers
+  // only) or the call has ended. Returns false if it has ended.
   bool WaitStarted();
 
   // Waits up to `timeout` for the next message. Returns it, or nullopt on a
