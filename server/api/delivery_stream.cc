@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/server_context.h"
 #include "server/api/grpc_status.h"
 
 namespace webhookd {
@@ -183,9 +184,9 @@ DeliveryHub::DeliveryHub(DeliveryLog& log, ThreadPool& blocking,
 
 DeliveryHub::~DeliveryHub() = default;
 
-DeliveryHub::Reactor* DeliveryHub::Open(
-    grpc::CallbackServerContext* /*context*/,
-    const StreamDeliveriesRequest* request, const Caller& caller) {
+DeliveryHub::Reactor* DeliveryHub::Open(grpc::CallbackServerContext* context,
+                                        const StreamDeliveriesRequest* request,
+                                        const Caller& caller) {
   auto stream =
       std::make_shared<Stream>(*this, *request, caller, options_.buffer);
   stream->Start(stream);
@@ -208,6 +209,10 @@ DeliveryHub::Reactor* DeliveryHub::Open(
     streams_[stream.get()] = stream;
     listening_.store(true, std::memory_order_relaxed);
   }
+  // A header of its own tells a subscribed stream from one ended at once
+  // (whose response has no headers but trailers): the HTTP/JSON API waits
+  // for it before answering 200.
+  context->AddInitialMetadata("webhookd-subscribed", "true");
   stream->SendHeaders();
   if (replay > 0) {
     DeliveryFilter filter;

@@ -69,6 +69,15 @@ ABSL_FLAG(std::string, metrics_listen, "",
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, write the port metrics are served on to this file once "
           "the server serves (useful with --metrics_listen=127.0.0.1:0).");
+ABSL_FLAG(std::string, http_listen, "",
+          "Address to serve the HTTP/JSON API on, host:port (e.g. "
+          "127.0.0.1:8081; port 0 picks a free one): every RPC at its REST "
+          "route, with the same API keys, over TLS with --tls_cert. Empty: "
+          "no HTTP/JSON API.");
+ABSL_FLAG(std::string, http_port_file, "",
+          "If set, write the port the HTTP/JSON API is served on to this "
+          "file once the server serves (useful with "
+          "--http_listen=127.0.0.1:0).");
 ABSL_FLAG(std::vector<std::string>, allow_cidr, {},
           "Also deliver to addresses in this CIDR range (e.g. 10.1.0.0/16) "
           "that are otherwise blocked as non-public. Repeatable, or "
@@ -336,6 +345,11 @@ int main(int argc, char** argv) {
   if (!metrics_port_file.empty() && options.metrics_listen.empty()) {
     return Fail("--metrics_port_file needs --metrics_listen");
   }
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  const std::string http_port_file = absl::GetFlag(FLAGS_http_port_file);
+  if (!http_port_file.empty() && options.http_listen.empty()) {
+    return Fail("--http_port_file needs --http_listen");
+  }
   options.grpc_max_concurrent_streams =
       absl::GetFlag(FLAGS_grpc_max_concurrent_streams);
   if (options.grpc_max_concurrent_streams < 1 ||
@@ -436,8 +450,21 @@ int main(int argc, char** argv) {
                                (*server)->metrics_port(), "), path /metrics"));
   }
 
+  if (!options.http_listen.empty()) {
+    webhookd::Log(
+        webhookd::LogLevel::kInfo,
+        absl::StrCat("HTTP/JSON API on ", options.http_listen, " (port ",
+                     (*server)->http_port(), "), ",
+                     options.tls_cert_file.empty() ? "http" : "https",
+                     options.api_keys_file.empty() ? ", unauthenticated"
+                                                   : ", API keys required"));
+  }
+
   // Written last, and atomically (rename), so that whoever waits for them
   // sees a serving server with its start-up lines logged.
+  if (!http_port_file.empty()) {
+    WritePortFile(http_port_file, (*server)->http_port());
+  }
   if (!metrics_port_file.empty()) {
     WritePortFile(metrics_port_file, (*server)->metrics_port());
   }

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "google/protobuf/descriptor.h"
 #include "grpc/grpc.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
@@ -29,6 +30,7 @@
 #include "server/api/grpc_status.h"
 #include "server/api/rpc_metrics.h"
 #include "server/app/listen_address.h"
+#include "server/common/host_port.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/common/string_view.h"
@@ -316,6 +318,19 @@ absl::StatusOr<WebhookServer::Configuration> WebhookServer::Configure(
     configuration.auth = std::make_unique<Authenticator>();
   }
   WEBHOOKD_ASSIGN_OR_RETURN(configuration.credentials, Credentials(options));
+  if (!options.http_listen.empty()) {
+    WEBHOOKD_RETURN_IF_ERROR(ParseHostPort(options.http_listen, "--http_listen",
+                                           " (e.g. 127.0.0.1:8081)")
+                                 .status());
+    if (options.api_keys_file.empty() &&
+        !IsLoopbackListenAddress(options.http_listen)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to serve an unauthenticated HTTP/JSON API on ",
+          options.http_listen,
+          ", which is not a loopback address: give --api_keys_file, or "
+          "--http_listen on 127.0.0.1"));
+    }
+  }
   if (!options.metrics_listen.empty()) {
     WEBHOOKD_RETURN_IF_ERROR(
         ParseMetricsAddress(options.metrics_listen, "--metrics_listen")
@@ -447,6 +462,35 @@ absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Launch(
         absl::StrCat("cannot listen on ", options.listen,
                      " (address in use or not valid?)"));
   }
+  if (!options.http_listen.empty()) {
+    RestServerOptions rest;
+    rest.listen = options.http_listen;
+    rest.tls_cert_file = options.tls_cert_file;
+    rest.tls_key_file = options.tls_key_file;
+    rest.tls_client_ca_file = options.tls_client_ca_file;
+    // Room for the JSON around the largest payload accepted, whose
+    // messages_json strings may double in size once escaped.
+    rest.max_body_bytes =
+        2 * static_cast<size_t>(options.engine.max_payload_bytes) + (64 << 10);
+    rest.threads = options.http_threads;
+    rest.max_streams = std::max(1, options.http_threads / 2);
+    rest.heartbeat = options.http_heartbeat;
+    rest.stream_buffer = options.stream_buffer;
+    // The routes come from the service's descriptor, google.api.http
+    // options included.
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+            webhook::v1::WebhookService::service_full_name());
+    if (service == nullptr) {
+      return absl::InternalError("no descriptor of the WebhookService");
+    }
+    grpc::ChannelArguments arguments;
+    arguments.SetMaxReceiveMessageSize(-1);
+    WEBHOOKD_ASSIGN_OR_RETURN(
+        server->rest_,
+        RestServer::Start(rest, *service,
+                          server->server_->InProcessChannel(arguments)));
+  }
   WEBHOOKD_RETURN_IF_ERROR(server->engine_->Start());
   server->retention_ = std::make_unique<LogRetention>(
       *server->store_, *server->clock_, options.log_retention);
@@ -473,6 +517,9 @@ void WebhookServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   if (retention_ != nullptr) retention_->Stop();
+  // The HTTP/JSON API takes no more connections and ends its event
+  // streams; its calls in flight finish as gRPC calls.
+  if (rest_ != nullptr) rest_->BeginShutdown();
   // Open streams would hold the gRPC shutdown until its deadline: end them.
   if (hub_ != nullptr) hub_->Shutdown();
   if (server_ != nullptr) {
@@ -498,6 +545,7 @@ void WebhookServer::Shutdown(absl::Duration grace) {
     if (engine_ != nullptr) engine_->Stop(grace);
     rpc_stopper.join();
     connection_closer.join();
+    if (rest_ != nullptr) rest_->Shutdown();
   } else if (engine_ != nullptr) {
     engine_->Stop(grace);
   }

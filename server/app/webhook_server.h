@@ -25,6 +25,7 @@
 #include "server/delivery/log_retention.h"
 #include "server/http/http_sender.h"
 #include "server/metrics/prometheus_metrics.h"
+#include "server/rest/rest_server.h"
 #include "server/security/page_tokens.h"
 #include "server/security/secrets_keyring.h"
 #include "storage/leveldb/leveldb_store.h"
@@ -55,6 +56,15 @@ struct ServerOptions {
   std::string metrics_listen;
   // An info line per finished gRPC call (--access_log).
   bool access_log = false;
+  // host:port to serve the HTTP/JSON API on (README "HTTP/JSON API"),
+  // over TLS with the gRPC certificate flags; port 0 picks a free one (see
+  // WebhookServer::http_port()). Empty: no HTTP/JSON API.
+  std::string http_listen;
+  // Threads of the HTTP/JSON API, each serving one connection at a time;
+  // Server-Sent Events streams may hold at most half of them.
+  int http_threads = 16;
+  // How often an idle Server-Sent Events stream gets a heartbeat comment.
+  absl::Duration http_heartbeat = absl::Seconds(15);
 
   // Limits that keep gRPC bounded under overload.
   // Concurrent calls (HTTP/2 streams) on one client connection.
@@ -151,8 +161,13 @@ class WebhookServer {
   // without one.
   const std::string& secrets_key_id() const { return secrets_key_id_; }
 
+  // The port of the HTTP/JSON API; 0 without options.http_listen.
+  int http_port() const { return rest_ == nullptr ? 0 : rest_->port(); }
+
   // The StreamDeliveries fan-out (tests read its stream count).
   DeliveryHub& delivery_hub() { return *hub_; }
+  // The HTTP/JSON API; nullptr without options.http_listen.
+  RestServer* rest_server() { return rest_.get(); }
 
   // Stops accepting RPCs, lets attempts in flight finish for up to `grace`,
   // records their outcomes and closes storage. Idempotent.
@@ -201,6 +216,8 @@ class WebhookServer {
   // Outlives `server_`, whose calls it counts.
   InflightCalls calls_;
   std::unique_ptr<grpc::Server> server_;
+  // Calls `server_` through an in-process channel: stopped before it.
+  std::unique_ptr<RestServer> rest_;
   int port_ = 0;
   std::string secrets_key_id_;
   bool shut_down_ = false;

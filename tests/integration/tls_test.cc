@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "server/app/webhook_server.h"
 #include "tests/support/test_dir.h"
 #include "tests/support/test_pki.h"
@@ -177,6 +178,45 @@ TEST_F(TlsTest, FlagsServeMutualTlsWithApiKeys) {
   webhook::v1::ListEndpointsResponse response;
   grpc::Status status = stub->ListEndpoints(&context, {}, &response);
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// The HTTP/JSON API of --http_listen is HTTPS with the same certificate.
+class HttpsTest : public TlsTest {
+ protected:
+  void StartHttps() {
+    options_.http_listen = "127.0.0.1:0";
+    Start();
+    ASSERT_GT(server_->http_port(), 0);
+  }
+
+  // GET /v1/endpoints over HTTPS trusting the test CA, presenting the
+  // client certificate if given; the status, or -1 if no answer came.
+  int HttpsGet(const std::string& cert = "", const std::string& key = "") {
+    httplib::SSLClient client("127.0.0.1", server_->http_port(), cert, key);
+    client.set_ca_cert_path(pki_.ca_cert.c_str());
+    client.enable_server_certificate_verification(true);
+    client.set_connection_timeout(5, 0);
+    httplib::Result result = client.Get("/v1/endpoints");
+    return result ? result->status : -1;
+  }
+};
+
+TEST_F(HttpsTest, HttpApiIsServedOverTlsOnly) {
+  StartHttps();
+  EXPECT_EQ(HttpsGet(), 200);
+  httplib::Client plaintext("127.0.0.1", server_->http_port());
+  plaintext.set_read_timeout(5, 0);
+  httplib::Result result = plaintext.Get("/v1/endpoints");
+  EXPECT_FALSE(result && result->status == 200) << "plain HTTP is refused";
+}
+
+TEST_F(HttpsTest, ClientCaRequiresATrustedClientCertificate) {
+  options_.tls_client_ca_file = pki_.ca_cert;
+  StartHttps();
+  EXPECT_EQ(HttpsGet(), -1) << "no client certificate";
+  EXPECT_EQ(HttpsGet(pki_.untrusted_client_cert, pki_.untrusted_client_key), -1)
+      << "a certificate from another CA";
+  EXPECT_EQ(HttpsGet(pki_.client_cert, pki_.client_key), 200);
 }
 
 }  // namespace

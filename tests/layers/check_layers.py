@@ -6,6 +6,7 @@ source file, this checks that dependencies point one way:
 
     common <- security, http, storage <- delivery <- api <- app
     common <- metrics <- app
+    common <- rest <- app (rest reaches api only through a gRPC channel)
 
 and that gRPC, libcurl, LevelDB and libpq stay where they belong: grpcpp
 only in server/api, server/app and client; curl only in server/http and
@@ -38,8 +39,12 @@ ALLOWED = {
     # Metrics for Prometheus; the layers report through the Metrics
     # interface of server/common.
     "server/metrics": ["server/common"],
+    # The HTTP/JSON API: it calls the service through a gRPC channel, so it
+    # needs none of the layers below api, nor api itself.
+    "server/rest": ["server/common"],
     "server/app": ["server/common", "server/security", "server/http",
                    "server/delivery", "server/api", "server/metrics",
+                   "server/rest",
                    "storage",
                    "storage/leveldb", "storage/postgres"],
     # The client links the signature and nothing else of the server; it
@@ -49,8 +54,9 @@ ALLOWED = {
 
 # Library include prefixes -> the folders that may use them.
 LIBRARIES = {
-    "grpcpp/": ["server/api", "server/app", "client"],
-    "grpc/": ["server/api", "server/app", "client"],
+    "grpcpp/": ["server/api", "server/rest", "server/app", "client"],
+    "grpc/": ["server/api", "server/rest", "server/app", "client"],
+    "httplib.h": ["server/rest", "client"],
     "curl/": ["server/http", "server/security"],
     # libidn2: the target URL parser turns IDN hosts into ASCII.
     "idn2.h": ["server/security"],

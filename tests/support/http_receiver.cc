@@ -1,10 +1,8 @@
 #include "tests/support/http_receiver.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,10 +10,10 @@
 #include <cstdlib>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "server/common/sockets.h"
 #include "tests/support/eventually.h"
 
 namespace webhookd::testing {
@@ -233,32 +231,8 @@ void HttpReceiver::Stop() {
 
 void HttpReceiver::CloseConnections() {
   // httplib keeps no list of its connections; a thread waiting on an idle
-  // keep-alive connection only notices stop() after keep_alive_timeout. Our
-  // connections are the sockets bound to 127.0.0.1:port_ with a peer (the
-  // listening socket is closed by now).
-  DIR* dir = opendir("/proc/self/fd");
-  if (dir == nullptr) return;  // Not Linux: Stop() waits for keep-alive.
-  const int dir_fd = dirfd(dir);
-  while (struct dirent* entry = readdir(dir)) {
-    int fd;
-    if (!absl::SimpleAtoi(entry->d_name, &fd) || fd == dir_fd) continue;
-    struct stat info;
-    if (fstat(fd, &info) != 0 || !S_ISSOCK(info.st_mode)) continue;
-    sockaddr_in local{};
-    socklen_t length = sizeof(local);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0 ||
-        local.sin_family != AF_INET || ntohs(local.sin_port) != port_ ||
-        local.sin_addr.s_addr != htonl(INADDR_LOOPBACK)) {
-      continue;
-    }
-    sockaddr_in peer{};
-    length = sizeof(peer);
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) {
-      continue;
-    }
-    shutdown(fd, SHUT_RDWR);
-  }
-  closedir(dir);
+  // keep-alive connection only notices stop() after keep_alive_timeout.
+  ShutdownConnectionsOnPort(port_);
 }
 
 int ListenOnLoopback(int backlog, int* port) {

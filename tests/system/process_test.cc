@@ -118,16 +118,33 @@ TEST_F(ProcessTest, HelpListsEveryFlag) {
   EXPECT_THAT(text, Not(HasSubstr("webhookd: webhookd")));
   EXPECT_THAT(text, Not(HasSubstr("main.cc"))) << "no build path";
   EXPECT_THAT(text, HasSubstr("--flagfile"));
-  for (const char* flag :
-       {"--listen", "--data_dir", "--allow_insecure_targets",
-        "--retry_schedule", "--attempt_timeout", "--http_workers",
-        "--max_in_flight", "--max_in_flight_per_endpoint",
-        "--max_payload_bytes", "--shutdown_grace", "--port_file",
-        "--max_queued_deliveries", "--log_retention", "--repair",
-        "--grpc_max_concurrent_streams", "--grpc_memory_limit_mb",
-        "--postgres", "--secrets_key_file", "--secrets_old_key_files",
-        "--reencrypt_secrets", "--log_level", "--log_format",
-        "--trace_new_events", "--metrics_listen", "--metrics_port_file"}) {
+  for (const char* flag : {"--listen",
+                           "--data_dir",
+                           "--allow_insecure_targets",
+                           "--retry_schedule",
+                           "--attempt_timeout",
+                           "--http_workers",
+                           "--max_in_flight",
+                           "--max_in_flight_per_endpoint",
+                           "--max_payload_bytes",
+                           "--shutdown_grace",
+                           "--port_file",
+                           "--max_queued_deliveries",
+                           "--log_retention",
+                           "--repair",
+                           "--grpc_max_concurrent_streams",
+                           "--grpc_memory_limit_mb",
+                           "--postgres",
+                           "--secrets_key_file",
+                           "--secrets_old_key_files",
+                           "--reencrypt_secrets",
+                           "--log_level",
+                           "--log_format",
+                           "--trace_new_events",
+                           "--metrics_listen",
+                           "--metrics_port_file",
+                           "--http_listen",
+                           "--http_port_file"}) {
     EXPECT_THAT(text, HasSubstr(flag));
   }
 }
