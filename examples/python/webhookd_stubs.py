@@ -28,6 +28,10 @@ def load():
             "--grpc_out=" + out,
             "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
             PROTO,
+            # Imported by PROTO for its HTTP routes (google.api.http); no
+            # Debian package has their Python modules.
+            "google/api/annotations.proto",
+            "google/api/http.proto",
         ],
         check=True,
     )
