@@ -58,7 +58,7 @@ std::string Listing(std::string_view list, const Caller& caller,
   return listing;
 }
 
-// The W3C trace context of a SubmitEvent call, from its metadata.
+// The W3C trace context of a SubmitEvent(s) call, from its metadata.
 TraceContext TraceContextOf(const grpc::ServerContextBase& context) {
   std::vector<std::string_view> traceparents;
   std::vector<std::string_view> tracestates;
@@ -374,6 +374,25 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::RecoverDeliveries(
         response->set_more(result.more);
         return absl::OkStatus();
       });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvents(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::SubmitEventsRequest* request,
+    webhook::v1::SubmitEventsResponse* response) {
+  // As SubmitEvent: checked on this thread without blocking, answered from
+  // the commit thread once the batch is on disk.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
+  engine_.SubmitBatchAsync(
+      *caller, *request,
+      [reactor,
+       response](absl::StatusOr<webhook::v1::SubmitEventsResponse> result) {
+        reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
+      },
+      TraceContextOf(*context));
+  return reactor;
 }
 
 }  // namespace webhookd

@@ -22,6 +22,7 @@
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/scheduler.h"
+#include "server/delivery/submit_batch.h"
 #include "storage/store.h"
 
 namespace webhookd {
@@ -65,6 +66,19 @@ class SubmitPipeline {
   void Submit(const Caller& caller,
               const webhook::v1::SubmitEventRequest& request,
               SubmitCallback done, TraceContext trace = {});
+
+  // SubmitEvents: each event is checked as Submit() checks it; those
+  // refused on their own (IsEventError) get their error in their result,
+  // and the others are queued together, so that one CommitPending() writes
+  // them all in one synced write and answers them as it answers Submit().
+  // `done` runs once (see BatchAnswers): here when the batch is refused as
+  // a whole (InvalidArgument naming events for its size, ResourceExhausted
+  // when its deliveries do not all fit, Unavailable after Close()) or none
+  // of its events was queued, otherwise in CommitPending(). `trace` goes
+  // with every event.
+  void SubmitBatch(const Caller& caller,
+                   const webhook::v1::SubmitEventsRequest& request,
+                   BatchAnswers::Callback done, TraceContext trace = {});
 
   // Writes the submits waiting since the last call in one synced write,
   // hands their deliveries to the dispatcher (FreshDeliveries, Scheduler),
