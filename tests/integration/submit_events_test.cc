@@ -89,23 +89,11 @@ class SubmitEventsTest
     return response;
   }
 
-  size_t DeliveriesOfEndpoint() {
-    webhook::v1::ListDeliveriesRequest request;
-    request.set_endpoint_id(endpoint_id_);
-    request.set_page_size(1000);
-    webhook::v1::ListDeliveriesResponse response;
-    EXPECT_TRUE(
-        stub().ListDeliveries(Context().get(), request, &response).ok());
-    return static_cast<size_t>(response.deliveries_size());
-  }
-
-  // Requests that reach the receiver: a new event is a barrier, so that
-  // once its request has arrived every earlier one has too.
   size_t RequestsAfterBarrier() {
-    const webhook::v1::SubmitEventResponse barrier =
-        testing::Submit(stub(), ExampleEvent(kThread));
-    WaitFinished(stub(), barrier.delivery_ids(0));
-    return receiver_.RequestCount() - 1;
+    return testing::RequestsAfterBarrier(stub(), receiver_, kThread);
+  }
+  size_t DeliveriesOfEndpoint() {
+    return testing::CountDeliveries(stub(), endpoint_id_);
   }
 
   HttpReceiver receiver_;
