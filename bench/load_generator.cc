@@ -70,8 +70,11 @@ std::vector<EventOutcome> LoadGenerator::Run(const LoadPlan& plan,
     outcomes_[i].request = static_cast<int32_t>(i % templates);
   }
 
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t due = outcomes_[i].scheduled_ns;
+  const int64_t batch = std::max(plan.batch, 1);
+  for (int64_t i = 0; i < count; i += batch) {
+    const int64_t events = std::min(batch, count - i);
+    // A batch goes out once its last event is due.
+    const int64_t due = outcomes_[i + events - 1].scheduled_ns;
     const int64_t now = NowNanos();
     if (due > now) {
       std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
@@ -86,7 +89,7 @@ std::vector<EventOutcome> LoadGenerator::Run(const LoadPlan& plan,
       if (!mu_.AwaitWithTimeout(absl::Condition(&has_room), left)) break;
       ++outstanding_;
     }
-    Send(i, plan);
+    Send(i, events, plan);
   }
 
   // Every call carries a deadline, so each one is answered; the bound here
@@ -104,7 +107,62 @@ std::vector<EventOutcome> LoadGenerator::Run(const LoadPlan& plan,
   return std::move(outcomes_);
 }
 
-void LoadGenerator::Send(int64_t index, const LoadPlan& plan) {
+void LoadGenerator::Done() {
+  absl::MutexLock lock(&mu_);
+  --outstanding_;
+}
+
+struct LoadGenerator::BatchCall {
+  grpc::ClientContext context;
+  webhook::v1::SubmitEventsRequest request;
+  webhook::v1::SubmitEventsResponse response;
+};
+
+void LoadGenerator::SendBatch(int64_t index, int64_t count,
+                              const LoadPlan& plan) {
+  auto* call = new BatchCall;
+  call->context.set_deadline(Deadline(plan.rpc_deadline));
+  call->request.mutable_events()->Reserve(static_cast<int>(count));
+  for (int64_t i = index; i < index + count; ++i) {
+    *call->request.add_events() = requests_[outcomes_[i].request];
+  }
+  webhook::v1::WebhookService::Stub& stub =
+      *stubs_[static_cast<size_t>(index / plan.batch) % stubs_.size()];
+  const int64_t sent_ns = NowNanos();
+  for (int64_t i = index; i < index + count; ++i) {
+    outcomes_[i].sent_ns = sent_ns;
+  }
+  stub.async()->SubmitEvents(
+      &call->context, &call->request, &call->response,
+      [this, call, index, count](grpc::Status status) {
+        const int64_t done_ns = NowNanos();
+        const bool answered =
+            status.ok() && call->response.results_size() == count;
+        for (int64_t i = 0; i < count; ++i) {
+          EventOutcome& outcome = outcomes_[index + i];
+          outcome.done_ns = done_ns;
+          if (!answered) {
+            outcome.code =
+                status.ok() ? grpc::StatusCode::INTERNAL : status.error_code();
+            continue;
+          }
+          webhook::v1::SubmitEventResult& result =
+              *call->response.mutable_results(static_cast<int>(i));
+          outcome.code = result.code();
+          auto* ids = result.mutable_response()->mutable_delivery_ids();
+          outcome.delivery_ids.assign(std::make_move_iterator(ids->begin()),
+                                      std::make_move_iterator(ids->end()));
+        }
+        delete call;
+        Done();
+      });
+}
+
+void LoadGenerator::Send(int64_t index, int64_t count, const LoadPlan& plan) {
+  if (plan.batch > 1) {
+    SendBatch(index, count, plan);
+    return;
+  }
   EventOutcome& outcome = outcomes_[index];
   auto* call = new Call;
   call->context.set_deadline(Deadline(plan.rpc_deadline));
@@ -122,8 +180,7 @@ void LoadGenerator::Send(int64_t index, const LoadPlan& plan) {
                                       std::make_move_iterator(ids->end()));
         }
         delete call;
-        absl::MutexLock lock(&mu_);
-        --outstanding_;
+        Done();
       });
 }
 

@@ -1,4 +1,5 @@
-// The open-loop load generator: SubmitEvent calls at a fixed arrival rate
+// The open-loop load generator: SubmitEvent calls (or SubmitEvents calls of
+// a fixed number of events) at a fixed arrival rate
 // over asynchronous (callback API) stubs. Each call is timed from the moment
 // the schedule says it should start, not from when it could start, so a slow
 // server shows as latency instead of silently lowering the rate
@@ -21,13 +22,14 @@
 
 namespace webhookd::bench {
 
-// One scheduled SubmitEvent call.
+// One scheduled event.
 struct EventOutcome {
   // NowNanos() values; sent_ns and done_ns are 0 if it did not happen.
   int64_t scheduled_ns = 0;
   int64_t sent_ns = 0;
   int64_t done_ns = 0;
-  // grpc::StatusCode of the answer; -1 while unanswered or unsent.
+  // grpc::StatusCode of the answer (in a batch: the call's, or the event's
+  // result code when the call was OK); -1 while unanswered or unsent.
   int code = -1;
   // Index of the request template (the thread) it used.
   int32_t request = 0;
@@ -45,6 +47,12 @@ struct LoadPlan {
   // its scheduled time).
   int max_outstanding = 1000;
   absl::Duration rpc_deadline = absl::Seconds(60);
+  // Events per call: 1 sends SubmitEvent calls; more sends SubmitEvents
+  // calls of this many consecutive events, each call at the scheduled time
+  // of its last event (as a client that fills a batch, then sends it). Each
+  // event is still timed from its own scheduled time, and max_outstanding
+  // counts calls.
+  int batch = 1;
 };
 
 // Opens `count` channels to `address`, each its own HTTP/2 connection.
@@ -68,7 +76,13 @@ class LoadGenerator {
 
  private:
   struct Call;
-  void Send(int64_t index, const LoadPlan& plan);
+  struct BatchCall;
+  // Sends events [index, index + count): one SubmitEvent call when the
+  // plan's batch is 1, one SubmitEvents call otherwise.
+  void Send(int64_t index, int64_t count, const LoadPlan& plan);
+  void SendBatch(int64_t index, int64_t count, const LoadPlan& plan);
+  // One call answered.
+  void Done();
 
   const std::vector<webhook::v1::SubmitEventRequest>& requests_;
   std::vector<std::unique_ptr<webhook::v1::WebhookService::Stub>> stubs_;

@@ -92,6 +92,11 @@ ABSL_FLAG(int, endpoints_per_thread, 0,
 ABSL_FLAG(int, max_outstanding, 1000,
           "SubmitEvent calls open at once; later calls wait, timed from "
           "their scheduled start.");
+ABSL_FLAG(int, batch, 1,
+          "Events per call: 1 sends SubmitEvent calls; 2 to 1000 send "
+          "SubmitEvents calls of that many events, each call when its last "
+          "event is due (events are still timed from their own scheduled "
+          "start; --max_outstanding then counts calls).");
 ABSL_FLAG(int, channels, 2, "gRPC channels (HTTP/2 connections).");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::ZeroDuration(),
           "After the schedule, how long to wait for outstanding deliveries "
@@ -242,6 +247,9 @@ absl::StatusOr<Settings> ResolveSettings(
   }
   if (s.warmup >= s.duration) {
     return absl::InvalidArgumentError("--warmup must be below --duration");
+  }
+  if (absl::GetFlag(FLAGS_batch) < 1 || absl::GetFlag(FLAGS_batch) > 1000) {
+    return absl::InvalidArgumentError("--batch must be 1 to 1000");
   }
   if (absl::GetFlag(FLAGS_events) > 0) s.events = absl::GetFlag(FLAGS_events);
   if (absl::GetFlag(FLAGS_drain_timeout) > absl::ZeroDuration()) {
@@ -1005,6 +1013,7 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   plan.duration = settings.duration;
   plan.max_events = settings.events;
   plan.max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
+  plan.batch = absl::GetFlag(FLAGS_batch);
   const int64_t start = NowNanos() + 100000000;
   int64_t count = static_cast<int64_t>(
       absl::ToDoubleSeconds(plan.duration) * plan.rate + 0.5);
@@ -1121,6 +1130,9 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
 
   auto& f = result.figures;
   Add(f, "offered_events_per_s", "offered rate", settings.rate, "events/s");
+  if (plan.batch > 1) {
+    Add(f, "batch_events", "events per SubmitEvents call", plan.batch, "");
+  }
   Add(f, "endpoints", "endpoints", workload->endpoints, "");
   Add(f, "window_s", "measurement window", window_s, "s");
   Add(f, "sent_events_per_s", "sent (window)", sent_in_window / window_s,
@@ -1355,6 +1367,7 @@ absl::StatusOr<PhaseResult> RunBacklog(const Settings& settings, HttpSink& sink,
   plan.duration = settings.duration;
   plan.max_events = settings.events;
   plan.max_outstanding = absl::GetFlag(FLAGS_max_outstanding);
+  plan.batch = absl::GetFlag(FLAGS_batch);
   const int64_t start = NowNanos() + 100000000;
   std::vector<EventOutcome> events;
   {

@@ -157,6 +157,11 @@ absl::StatusOr<webhook::v1::SubmitEventResponse> WebhookClient::SubmitEvent(
   return Call(&Stub::SubmitEvent, request, options_.timeout);
 }
 
+absl::StatusOr<webhook::v1::SubmitEventsResponse> WebhookClient::SubmitEvents(
+    const webhook::v1::SubmitEventsRequest& request) {
+  return Call(&Stub::SubmitEvents, request, options_.timeout);
+}
+
 absl::StatusOr<Delivery> WebhookClient::SendTestDelivery(
     const std::string& endpoint_id, const std::string& payload_json) {
   webhook::v1::SendTestDeliveryRequest request;

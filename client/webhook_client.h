@@ -98,6 +98,9 @@ class WebhookClient {
   // Events and deliveries.
   absl::StatusOr<webhook::v1::SubmitEventResponse> SubmitEvent(
       const webhook::v1::SubmitEventRequest& request);
+  // One SubmitEvents call: a result per event, in order (see the proto).
+  absl::StatusOr<webhook::v1::SubmitEventsResponse> SubmitEvents(
+      const webhook::v1::SubmitEventsRequest& request);
   // `payload_json` empty: the documented sample payload.
   absl::StatusOr<webhook::v1::Delivery> SendTestDelivery(
       const std::string& endpoint_id, const std::string& payload_json);

@@ -773,6 +773,158 @@ void AddEndpointCommands(CLI::App& app, Action& action) {
   }
 }
 
+// ---- events submit-batch
+// ------------------------------------------------------------
+
+// Events per SubmitEvents call, and the size a call stays under (the
+// server's gRPC message limit is 4 MiB).
+constexpr int kBatchEvents = 1000;
+constexpr size_t kBatchBytes = 4 * 1024 * 1024 - 64 * 1024;
+
+// The events of a submit-batch file: a JSON array of SubmitEventRequest
+// objects, or one object per line (NDJSON; blank lines skipped).
+absl::StatusOr<std::vector<webhook::v1::SubmitEventRequest>> ParseEvents(
+    const std::string& text) {
+  std::vector<webhook::v1::SubmitEventRequest> events;
+  const absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(text);
+  google::protobuf::util::JsonParseOptions options;
+  if (absl::StartsWith(trimmed, "[")) {
+    webhook::v1::SubmitEventsRequest batch;
+    auto parsed = google::protobuf::util::JsonStringToMessage(
+        absl::StrCat("{\"events\":", trimmed, "}"), &batch, options);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("not a JSON array of SubmitEventRequest: ",
+                       parsed.message().as_string()));
+    }
+    events.assign(std::make_move_iterator(batch.mutable_events()->begin()),
+                  std::make_move_iterator(batch.mutable_events()->end()));
+    return events;
+  }
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty()) continue;
+    webhook::v1::SubmitEventRequest& event = events.emplace_back();
+    auto parsed = google::protobuf::util::JsonStringToMessage(std::string(line),
+                                                              &event, options);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", line_number,
+          ": not a SubmitEventRequest: ", parsed.message().as_string()));
+    }
+  }
+  return events;
+}
+
+// `message` of the event at `index` of its call, naming it by its
+// `position` in the file instead ("events[3]." for the file's fourth).
+std::string InFile(const std::string& message, int index, size_t position) {
+  const std::string prefix = absl::StrCat("events[", index, "].");
+  if (!absl::StartsWith(message, prefix)) return message;
+  return absl::StrCat("events[", position, "].",
+                      absl::string_view(message).substr(prefix.size()));
+}
+
+// Prints the result of the file's event `position` (`index` in its call);
+// returns whether the event was refused.
+bool PrintResult(webhook::v1::SubmitEventResult result, int index,
+                 size_t position, const Globals& g) {
+  result.set_message(InFile(result.message(), index, position));
+  if (g.json()) {
+    std::printf("%s\n", ToJson(result, /*pretty=*/false).c_str());
+    return result.code() != 0;
+  }
+  if (result.code() != 0) {
+    std::printf(
+        "%zu  %s  %s\n", position,
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(result.code()))
+            .c_str(),
+        result.message().c_str());
+    return true;
+  }
+  const webhook::v1::SubmitEventResponse& response = result.response();
+  const std::string deliveries =
+      response.delivery_ids().empty()
+          ? "(no delivery)"
+          : absl::StrJoin(response.delivery_ids(), " ");
+  std::printf("%zu  %s  %s  %s\n", position,
+              response.replayed() ? "REPLAYED" : "OK",
+              response.event_id().c_str(), deliveries.c_str());
+  return false;
+}
+
+// Sends `events` in calls of at most kBatchEvents events and kBatchBytes,
+// in order, printing each result. Exit code: 0 when every event was
+// accepted or replayed, kCallFailed when one was refused or a call failed
+// (the events after it are not sent).
+int SubmitBatches(WebhookClient& client, const Globals& g,
+                  std::vector<webhook::v1::SubmitEventRequest> events) {
+  size_t refused = 0;
+  size_t next = 0;
+  while (next < events.size()) {
+    webhook::v1::SubmitEventsRequest request;
+    size_t bytes = 0;
+    const size_t first = next;
+    while (next < events.size() && request.events_size() < kBatchEvents) {
+      const size_t size = events[next].ByteSizeLong() + 8;  // With its tag.
+      if (request.events_size() > 0 && bytes + size > kBatchBytes) break;
+      bytes += size;
+      *request.add_events() = std::move(events[next++]);
+    }
+    absl::StatusOr<webhook::v1::SubmitEventsResponse> response =
+        client.SubmitEvents(request);
+    if (!response.ok()) {
+      Flush();
+      if (first > 0) {
+        std::fprintf(stderr,
+                     "webhookctl: events %zu to %zu were not submitted\n",
+                     first, events.size() - 1);
+      }
+      return Fail(response.status());
+    }
+    for (int i = 0; i < response->results_size(); ++i) {
+      if (PrintResult(std::move(*response->mutable_results(i)), i,
+                      first + static_cast<size_t>(i), g)) {
+        ++refused;
+      }
+    }
+  }
+  Flush();
+  if (refused == 0) return 0;
+  std::fprintf(stderr, "webhookctl: %zu of %zu events were refused\n", refused,
+               events.size());
+  return kCallFailed;
+}
+
+void AddSubmitBatchCommand(CLI::App& events, Action& action) {
+  auto* cmd = events.add_subcommand(
+      "submit-batch",
+      "Submit many events with SubmitEvents: one result line per event");
+  auto file = std::make_shared<std::string>();
+  cmd->add_option("--file", *file,
+                  "A JSON array of SubmitEventRequest objects, or one per "
+                  "line (NDJSON); - for stdin")
+      ->required();
+  cmd->callback([&action, file] {
+    action = [file](WebhookClient& client, const Globals& g) {
+      std::string text;
+      if (!ReadInput(*file, &text)) {
+        return UsageError(absl::StrCat("cannot read ", *file));
+      }
+      absl::StatusOr<std::vector<webhook::v1::SubmitEventRequest>> parsed =
+          ParseEvents(text);
+      if (!parsed.ok()) {
+        return UsageError(absl::StrCat(*file, ": ", parsed.status().message()));
+      }
+      if (parsed->empty())
+        return UsageError(absl::StrCat(*file, ": no events"));
+      return SubmitBatches(client, g, *std::move(parsed));
+    };
+  });
+}
+
 struct EventFlags {
   std::string file, thread, event_type, trigger_id, trigger_name, job_id,
       run_id, prompt, idempotency_key;
@@ -857,6 +1009,7 @@ void AddEventCommands(CLI::App& app, Action& action) {
           });
     };
   });
+  AddSubmitBatchCommand(*events, action);
 }
 
 // Prints one update of `deliveries watch` as a line.

@@ -60,7 +60,18 @@ std::string Listing(std::string_view list, const Caller& caller,
   return listing;
 }
 
-// The W3C trace context of a SubmitEvent call, from its metadata.
+// A submit refused by admission control says when to try again in gRPC's
+// retry throttling trailer (A6), which clients whose retry policy covers
+// RESOURCE_EXHAUSTED honour.
+void AddRetryPushback(grpc::CallbackServerContext& context,
+                      const absl::Status& status) {
+  if (auto retry_after = status.GetPayload(kRetryAfterMsPayload)) {
+    context.AddTrailingMetadata("grpc-retry-pushback-ms",
+                                std::string(*retry_after));
+  }
+}
+
+// The W3C trace context of a SubmitEvent(s) call, from its metadata.
 TraceContext TraceContextOf(const grpc::ServerContextBase& context) {
   std::vector<std::string_view> traceparents;
   std::vector<std::string_view> tracestates;
@@ -226,13 +237,7 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvent(
           // look at metadata rather than the response.
           context->AddTrailingMetadata("idempotent-replayed", "true");
         }
-        if (auto retry_after =
-                result.status().GetPayload(kRetryAfterMsPayload)) {
-          // gRPC's retry throttling hint (A6), read by clients whose retry
-          // policy covers RESOURCE_EXHAUSTED.
-          context->AddTrailingMetadata("grpc-retry-pushback-ms",
-                                       std::string(*retry_after));
-        }
+        AddRetryPushback(*context, result.status());
         reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
       },
       TraceContextOf(*context));
@@ -383,6 +388,26 @@ grpc::ServerUnaryReactor* WebhookServiceImpl::RecoverDeliveries(
         response->set_more(result.more);
         return absl::OkStatus();
       });
+}
+
+grpc::ServerUnaryReactor* WebhookServiceImpl::SubmitEvents(
+    grpc::CallbackServerContext* context,
+    const webhook::v1::SubmitEventsRequest* request,
+    webhook::v1::SubmitEventsResponse* response) {
+  // As SubmitEvent: checked on this thread without blocking, answered from
+  // the commit thread once the batch is on disk.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<Caller> caller = AuthenticateOrFinish(*context, *reactor);
+  if (!caller.has_value()) return reactor;
+  engine_.SubmitBatchAsync(
+      *caller, *request,
+      [context, reactor,
+       response](absl::StatusOr<webhook::v1::SubmitEventsResponse> result) {
+        AddRetryPushback(*context, result.status());
+        reactor->Finish(ToGrpcStatus(Fill(std::move(result), response)));
+      },
+      TraceContextOf(*context));
+  return reactor;
 }
 
 }  // namespace webhookd

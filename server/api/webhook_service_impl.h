@@ -104,6 +104,10 @@ class WebhookServiceImpl final
       grpc::CallbackServerContext* context,
       const webhook::v1::RecoverDeliveriesRequest* request,
       webhook::v1::RecoverDeliveriesResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitEvents(
+      grpc::CallbackServerContext* context,
+      const webhook::v1::SubmitEventsRequest* request,
+      webhook::v1::SubmitEventsResponse* response) override;
 
  private:
   // Authenticates the call, runs `work(caller)` on the blocking pool and

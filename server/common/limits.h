@@ -27,6 +27,8 @@ inline constexpr size_t kMaxIdempotencyKeyBytes = 255;
 inline constexpr size_t kMaxEventTypeBytes = 128;
 // Default of --max_payload_bytes: the largest rendered payload accepted.
 inline constexpr size_t kDefaultMaxPayloadBytes = 256 * 1024;
+// Events of one SubmitEvents call.
+inline constexpr int kMaxEventsPerBatch = 1000;
 
 // List calls (AIP-158): page_size 0 means the default, larger values are
 // lowered to the maximum.

@@ -267,6 +267,12 @@ void DeliveryEngine::SubmitAsync(const Caller& caller,
   pipeline_.Submit(caller, request, std::move(done), std::move(trace));
 }
 
+void DeliveryEngine::SubmitBatchAsync(
+    const Caller& caller, const webhook::v1::SubmitEventsRequest& request,
+    BatchAnswers::Callback done, TraceContext trace) {
+  pipeline_.SubmitBatch(caller, request, std::move(done), std::move(trace));
+}
+
 absl::Status DeliveryEngine::SendTest(const Caller& caller,
                                       const std::string& endpoint_id,
                                       const std::string& payload_json,

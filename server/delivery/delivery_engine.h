@@ -105,6 +105,12 @@ class DeliveryEngine {
   void SubmitAsync(const Caller& caller,
                    const webhook::v1::SubmitEventRequest& request,
                    SubmitCallback done, TraceContext trace = {});
+  // SubmitPipeline::SubmitBatch (SubmitEvents): the batch's accepted
+  // events in one synced write; `done` runs once, after the write (on the
+  // commit thread) or at once for a batch refused before storage.
+  void SubmitBatchAsync(const Caller& caller,
+                        const webhook::v1::SubmitEventsRequest& request,
+                        BatchAnswers::Callback done, TraceContext trace = {});
 
   // Sends one test attempt to the endpoint (also when disabled). On OK,
   // `done` runs once, on an engine thread, with the finished delivery; on

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -158,6 +159,66 @@ absl::Duration SubmitPipeline::Lag(absl::Time now) const {
 bool SubmitPipeline::Lagging(absl::Time now) const {
   return options_.admission.max_lag > absl::ZeroDuration() &&
          Lag(now) > options_.admission.max_lag;
+}
+
+void SubmitPipeline::SubmitBatch(
+    const Caller& caller, const webhook::v1::SubmitEventsRequest& request,
+    BatchAnswers::Callback done, TraceContext trace) {
+  if (absl::Status size = ValidateBatchSize(request.events_size());
+      !size.ok()) {
+    done(size);
+    return;
+  }
+  auto answers = std::make_shared<BatchAnswers>(
+      static_cast<size_t>(request.events_size()), std::move(done));
+  std::vector<PendingSubmit> queued;
+  queued.reserve(static_cast<size_t>(request.events_size()));
+  size_t reserved = 0;
+  absl::Status refused;  // The whole batch's.
+  for (int i = 0; i < request.events_size(); ++i) {
+    absl::StatusOr<PendingSubmit> submit =
+        Prepare(caller, request.events(i), trace);
+    if (!submit.ok()) {
+      if (!IsEventError(submit.status())) {
+        // Deliveries that do not all fit: the batch is refused whole, like
+        // one SubmitEvent, rather than stored in part.
+        refused = submit.status();
+        break;
+      }
+      answers->Answer(static_cast<size_t>(i), submit.status());
+      continue;
+    }
+    reserved += submit->deliveries.size();
+    submit->done = [answers, i](absl::StatusOr<SubmitEventResponse> answer) {
+      answers->Answer(static_cast<size_t>(i), std::move(answer));
+    };
+    queued.push_back(*std::move(submit));
+  }
+  if (refused.ok() && queued.empty()) return;  // All answered above.
+  if (refused.ok()) {
+    // Admission control takes the batch as one submit (see Submit).
+    const absl::Time now = clock_.Now();
+    const bool lagging = reserved > 0 && Lagging(now);
+    // Queued under one lock: one CommitPending() takes them all.
+    absl::MutexLock lock(&mu_);
+    if (!closed_) {
+      if (lagging || (!waiting_.empty() && reserved > 0)) {
+        for (PendingSubmit& submit : queued) {
+          submit.deadline = now + options_.admission.max_wait;
+          waiting_.push_back(std::move(submit));
+        }
+      } else {
+        for (PendingSubmit& submit : queued) {
+          pending_.push_back(std::move(submit));
+        }
+      }
+      cv_.Signal();
+      return;
+    }
+    refused = absl::UnavailableError("the server is shutting down");
+  }
+  scheduler_.Unreserve(reserved);
+  answers->Fail(std::move(refused));
 }
 
 bool SubmitPipeline::WaitForSubmits() {

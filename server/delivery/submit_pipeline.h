@@ -24,6 +24,7 @@
 #include "server/delivery/endpoint_manager.h"
 #include "server/delivery/fresh_deliveries.h"
 #include "server/delivery/scheduler.h"
+#include "server/delivery/submit_batch.h"
 #include "storage/store.h"
 
 namespace webhookd {
@@ -96,6 +97,20 @@ class SubmitPipeline {
   void Submit(const Caller& caller,
               const webhook::v1::SubmitEventRequest& request,
               SubmitCallback done, TraceContext trace = {});
+
+  // SubmitEvents: each event is checked as Submit() checks it; those
+  // refused on their own (IsEventError) get their error in their result,
+  // and the others are queued together, so that one CommitPending() writes
+  // them all in one synced write and answers them as it answers Submit().
+  // `done` runs once (see BatchAnswers): here when the batch is refused as
+  // a whole (InvalidArgument naming events for its size, ResourceExhausted
+  // when its deliveries do not all fit, Unavailable after Close()) or none
+  // of its events was queued, otherwise in CommitPending(). Admission
+  // control takes the batch as one submit: its events wait, and are
+  // admitted or refused, together. `trace` goes with every event.
+  void SubmitBatch(const Caller& caller,
+                   const webhook::v1::SubmitEventsRequest& request,
+                   BatchAnswers::Callback done, TraceContext trace = {});
 
   // Admits the submits waiting for delivery to catch up if it has, and
   // refuses those that waited max_wait. Then writes the submits admitted

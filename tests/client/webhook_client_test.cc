@@ -67,6 +67,33 @@ TEST_F(WebhookClientTest, CreateEndpointSendsTheEndpointAndReturnsTheCreated) {
   EXPECT_EQ(sent.endpoint().url(), "https://example.com/hook");
 }
 
+TEST_F(WebhookClientTest, SubmitEventsSendsTheBatchWithTheDeadline) {
+  webhook::v1::SubmitEventsResponse response;
+  response.add_results()->mutable_response()->set_event_id("evt_1");
+  webhook::v1::SubmitEventsRequest sent;
+  absl::Duration left;
+  EXPECT_CALL(stub_, SubmitEvents(_, _, _))
+      .WillOnce(Invoke([&](grpc::ClientContext* context,
+                           const webhook::v1::SubmitEventsRequest& request,
+                           webhook::v1::SubmitEventsResponse* out) {
+        left = TimeLeft(*context);
+        sent = request;
+        *out = response;
+        return grpc::Status::OK;
+      }));
+  WebhookClientOptions options;
+  options.timeout = absl::Seconds(3);
+  webhook::v1::SubmitEventsRequest request;
+  request.add_events()->set_thread_id("thread-1");
+  absl::StatusOr<webhook::v1::SubmitEventsResponse> result =
+      client(options).SubmitEvents(request);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->results(0).response().event_id(), "evt_1");
+  EXPECT_EQ(sent.events(0).thread_id(), "thread-1");
+  EXPECT_GT(left, absl::Seconds(2));
+  EXPECT_LE(left, absl::Seconds(3));
+}
+
 TEST_F(WebhookClientTest, ErrorsKeepTheirCodeAndMessage) {
   EXPECT_CALL(stub_, GetEndpoint(_, _, _))
       .WillOnce(Return(grpc::Status(grpc::StatusCode::NOT_FOUND,

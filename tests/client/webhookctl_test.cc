@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -468,6 +469,63 @@ TEST_F(WebhookctlTest, EventsSubmitFromAJsonFileWithFlagOverrides) {
   RunResult bad = Ctl({"events", "submit", "--file", dir_.Sub("bad.json")});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.err, HasSubstr("bad.json"));
+}
+
+TEST_F(WebhookctlTest, EventsSubmitBatchFromAJsonArrayPrintsEachResult) {
+  NewEndpoint();
+  const std::string path = dir_.Sub("events.json");
+  std::ofstream(path) << R"([
+    {"threadId": "thread-1", "triggerName": "first", "idempotencyKey": "b1"},
+    {"triggerName": "no thread"},
+    {"threadId": "thread-1", "triggerName": "third", "idempotencyKey": "b3"}
+  ])";
+  RunResult result = Ctl({"events", "submit-batch", "--file", path});
+  EXPECT_EQ(result.exit_code, 1) << "one event was refused";
+  const std::vector<std::string> lines =
+      absl::StrSplit(result.out, '\n', absl::SkipEmpty());
+  ASSERT_THAT(lines, SizeIs(3)) << result.out;
+  EXPECT_THAT(lines[0], ::testing::StartsWith("0  OK  evt_"));
+  EXPECT_THAT(lines[0], HasSubstr("dlv_"));
+  EXPECT_THAT(lines[1], ::testing::StartsWith(
+                            "1  INVALID_ARGUMENT  events[1].thread_id"));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("2  OK  evt_"));
+  EXPECT_THAT(result.err, HasSubstr("1 of 3 events were refused"));
+  ASSERT_TRUE(receiver_.WaitForRequests(2, absl::Seconds(10)));
+
+  // NDJSON, with -o json: one SubmitEventResult per line; the keys replay.
+  std::ofstream(dir_.Sub("events.ndjson"))
+      << R"({"threadId": "thread-1", "triggerName": "first", "idempotencyKey": "b1"})"
+      << "\n\n"
+      << R"({"threadId": "thread-1", "triggerName": "third", "idempotencyKey": "b3"})"
+      << "\n";
+  RunResult again = Ctl({"events", "submit-batch", "--file",
+                         dir_.Sub("events.ndjson"), "--output", "json"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  const std::vector<std::string> results =
+      absl::StrSplit(again.out, '\n', absl::SkipEmpty());
+  ASSERT_THAT(results, SizeIs(2)) << again.out;
+  for (const std::string& line : results) {
+    json parsed = json::parse(line);
+    EXPECT_EQ(parsed["code"], 0);
+    EXPECT_EQ(parsed["response"]["replayed"], true);
+  }
+  RunResult table =
+      Ctl({"events", "submit-batch", "--file", dir_.Sub("events.ndjson")});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("1  REPLAYED  evt_"));
+}
+
+TEST_F(WebhookctlTest, EventsSubmitBatchRefusesABadFileAsUsage) {
+  std::ofstream(dir_.Sub("bad.ndjson")) << "{\"threadId\": \"t\"}\n{nope\n";
+  RunResult bad =
+      Ctl({"events", "submit-batch", "--file", dir_.Sub("bad.ndjson")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("line 2"));
+  std::ofstream(dir_.Sub("empty.json")) << "[]";
+  RunResult empty =
+      Ctl({"events", "submit-batch", "--file", dir_.Sub("empty.json")});
+  EXPECT_EQ(empty.exit_code, 2);
+  EXPECT_THAT(empty.err, HasSubstr("no events"));
 }
 
 TEST_F(WebhookctlTest, DeliveriesListAndGet) {

@@ -251,6 +251,13 @@ std::vector<Rpc> EveryRpc() {
          SubmitEventResponse r;
          return s.SubmitEvent(c, ExampleEvent("thread-1"), &r);
        }},
+      {"SubmitEvents",
+       [](WebhookService::Stub& s, grpc::ClientContext* c) {
+         SubmitEventsRequest q;
+         *q.add_events() = ExampleEvent("thread-1");
+         SubmitEventsResponse r;
+         return s.SubmitEvents(c, q, &r);
+       }},
       {"SendTestDelivery",
        [](WebhookService::Stub& s, grpc::ClientContext* c) {
          SendTestDeliveryResponse r;
@@ -495,6 +502,45 @@ TEST_F(AuthTest, NamingAnotherUserIsPermissionDenied) {
   ASSERT_TRUE(stub().ListEndpoints(Ctx(Bearer(kKeyTwo)).get(), {}, &list).ok());
   ASSERT_THAT(list.endpoints(), SizeIs(1));
   EXPECT_EQ(list.endpoints(0).name(), own.name()) << "the update was refused";
+}
+
+TEST_F(AuthTest, BatchEventsAreEachOwnedByTheKeysUser) {
+  const Endpoint mine =
+      Create(kKeyOne, MakeEndpoint("thread-1", receiver_one_.Url()));
+  Create(kKeyTwo, MakeEndpoint("thread-1", receiver_two_.Url()));
+  webhook::v1::SubmitEventsRequest request;
+  webhook::v1::SubmitEventRequest event = ExampleEvent("thread-1");
+  event.set_user_id(0);  // The key's user.
+  *request.add_events() = event;
+  event.set_user_id(2);  // Another user: refused on its own.
+  *request.add_events() = event;
+  event.set_user_id(1);
+  *request.add_events() = event;
+  webhook::v1::SubmitEventsResponse response;
+  const grpc::Status status =
+      stub().SubmitEvents(Ctx(Bearer(kKeyOne)).get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_THAT(response.results(), SizeIs(3));
+  EXPECT_EQ(response.results(1).code(),
+            static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
+  EXPECT_THAT(response.results(1).message(), HasSubstr("events[1].user_id"));
+  for (int i : {0, 2}) {
+    ASSERT_EQ(response.results(i).code(), 0) << response.results(i).message();
+    // Only user one's endpoint of the thread gets the event.
+    ASSERT_THAT(response.results(i).response().delivery_ids(), SizeIs(1));
+    const Delivery delivery =
+        WaitFinished(kKeyOne, response.results(i).response().delivery_ids(0));
+    EXPECT_EQ(delivery.endpoint_id(), mine.id());
+    EXPECT_EQ(delivery.user_id(), 1);
+  }
+  EXPECT_EQ(receiver_two_.RequestCount(), 0u);
+  // Another user's key cannot see them.
+  webhook::v1::GetDeliveryRequest get;
+  get.set_id(response.results(0).response().delivery_ids(0));
+  webhook::v1::GetDeliveryResponse got;
+  EXPECT_EQ(
+      stub().GetDelivery(Ctx(Bearer(kKeyTwo)).get(), get, &got).error_code(),
+      grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(AuthTest, AnotherUsersEndpointsAndDeliveriesAreInvisible) {

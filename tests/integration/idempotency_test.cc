@@ -72,23 +72,11 @@ class IdempotencyTest
     return status;
   }
 
-  // Events that reach the receiver: a new event is a barrier, so that once
-  // its request has arrived every earlier one has too.
   size_t RequestsAfterBarrier() {
-    const webhook::v1::SubmitEventResponse barrier =
-        Submit(stub(), ExampleEvent("thread-1"));
-    WaitFinished(stub(), barrier.delivery_ids(0));
-    return receiver_.RequestCount() - 1;
+    return testing::RequestsAfterBarrier(stub(), receiver_, "thread-1");
   }
-
   size_t DeliveriesOfEndpoint() {
-    webhook::v1::ListDeliveriesRequest request;
-    request.set_endpoint_id(endpoint_id_);
-    request.set_page_size(1000);
-    webhook::v1::ListDeliveriesResponse response;
-    EXPECT_TRUE(
-        stub().ListDeliveries(Context().get(), request, &response).ok());
-    return static_cast<size_t>(response.deliveries_size());
+    return testing::CountDeliveries(stub(), endpoint_id_);
   }
 
   HttpReceiver receiver_;

@@ -110,6 +110,31 @@ webhook::v1::Delivery WaitFinished(webhook::v1::WebhookService::Stub& stub,
   return WaitForDelivery(stub, id, IsFinished, kEventuallyTimeout, context);
 }
 
+size_t CountDeliveries(webhook::v1::WebhookService::Stub& stub,
+                       const std::string& endpoint_id) {
+  webhook::v1::ListDeliveriesRequest request;
+  request.set_endpoint_id(endpoint_id);
+  request.set_page_size(1000);
+  webhook::v1::ListDeliveriesResponse response;
+  const grpc::Status status =
+      stub.ListDeliveries(Context().get(), request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return static_cast<size_t>(response.deliveries_size());
+}
+
+size_t RequestsAfterBarrier(webhook::v1::WebhookService::Stub& stub,
+                            const HttpReceiver& receiver,
+                            const std::string& thread) {
+  const webhook::v1::SubmitEventResponse barrier =
+      Submit(stub, ExampleEvent(thread));
+  if (barrier.delivery_ids_size() != 1) {
+    ADD_FAILURE() << "the barrier event made no single delivery";
+    return receiver.RequestCount();
+  }
+  WaitFinished(stub, barrier.delivery_ids(0));
+  return receiver.RequestCount() - 1;
+}
+
 DeliveryWatch::DeliveryWatch(
     webhook::v1::WebhookService::Stub& stub,
     const webhook::v1::StreamDeliveriesRequest& request,

@@ -3,6 +3,7 @@
 #ifndef WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
 #define WEBHOOKD_TESTS_SUPPORT_GRPC_HELPERS_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "tests/support/eventually.h"
+#include "tests/support/http_receiver.h"
 #include "webhook/v1/webhook_service.grpc.pb.h"
 
 namespace webhookd::testing {
@@ -66,6 +68,18 @@ bool IsFinished(const webhook::v1::Delivery& delivery);
 webhook::v1::Delivery WaitFinished(webhook::v1::WebhookService::Stub& stub,
                                    const std::string& id,
                                    const ContextFactory& context = nullptr);
+
+// The deliveries of endpoint `endpoint_id` that ListDeliveries lists (at
+// most 1000); fails the test if the call fails.
+size_t CountDeliveries(webhook::v1::WebhookService::Stub& stub,
+                       const std::string& endpoint_id);
+
+// The requests `receiver` got before a barrier: submits a new event to
+// `thread` (whose only endpoint posts to `receiver`) and waits until its
+// delivery has ended, so that every earlier request has arrived.
+size_t RequestsAfterBarrier(webhook::v1::WebhookService::Stub& stub,
+                            const HttpReceiver& receiver,
+                            const std::string& thread);
 
 // One StreamDeliveries call read synchronously, bounded by a deadline.
 class DeliveryWatch {
