@@ -131,7 +131,7 @@ void SubmitPipeline::Submit(const Caller& caller,
   submit->done = std::move(done);
   const absl::Time now = clock_.Now();
   // A submit without deliveries adds no work: it never waits.
-  const bool lagging = !submit->deliveries.empty() && Lagging(now);
+  const bool lagging = !submit->deliveries.empty() && LaggingAt(now);
   {
     absl::MutexLock lock(&mu_);
     if (!closed_) {
@@ -156,9 +156,13 @@ absl::Duration SubmitPipeline::Lag(absl::Time now) const {
   return lag;
 }
 
-bool SubmitPipeline::Lagging(absl::Time now) const {
+bool SubmitPipeline::Lagging(absl::Duration lag) const {
   return options_.admission.max_lag > absl::ZeroDuration() &&
-         Lag(now) > options_.admission.max_lag;
+         lag > options_.admission.max_lag;
+}
+
+bool SubmitPipeline::LaggingAt(absl::Time now) const {
+  return options_.admission.max_lag > absl::ZeroDuration() && Lagging(Lag(now));
 }
 
 void SubmitPipeline::SubmitBatch(
@@ -241,11 +245,6 @@ void SubmitPipeline::Close() {
   cv_.SignalAll();
 }
 
-size_t SubmitPipeline::waiting() const {
-  absl::MutexLock lock(&mu_);
-  return waiting_.size();
-}
-
 void SubmitPipeline::AdmitWaitingLocked(absl::Time now, bool lagging,
                                         std::vector<PendingSubmit>& batch,
                                         std::vector<PendingSubmit>& refused) {
@@ -275,7 +274,7 @@ void SubmitPipeline::Refuse(PendingSubmit& submit, absl::Duration lag) {
   absl::Status refused = absl::ResourceExhaustedError(absl::StrCat(
       "delivery is behind: deliveries due now wait about ",
       absl::FormatDuration(absl::Trunc(lag, absl::Milliseconds(1))),
-      " for an attempt", " (--admission_max_lag=",
+      " for an attempt (--admission_max_lag=",
       absl::FormatDuration(options_.admission.max_lag),
       ") and this event waited ",
       absl::FormatDuration(options_.admission.max_wait),
@@ -292,25 +291,26 @@ size_t SubmitPipeline::CommitPending() {
   const absl::Time now = clock_.Now();
   std::vector<PendingSubmit> batch;
   std::vector<PendingSubmit> refused;
+  bool any_waiting = false;
   {
     absl::MutexLock lock(&mu_);
     batch.swap(pending_);
+    any_waiting = !waiting_.empty();
   }
-  // Read without mu_ (the scheduler has its own lock); submits that came
-  // in meanwhile wait for the next round.
-  const bool lagging = Lagging(now);
-  size_t admitted_after_wait = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    const size_t before = batch.size();
-    AdmitWaitingLocked(now, lagging, batch, refused);
-    admitted_after_wait = batch.size() - before;
-  }
-  for (size_t i = 0; i < admitted_after_wait; ++i) {
-    metrics_.SubmitAdmission(AdmissionOutcome::kAdmittedAfterWait);
-  }
-  if (!refused.empty()) {
+  if (any_waiting) {
+    // Read without mu_ (the scheduler has its own lock); submits that came
+    // in meanwhile wait for the next round.
     const absl::Duration lag = Lag(now);
+    size_t admitted_after_wait = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      const size_t before = batch.size();
+      AdmitWaitingLocked(now, Lagging(lag), batch, refused);
+      admitted_after_wait = batch.size() - before;
+    }
+    for (size_t i = 0; i < admitted_after_wait; ++i) {
+      metrics_.SubmitAdmission(AdmissionOutcome::kAdmittedAfterWait);
+    }
     for (PendingSubmit& submit : refused) Refuse(submit, lag);
   }
   if (!batch.empty()) CommitBatch(batch);

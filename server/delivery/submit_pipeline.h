@@ -129,9 +129,6 @@ class SubmitPipeline {
   // waiting for admission, are still written by CommitPending().
   void Close();
 
-  // Submits waiting for admission.
-  size_t waiting() const;
-
  private:
   // A checked submit waiting for CommitPending().
   struct PendingSubmit {
@@ -148,8 +145,12 @@ class SubmitPipeline {
   void CommitBatch(std::vector<PendingSubmit>& batch);
   // How far delivery is behind (AdmissionOptions::max_lag).
   absl::Duration Lag(absl::Time now) const;
-  // Whether submits must wait: delivery is behind.
-  bool Lagging(absl::Time now) const;
+  // Whether submits must wait: admission control is on and `lag` (Lag())
+  // is past max_lag.
+  bool Lagging(absl::Duration lag) const;
+  // Whether submits must wait at `now`; reads the lag only when admission
+  // control is on.
+  bool LaggingAt(absl::Time now) const;
   // Moves the waiting submits to `batch` if delivery has caught up (or the
   // pipeline is closed), else those past their deadline to `refused`.
   void AdmitWaitingLocked(absl::Time now, bool lagging,
@@ -173,7 +174,7 @@ class SubmitPipeline {
   Metrics& metrics_;
   const SubmitPipelineOptions options_;
 
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   absl::CondVar cv_;
   std::vector<PendingSubmit> pending_ ABSL_GUARDED_BY(mu_);
   // Waiting for admission, oldest first.
