@@ -129,25 +129,31 @@ void SubmitPipeline::Submit(const Caller& caller,
     return;
   }
   submit->done = std::move(done);
-  const absl::Time now = clock_.Now();
-  // A submit without deliveries adds no work: it never waits.
-  const bool lagging = !submit->deliveries.empty() && LaggingAt(now);
-  {
-    absl::MutexLock lock(&mu_);
-    if (!closed_) {
-      // Behind those already waiting, first come first served.
-      if (lagging || (!waiting_.empty() && !submit->deliveries.empty())) {
-        submit->deadline = now + options_.admission.max_wait;
-        waiting_.push_back(*std::move(submit));
-      } else {
-        pending_.push_back(*std::move(submit));
-      }
-      cv_.Signal();
-      return;
-    }
-  }
-  scheduler_.Unreserve(submit->deliveries.size());
+  const size_t deliveries = submit->deliveries.size();
+  if (Enqueue(absl::MakeSpan(&*submit, 1), deliveries)) return;
+  scheduler_.Unreserve(deliveries);
   submit->done(absl::UnavailableError("the server is shutting down"));
+}
+
+bool SubmitPipeline::Enqueue(absl::Span<PendingSubmit> submits,
+                             size_t deliveries) {
+  const absl::Time now = clock_.Now();
+  // Submits without deliveries add no work: they never wait.
+  const bool lagging = deliveries > 0 && LaggingAt(now);
+  // Queued under one lock: one CommitPending() takes them all.
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  // Behind those already waiting, first come first served.
+  if (lagging || (!waiting_.empty() && deliveries > 0)) {
+    for (PendingSubmit& submit : submits) {
+      submit.deadline = now + options_.admission.max_wait;
+      waiting_.push_back(std::move(submit));
+    }
+  } else {
+    for (PendingSubmit& submit : submits) pending_.push_back(std::move(submit));
+  }
+  cv_.Signal();
+  return true;
 }
 
 absl::Duration SubmitPipeline::Lag(absl::Time now) const {
@@ -200,25 +206,8 @@ void SubmitPipeline::SubmitBatch(
   }
   if (refused.ok() && queued.empty()) return;  // All answered above.
   if (refused.ok()) {
-    // Admission control takes the batch as one submit (see Submit).
-    const absl::Time now = clock_.Now();
-    const bool lagging = reserved > 0 && Lagging(now);
-    // Queued under one lock: one CommitPending() takes them all.
-    absl::MutexLock lock(&mu_);
-    if (!closed_) {
-      if (lagging || (!waiting_.empty() && reserved > 0)) {
-        for (PendingSubmit& submit : queued) {
-          submit.deadline = now + options_.admission.max_wait;
-          waiting_.push_back(std::move(submit));
-        }
-      } else {
-        for (PendingSubmit& submit : queued) {
-          pending_.push_back(std::move(submit));
-        }
-      }
-      cv_.Signal();
-      return;
-    }
+    // Admission control takes the batch as one submit.
+    if (Enqueue(absl::MakeSpan(queued), reserved)) return;
     refused = absl::UnavailableError("the server is shutting down");
   }
   scheduler_.Unreserve(reserved);

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "server/common/caller.h"
 #include "server/common/clock.h"
 #include "server/common/metrics.h"
@@ -142,6 +143,10 @@ class SubmitPipeline {
   absl::StatusOr<PendingSubmit> Prepare(
       const Caller& caller, const webhook::v1::SubmitEventRequest& request,
       TraceContext trace);
+  // Queues checked submits holding `deliveries` reserved deliveries for
+  // CommitPending(), together: admitted now, or waiting for admission
+  // (AdmissionOptions). False, leaving them, once Close()d.
+  bool Enqueue(absl::Span<PendingSubmit> submits, size_t deliveries);
   void CommitBatch(std::vector<PendingSubmit>& batch);
   // How far delivery is behind (AdmissionOptions::max_lag).
   absl::Duration Lag(absl::Time now) const;
