@@ -7,7 +7,8 @@
 #   2. examples/node: the same with receiver.js and client.js;
 #   each twice against the same server: the second run, given a thread
 #   holding an endpoint an earlier run left, must delete it and pass too,
-#   and no run leaves an endpoint behind;
+#   and no run leaves an endpoint behind; the second run submits a batch of
+#   three events in one SubmitEvents call (--batch 3);
 #   3. buf curl through server reflection (CreateEndpoint, ListEndpoints,
 #      DeleteEndpoint, StreamDeliveries), and the health check, its schema
 #      found through reflection too.
@@ -43,17 +44,17 @@ call() {
 }
 API=http://127.0.0.1:$PORT/webhook.v1.WebhookService
 
-# run_example NAME RECEIVER... -- CLIENT...: starts the receiver (which must
-# print "listening on PORT" and exit 0 after one verified delivery), runs the
-# client against it, and checks both.
+# run_example NAME COUNT RECEIVER... -- CLIENT...: starts the receiver
+# (which must print "listening on PORT" and exit 0 after COUNT verified
+# deliveries), runs the client against it, and checks both.
 run_example() {
-  local name=$1 receiver=() client=() rport rpid
-  shift
+  local name=$1 count=$2 receiver=() client=() rport rpid
+  shift 2
   while [[ $1 != -- ]]; do receiver+=("$1"); shift; done
   shift
   client=("$@")
   echo "== $name example"
-  "${receiver[@]}" --port 0 --secret "$SECRET" --count 1 \
+  "${receiver[@]}" --port 0 --secret "$SECRET" --count "$count" \
     >"$WORK/$name-receiver.log" 2>&1 &
   rpid=$!
   PIDS+=("$rpid")
@@ -66,8 +67,10 @@ run_example() {
   grep -q 'DELIVERY_STATUS_SUCCESS' "$WORK/$name-client.log" ||
     fail "$name client did not see the delivery succeed"
   wait "$rpid" || fail "$name receiver exited with an error"
-  grep -q '"verified": *true' "$WORK/$name-receiver.log" ||
-    fail "$name receiver verified no signature"
+  (($(grep -c '"verified": *true' "$WORK/$name-receiver.log") == count)) ||
+    fail "$name receiver did not verify $count signed deliveries"
+  (($(grep -c '^submitted event' "$WORK/$name-client.log") == count)) ||
+    fail "$name client did not submit $count events"
   if grep -q '"verified": *false' "$WORK/$name-receiver.log"; then
     fail "$name receiver got a delivery with a bad signature"
   fi
@@ -96,16 +99,18 @@ plant_leftover() {
 # The second runs are given a thread holding a leftover endpoint of an
 # earlier run, which they must delete rather than deliver to.
 for run in 1 2; do
-  py_args=() node_args=()
+  py_args=() node_args=() count=1
   if ((run == 2)); then
     plant_leftover leftovers-python "Python example"
     plant_leftover leftovers-node "Node example"
-    py_args=(--thread leftovers-python)
-    node_args=(--thread leftovers-node)
+    count=3
+    py_args=(--thread leftovers-python --batch "$count")
+    node_args=(--thread leftovers-node --batch "$count")
   fi
-  run_example "python-$run" "$PYTHON" "$ROOT/examples/python/receiver.py" -- \
+  run_example "python-$run" "$count" \
+    "$PYTHON" "$ROOT/examples/python/receiver.py" -- \
     "$PYTHON" "$ROOT/examples/python/client.py" "${py_args[@]}"
-  run_example "node-$run" node "$ROOT/examples/node/receiver.js" -- \
+  run_example "node-$run" "$count" node "$ROOT/examples/node/receiver.js" -- \
     node "$ROOT/examples/node/client.js" "${node_args[@]}"
 done
 for name in python-2 node-2; do
