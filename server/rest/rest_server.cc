@@ -19,6 +19,7 @@
 #include "server/common/host_port.h"
 #include "server/common/sockets.h"
 #include "server/common/string_view.h"
+#include "server/console/console_assets.h"
 #include "server/rest/grpc_bytes.h"
 #include "server/rest/http_error.h"
 #include "server/rest/stream_call.h"
@@ -86,6 +87,50 @@ HttpError TransportError(int status, size_t max_body_bytes) {
       return Error(status, absl::StatusCode::kInvalidArgument,
                    "malformed HTTP request");
   }
+}
+
+// The web console's files, and "/" sending browsers to them; false for
+// every other path. The files hold no data, so they need no API key: the
+// page asks for one when an API call answers 401.
+bool ServeConsole(const httplib::Request& request,
+                  httplib::Response& response) {
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  if (read && (request.path == "/" || request.path == "/console")) {
+    response.status = 302;
+    response.set_header("Location", kConsolePath);
+    return true;
+  }
+  if (!absl::StartsWith(request.path, kConsolePath)) return false;
+  if (!read) {
+    response.set_header("Allow", "GET, HEAD");
+    Reply(response, Error(405, absl::StatusCode::kUnimplemented,
+                          absl::StrCat(request.path, " takes GET, HEAD, not ",
+                                       request.method)));
+    return true;
+  }
+  const std::optional<ConsoleAsset> asset = FindConsoleAsset(
+      absl::string_view(request.path).substr(sizeof(kConsolePath) - 1));
+  if (!asset.has_value()) {
+    Reply(response, Error(404, absl::StatusCode::kNotFound,
+                          absl::StrCat("no console file ", request.path)));
+    return true;
+  }
+  response.status = 200;
+  // The files change only with the binary: browsers check again each time.
+  response.set_header("Cache-Control", "no-cache");
+  // Scripts, styles and calls from webhookd only: no inline script, nothing
+  // fetched from elsewhere, never framed.
+  response.set_header("Content-Security-Policy",
+                      "default-src 'none'; script-src 'self'; "
+                      "style-src 'self'; img-src 'self'; connect-src 'self'; "
+                      "base-uri 'none'; form-action 'self'; "
+                      "frame-ancestors 'none'");
+  response.set_header("X-Content-Type-Options", "nosniff");
+  response.set_header("X-Frame-Options", "DENY");
+  response.set_header("Referrer-Policy", "no-referrer");
+  response.set_content(asset->bytes.data(), asset->bytes.size(),
+                       std::string(asset->content_type));
+  return true;
 }
 
 }  // namespace
@@ -229,6 +274,7 @@ void RestServer::Handle(const httplib::Request& request,
       return;
     }
   }
+  if (ServeConsole(request, response)) return;
   const Transcoder::Match match =
       transcoder_.Find(request.method, request.path);
   if (match.route == nullptr) {

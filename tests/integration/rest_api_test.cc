@@ -23,6 +23,7 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "server/app/webhook_server.h"
+#include "server/console/console_assets.h"
 #include "server/security/signature.h"
 #include "tests/support/eventually.h"
 #include "tests/support/grpc_helpers.h"
@@ -353,7 +354,7 @@ TEST_F(RestApiTest, ServiceErrorsMapToHttpStatuses) {
 TEST_F(RestApiTest, UnknownRoutesAndWrongMethodsAreRefused) {
   StartServer();
   ExpectError(Send("GET", "/v1/nothing"), 404, "NOT_FOUND", "no route");
-  ExpectError(Send("GET", "/"), 404, "NOT_FOUND");
+  ExpectError(Send("GET", "/favicon.ico"), 404, "NOT_FOUND");
   Answer wrong = Send("PUT", "/v1/endpoints", "{}");
   ExpectError(wrong, 405, "UNIMPLEMENTED");
   EXPECT_EQ(wrong.Header("Allow"), "POST, GET");
@@ -386,6 +387,51 @@ TEST_F(RestApiTest, BadInputIsRefusedClearlyAndStoresNothing) {
   EXPECT_EQ(StoredEndpoints(), 1u);
 }
 
+TEST_F(RestApiTest, RootRedirectsToTheConsole) {
+  StartServer();
+  for (const char* path : {"/", "/console"}) {
+    Answer answer = Send("GET", path);
+    EXPECT_EQ(answer.status, 302) << path;
+    EXPECT_EQ(answer.Header("Location"), "/console/") << path;
+  }
+}
+
+TEST_F(RestApiTest, ConsoleFilesAreServedWithStrictHeaders) {
+  StartServer();
+  for (const auto& [path, type] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"", "text/html; charset=utf-8"},
+           {"index.html", "text/html; charset=utf-8"},
+           {"console.js", "text/javascript; charset=utf-8"},
+           {"console.css", "text/css; charset=utf-8"}}) {
+    Answer answer = Send("GET", "/console/" + path);
+    EXPECT_EQ(answer.status, 200) << path;
+    EXPECT_EQ(answer.Header("Content-Type"), type) << path;
+    EXPECT_EQ(answer.body, FindConsoleAsset(path)->bytes) << path;
+    EXPECT_EQ(answer.Header("Cache-Control"), "no-cache");
+    EXPECT_EQ(answer.Header("X-Content-Type-Options"), "nosniff");
+    EXPECT_EQ(answer.Header("X-Frame-Options"), "DENY");
+    const std::string policy = answer.Header("Content-Security-Policy");
+    EXPECT_THAT(policy, HasSubstr("default-src 'none'"));
+    EXPECT_THAT(policy, HasSubstr("script-src 'self';"));
+    EXPECT_THAT(policy, HasSubstr("connect-src 'self';"));
+    EXPECT_THAT(policy, HasSubstr("frame-ancestors 'none'"));
+    EXPECT_THAT(policy, ::testing::Not(HasSubstr("unsafe")));
+  }
+}
+
+TEST_F(RestApiTest, UnknownConsoleFilesAndWritesAreRefused) {
+  StartServer();
+  ExpectError(Send("GET", "/console/missing.js"), 404, "NOT_FOUND",
+              "no console file /console/missing.js");
+  ExpectError(Send("GET", "/console/sub/index.html"), 404, "NOT_FOUND");
+  Answer write = Send("POST", "/console/", "{}");
+  ExpectError(write, 405, "UNIMPLEMENTED");
+  EXPECT_EQ(write.Header("Allow"), "GET, HEAD");
+  // The API's routes are unchanged beside them.
+  EXPECT_EQ(Send("GET", "/v1/endpoints").status, 200);
+}
+
 class RestApiAuthTest : public RestApiTest {
  protected:
   void SetUp() override {
@@ -409,6 +455,18 @@ TEST_F(RestApiAuthTest, CallsNeedARightKey) {
   EXPECT_EQ(Send("GET", "/v1/endpoints", "", Key(kKeyOne)).status, 200);
   Answer stream = Send("GET", "/v1/deliveries:stream", "", {});
   ExpectError(stream, 401, "UNAUTHENTICATED");
+}
+
+TEST_F(RestApiAuthTest, ConsoleNeedsNoKeyButItsCallsDo) {
+  // The files hold no data; the page asks for a key when a call answers 401.
+  EXPECT_EQ(Send("GET", "/").status, 302);
+  for (const char* path : {"/console/", "/console/console.js"}) {
+    EXPECT_EQ(Send("GET", path).status, 200) << path;
+  }
+  ExpectError(Send("GET", "/v1/endpoints?threadId=thread-1"), 401,
+              "UNAUTHENTICATED");
+  ExpectError(Send("GET", "/v1/deliveries:stream?threadId=thread-1"), 401,
+              "UNAUTHENTICATED");
 }
 
 TEST_F(RestApiAuthTest, UsersSeeOnlyTheirOwnEndpoints) {

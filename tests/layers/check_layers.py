@@ -7,6 +7,7 @@ source file, this checks that dependencies point one way:
     common <- security, http, storage <- delivery <- api <- app
     common <- metrics <- app
     common <- rest <- app (rest reaches api only through a gRPC channel)
+    console <- rest (the web console's files, served by rest)
 
 and that gRPC, libcurl, LevelDB and libpq stay where they belong: grpcpp
 only in server/api, server/app and client; curl only in server/http and
@@ -41,7 +42,9 @@ ALLOWED = {
     "server/metrics": ["server/common"],
     # The HTTP/JSON API: it calls the service through a gRPC channel, so it
     # needs none of the layers below api, nor api itself.
-    "server/rest": ["server/common"],
+    "server/rest": ["server/common", "server/console"],
+    # The web console's files, compiled in; they need nothing of the server.
+    "server/console": [],
     "server/app": ["server/common", "server/security", "server/http",
                    "server/delivery", "server/api", "server/metrics",
                    "server/rest",

@@ -1,0 +1,933 @@
+// The webhookd web console: the Webhooks tab of one thread (README "Web
+// console"). Plain JavaScript, no framework: every call goes through the
+// HTTP/JSON API (/v1/...) of the server that served this page, with the API
+// key of this tab's session storage.
+'use strict';
+
+const KEY_STORAGE = 'webhookd.apiKey';
+const MASK = '********';
+const LOG_PAGE_SIZE = 100;
+const CHART_POINTS = 20;
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- state
+
+const state = {
+  thread: '',
+  endpoints: new Map(),   // id -> Endpoint, of the open thread
+  names: new Map(),       // endpoint id -> name, kept after a delete
+  stats: new Map(),       // endpoint id -> EndpointStats
+  deliveries: new Map(),  // id -> Delivery (list form)
+  detailId: '',           // the delivery the detail dialog shows
+  stream: null,           // AbortController of the live log
+  editing: null,          // the endpoint the form edits; null: a new one
+};
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(httpStatus, status, message) {
+    super(message);
+    this.httpStatus = httpStatus;
+    this.status = status;
+  }
+}
+
+function apiKey() { return sessionStorage.getItem(KEY_STORAGE) || ''; }
+
+function authHeaders() {
+  const key = apiKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+// Calls a route of the HTTP/JSON API; resolves to the response's JSON, or
+// rejects with an ApiError carrying the server's message. A 401 asks for a
+// key as well.
+async function api(method, path, body) {
+  const headers = authHeaders();
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, 'UNAVAILABLE', `webhookd did not answer (${e.message})`);
+  }
+  return readAnswer(response);
+}
+
+async function readAnswer(response) {
+  const text = await response.text();
+  let json = {};
+  try { json = text ? JSON.parse(text) : {}; } catch (e) { json = {}; }
+  if (response.ok) return json;
+  const error = json.error || {};
+  const failure = new ApiError(response.status, error.status || `HTTP ${response.status}`,
+                               error.message || text || response.statusText);
+  if (response.status === 401) askForKey(failure.message);
+  throw failure;
+}
+
+function errorText(e) {
+  return e instanceof ApiError ? `${e.status}: ${e.message}` : String(e.message || e);
+}
+
+// ---------------------------------------------------------------- small DOM helpers
+
+// el('td', {className: 'x', dataset: {label: 'y'}}, child, 'text', ...)
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props || {})) {
+    if (name === 'dataset') Object.assign(node.dataset, value);
+    else if (name.startsWith('aria') || name === 'role') node.setAttribute(ariaName(name), value);
+    else node[name] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function ariaName(name) {
+  return name === 'role' ? name : `aria-${name.slice(4).toLowerCase()}`;
+}
+
+function button(text, onClick, props) {
+  const node = el('button', Object.assign({ type: 'button' }, props), text);
+  node.addEventListener('click', onClick);
+  return node;
+}
+
+function showError(node, message) {
+  node.textContent = message || '';
+  node.hidden = !message;
+}
+
+function formatTime(timestamp) {
+  if (!timestamp) return '';
+  const date = new Date(timestamp);
+  return date.toLocaleString(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+}
+
+function timeElement(timestamp) {
+  return timestamp ? el('time', { dateTime: timestamp }, formatTime(timestamp)) : '';
+}
+
+const STATUS = {
+  DELIVERY_STATUS_PENDING: 'pending',
+  DELIVERY_STATUS_RETRYING: 'retrying',
+  DELIVERY_STATUS_SUCCESS: 'success',
+  DELIVERY_STATUS_FAILED: 'failed',
+};
+
+function statusOf(delivery) { return STATUS[delivery.status] || 'unknown'; }
+
+function statusBadge(delivery) {
+  const status = statusOf(delivery);
+  return el('span', { className: `badge ${status}` }, status);
+}
+
+// proto3 JSON leaves zero values out: read numbers with a default.
+const num = (value) => Number(value || 0);
+
+// ---------------------------------------------------------------- dialogs
+
+// Opens a modal dialog (the browser keeps focus inside it and closes it on
+// Escape) and gives focus back to what had it when it closes.
+function openDialog(dialog, focus) {
+  const opener = document.activeElement;
+  dialog.addEventListener('close', () => {
+    if (opener && opener.isConnected) opener.focus();
+  }, { once: true });
+  dialog.showModal();
+  if (focus) focus.focus();
+}
+
+const FOCUSABLE = 'button, input, textarea, select, a[href], [tabindex]:not([tabindex="-1"])';
+
+// Tab from the last control goes to the first, Shift+Tab from the first to
+// the last: focus stays in the modal (the browser would let it leave to its
+// own toolbar).
+function trapFocus(event) {
+  if (event.key !== 'Tab') return;
+  const controls = [...event.currentTarget.querySelectorAll(FOCUSABLE)]
+    .filter((node) => !node.disabled && node.getClientRects().length > 0);
+  if (controls.length === 0) return;
+  const first = controls[0];
+  const last = controls[controls.length - 1];
+  const inside = event.currentTarget.contains(document.activeElement);
+  if (event.shiftKey && (document.activeElement === first || !inside)) {
+    event.preventDefault();
+    last.focus();
+  } else if (!event.shiftKey && (document.activeElement === last || !inside)) {
+    event.preventDefault();
+    first.focus();
+  }
+}
+
+for (const dialog of document.querySelectorAll('dialog')) {
+  dialog.addEventListener('keydown', trapFocus);
+  for (const close of dialog.querySelectorAll('[data-close]')) {
+    close.addEventListener('click', () => dialog.close());
+  }
+}
+
+// ---------------------------------------------------------------- API key
+
+function askForKey(reason) {
+  const dialog = $('key-dialog');
+  showError($('key-reason'), reason ? `webhookd needs an API key: ${reason}` : '');
+  if (dialog.open) return;
+  $('key-input').value = '';
+  openDialog(dialog, $('key-input'));
+}
+
+$('key-button').addEventListener('click', () => askForKey(''));
+
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORAGE, $('key-input').value.trim());
+  $('key-dialog').close();
+  updateKeyButton();
+  openThread();
+});
+
+$('key-forget').addEventListener('click', () => {
+  sessionStorage.removeItem(KEY_STORAGE);
+  $('key-dialog').close();
+  updateKeyButton();
+});
+
+function updateKeyButton() {
+  $('key-button').textContent = apiKey() ? 'API key: set' : 'API key';
+}
+
+// ---------------------------------------------------------------- thread
+
+function threadFromHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return (params.get('thread') || '').trim();
+}
+
+$('thread-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const thread = $('thread-input').value.trim();
+  if (!thread) return;
+  const hash = `#thread=${encodeURIComponent(thread)}`;
+  if (location.hash === hash) openThread();
+  else location.hash = hash;  // hashchange opens it
+});
+
+window.addEventListener('hashchange', openThread);
+
+function openThread() {
+  state.thread = threadFromHash();
+  $('thread-input').value = state.thread;
+  $('no-thread').hidden = Boolean(state.thread);
+  $('thread-view').hidden = !state.thread;
+  if (state.stream) state.stream.abort();
+  state.stream = null;
+  state.endpoints.clear();
+  state.stats.clear();
+  state.deliveries.clear();
+  renderEndpoints();
+  renderLog();
+  if (!state.thread) return;
+  document.title = `${state.thread} · Webhooks · webhookd`;
+  startStream();
+  loadEndpoints();
+  loadDeliveries();
+}
+
+// ---------------------------------------------------------------- endpoints
+
+async function loadEndpoints() {
+  const thread = state.thread;
+  try {
+    const endpoints = [];
+    let token = '';
+    do {
+      const query = new URLSearchParams({ threadId: thread, pageSize: '1000' });
+      if (token) query.set('pageToken', token);
+      const page = await api('GET', `/v1/endpoints?${query}`);
+      endpoints.push(...(page.endpoints || []));
+      token = page.nextPageToken || '';
+    } while (token);
+    if (thread !== state.thread) return;
+    state.endpoints.clear();
+    for (const endpoint of endpoints) rememberEndpoint(endpoint);
+    showError($('endpoints-error'), '');
+    renderEndpoints();
+    renderLog();
+    for (const endpoint of endpoints) loadStats(endpoint.id);
+  } catch (e) {
+    if (thread === state.thread) {
+      showError($('endpoints-error'), `Could not load the endpoints: ${errorText(e)}`);
+      renderEndpoints();
+    }
+  }
+}
+
+function rememberEndpoint(endpoint) {
+  state.endpoints.set(endpoint.id, endpoint);
+  state.names.set(endpoint.id, endpoint.name);
+}
+
+async function loadStats(id) {
+  try {
+    const answer = await api('GET', `/v1/endpoints/${encodeURIComponent(id)}/stats`);
+    state.stats.set(id, answer.stats || {});
+    const card = cardOf(id);
+    if (card) fillStats(card, state.stats.get(id));
+  } catch (e) {
+    const card = cardOf(id);
+    if (card) showError(card.querySelector('.error'), `Could not load the statistics: ${errorText(e)}`);
+  }
+}
+
+// Statistics change with every attempt: fetched again, at most every 300 ms
+// per endpoint.
+const statsTimers = new Map();
+function refreshStatsSoon(id) {
+  if (!state.endpoints.has(id) || statsTimers.has(id)) return;
+  statsTimers.set(id, setTimeout(() => {
+    statsTimers.delete(id);
+    loadStats(id);
+  }, 300));
+}
+
+function cardOf(id) {
+  return document.querySelector(`#endpoints > li[data-id="${CSS.escape(id)}"]`);
+}
+
+// Cards are built once per endpoint and then updated in place, so that a
+// live update never takes the focus from a button the user is on.
+function renderEndpoints() {
+  const list = $('endpoints');
+  const cards = [...state.endpoints.values()].map((endpoint) => {
+    const card = cardOf(endpoint.id) || newCard(endpoint.id);
+    fillCard(card, endpoint);
+    return card;
+  });
+  cards.forEach((card, i) => {
+    if (list.children[i] !== card) list.insertBefore(card, list.children[i] || null);
+  });
+  while (list.children.length > cards.length) list.lastElementChild.remove();
+  $('endpoints-empty').hidden = state.endpoints.size > 0 || !$('endpoints-error').hidden;
+}
+
+function renderEndpoint(id) {
+  const card = cardOf(id);
+  const endpoint = state.endpoints.get(id);
+  if (card && endpoint) fillCard(card, endpoint);
+}
+
+const DISABLED_REASONS = {
+  DISABLED_REASON_MANUAL: 'disabled',
+  DISABLED_REASON_FAILING: 'disabled: failing',
+  DISABLED_REASON_GONE: 'disabled: gone (410)',
+};
+
+function newCard(id) {
+  const titleId = `ep-title-${id}`;
+  const stat = (name, kind) =>
+    el('div', { className: `stat ${kind}` }, el('dt', {}, name), el('dd', {}, '…'));
+  const endpoint = () => state.endpoints.get(id);
+  return el('li', { className: 'endpoint', dataset: { id }, ariaLabelledby: titleId },
+    el('div', { className: 'endpoint-head' },
+      el('span', { className: 'badge ep-status' }),
+      el('h3', { id: titleId })),
+    el('p', { className: 'url' }),
+    el('p', { className: 'hint ep-detail' }),
+    el('p', { className: 'hint ep-signing' }),
+    el('dl', { className: 'stats' },
+      stat('Total deliveries', 'stat-total'),
+      stat('Success rate', 'stat-rate'),
+      stat('Avg response time', 'stat-time')),
+    el('div', { className: 'chart-slot' }),
+    el('div', { className: 'actions' },
+      button('Test', () => openTest(id), { className: 'ep-test' }),
+      button('Edit', () => openEndpointForm(endpoint()), { className: 'ep-edit' }),
+      button('Disable', () => setEnabled(id, !endpoint().enabled), { className: 'ep-toggle' }),
+      button('Delete', () => confirmDelete(endpoint()), { className: 'danger ep-delete' })),
+    el('p', { className: 'error', role: 'alert', hidden: true }));
+}
+
+function fillCard(card, endpoint) {
+  const part = (selector) => card.querySelector(selector);
+  const enabled = Boolean(endpoint.enabled);
+  card.classList.toggle('off', !enabled);
+  const status = part('.ep-status');
+  status.textContent = enabled ? 'enabled'
+      : (DISABLED_REASONS[endpoint.disabledReason] || 'disabled');
+  status.classList.toggle('success', enabled);
+  status.classList.toggle('disabled', !enabled);
+  part('h3').textContent = endpoint.name;
+  part('.url').textContent = endpoint.url;
+  part('.ep-detail').textContent = endpoint.disabledDetail || '';
+  part('.ep-detail').hidden = !endpoint.disabledDetail;
+  const headers = (endpoint.headers || []).length;
+  part('.ep-signing').textContent = [
+    endpoint.hasSecret ? 'Signed (secret set)' : 'Unsigned (no secret)',
+    headers ? `${headers} custom header${headers > 1 ? 's' : ''}` : '',
+    endpoint.hasPreviousSecret ? 'secret rotation under way' : '',
+  ].filter(Boolean).join(' · ');
+  const labels = { '.ep-test': 'Test', '.ep-edit': 'Edit', '.ep-toggle': enabled ? 'Disable' : 'Enable',
+                   '.ep-delete': 'Delete' };
+  for (const [selector, verb] of Object.entries(labels)) {
+    part(selector).textContent = verb;
+    part(selector).setAttribute('aria-label', `${verb} ${endpoint.name}`);
+  }
+  fillStats(card, state.stats.get(endpoint.id));
+  part('.chart-slot').replaceChildren(charts(endpoint.id));
+}
+
+function fillStats(card, stats) {
+  const total = stats ? num(stats.totalDeliveries) : null;
+  const value = (known) => (!stats ? '…' : total === 0 ? '–' : known());
+  card.querySelector('.stat-total dd').textContent = stats ? String(total) : '…';
+  card.querySelector('.stat-rate dd').textContent =
+      value(() => `${num(stats.successRate).toFixed(1)}%`);
+  card.querySelector('.stat-time dd').textContent =
+      value(() => `${Math.round(num(stats.avgResponseTimeMs))} ms`);
+}
+
+// ---------------------------------------------------------------- charts
+
+// Success rate and response time over the endpoint's most recent attempted
+// deliveries in the log, oldest first, as small inline SVGs.
+function charts(id) {
+  const points = [...state.deliveries.values()]
+    .filter((d) => d.endpointId === id && !d.test && num(d.attempts) > 0)
+    .sort((a, b) => String(a.createTime).localeCompare(String(b.createTime)))
+    .slice(-CHART_POINTS);
+  if (points.length < 2) {
+    return el('p', { className: 'hint charts-empty' },
+              'Charts appear after two deliveries.');
+  }
+  let succeeded = 0;
+  const rates = points.map((d, i) => {
+    if (statusOf(d) === 'success') succeeded++;
+    return (100 * succeeded) / (i + 1);
+  });
+  const times = points.map((d) => num(d.responseTimeMs));
+  const maxTime = Math.max(...times, 1);
+  const last = rates[rates.length - 1];
+  return el('div', { className: 'charts' },
+    sparkline(rates, 100, points,
+              `Success rate over the last ${points.length} deliveries, now ${last.toFixed(0)}%`,
+              'Success rate', `${last.toFixed(0)}%`),
+    sparkline(times, maxTime, points,
+              `Response time over the last ${points.length} deliveries, at most ${maxTime} ms`,
+              'Response time', `≤ ${maxTime} ms`));
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attributes) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+function sparkline(values, max, deliveries, label, title, caption) {
+  const width = 160;
+  const height = 40;
+  const pad = 4;
+  const x = (i) => pad + (i * (width - 2 * pad)) / (values.length - 1);
+  const y = (v) => height - pad - (v / max) * (height - 2 * pad);
+  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'spark', role: 'img',
+                             'aria-label': label });
+  const heading = svg('title', {});
+  heading.textContent = label;
+  chart.append(heading);
+  chart.append(svg('line', { x1: pad, x2: width - pad, y1: height - pad, y2: height - pad,
+                             class: 'axis' }));
+  chart.append(svg('polyline', {
+    points: values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
+    class: 'trend',
+  }));
+  values.forEach((v, i) => {
+    chart.append(svg('circle', { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2,
+                                 class: `dot ${statusOf(deliveries[i])}` }));
+  });
+  return el('figure', { className: 'chart' }, chart,
+            el('figcaption', {}, `${title} `, el('strong', {}, caption)));
+}
+
+// ---------------------------------------------------------------- create / edit
+
+function headerRow(name, value) {
+  const row = el('div', { className: 'header-row' },
+    el('input', { className: 'header-name', value: name || '', placeholder: 'X-Source',
+                  ariaLabel: 'Header name', autocomplete: 'off' }),
+    el('input', { className: 'header-value', value: value || '', placeholder: 'value',
+                  ariaLabel: 'Header value', autocomplete: 'off' }));
+  row.append(button('×', () => {
+    row.remove();
+    $('add-header').focus();
+  }, { className: 'quiet', ariaLabel: 'Remove header' }));
+  return row;
+}
+
+$('add-header').addEventListener('click', () => {
+  const row = headerRow('', '');
+  $('header-rows').append(row);
+  row.querySelector('input').focus();
+});
+
+$('new-endpoint').addEventListener('click', () => openEndpointForm(null));
+$('create-first').addEventListener('click', () => openEndpointForm(null));
+
+function openEndpointForm(endpoint) {
+  state.editing = endpoint;
+  const form = $('endpoint-form');
+  form.reset();
+  $('endpoint-dialog-title').textContent = endpoint ? `Edit ${endpoint.name}` : 'New endpoint';
+  $('endpoint-submit').textContent = endpoint ? 'Save changes' : 'Create endpoint';
+  $('ep-name').value = endpoint ? endpoint.name : '';
+  $('ep-url').value = endpoint ? endpoint.url : '';
+  $('ep-secret').value = '';
+  $('ep-secret').placeholder = endpoint && endpoint.hasSecret
+      ? 'set: leave empty to keep it' : '';
+  $('secret-state').textContent = endpoint && endpoint.hasSecret
+      ? 'A secret is set (it is never shown). Type a new one to replace it.'
+      : 'Signs each delivery with an X-Hub-Signature-256 header (HMAC-SHA256 of the body).';
+  $('clear-secret-row').hidden = !(endpoint && endpoint.hasSecret);
+  $('header-rows').replaceChildren(
+    ...((endpoint && endpoint.headers) || []).map((h) => headerRow(h.name, h.value)));
+  showError($('endpoint-form-error'), '');
+  openDialog($('endpoint-dialog'), $('ep-name'));
+}
+
+function formHeaders() {
+  return [...document.querySelectorAll('#header-rows .header-row')]
+    .map((row) => ({
+      name: row.querySelector('.header-name').value.trim(),
+      value: row.querySelector('.header-value').value,
+    }))
+    .filter((h) => h.name || h.value);
+}
+
+$('endpoint-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const submit = $('endpoint-submit');
+  const editing = state.editing;
+  const endpoint = {
+    name: $('ep-name').value.trim(),
+    url: $('ep-url').value.trim(),
+    headers: formHeaders(),
+  };
+  const secret = $('ep-secret').value;
+  submit.disabled = true;
+  try {
+    let answer;
+    if (editing) {
+      const mask = ['name', 'url', 'headers'];
+      if (secret) {
+        endpoint.secret = secret;
+        mask.push('secret');
+      } else if ($('ep-clear-secret').checked) {
+        mask.push('secret');
+      }
+      endpoint.id = editing.id;
+      answer = await api('PATCH', `/v1/endpoints/${encodeURIComponent(editing.id)}`,
+                         { endpoint, updateMask: mask.join(',') });
+    } else {
+      endpoint.threadId = state.thread;
+      if (secret) endpoint.secret = secret;
+      answer = await api('POST', '/v1/endpoints', { endpoint });
+    }
+    rememberEndpoint(answer.endpoint);
+    $('endpoint-dialog').close();
+    renderEndpoints();
+    loadStats(answer.endpoint.id);
+  } catch (e) {
+    showError($('endpoint-form-error'), errorText(e));
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// ---------------------------------------------------------------- enable, disable, delete
+
+async function setEnabled(id, enable) {
+  const card = cardOf(id);
+  try {
+    const answer = await api('POST', `/v1/endpoints/${encodeURIComponent(id)}:${enable ? 'enable' : 'disable'}`, {});
+    rememberEndpoint(answer.endpoint);
+    renderEndpoint(id);
+    const toggle = cardOf(id) && cardOf(id).querySelector('.ep-toggle');
+    if (toggle) toggle.focus();
+  } catch (e) {
+    if (card) showError(card.querySelector('.error'), errorText(e));
+  }
+}
+
+function confirmDelete(endpoint) {
+  $('confirm-title').textContent = `Delete ${endpoint.name}?`;
+  $('confirm-text').textContent = 'Its future deliveries stop and its configuration is removed. ' +
+      'Its delivery log stays visible.';
+  const form = $('confirm-form');
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    $('confirm-dialog').close();
+    try {
+      await api('DELETE', `/v1/endpoints/${encodeURIComponent(endpoint.id)}`);
+      state.endpoints.delete(endpoint.id);
+      state.stats.delete(endpoint.id);
+      renderEndpoints();
+      renderLog();
+      $('new-endpoint').focus();
+    } catch (e) {
+      const card = cardOf(endpoint.id);
+      if (card) showError(card.querySelector('.error'), errorText(e));
+    }
+  };
+  openDialog($('confirm-dialog'), $('confirm-yes'));
+}
+
+// ---------------------------------------------------------------- test delivery
+
+function samplePayload() {
+  return {
+    event: 'execution.completed',
+    triggerId: '550e8400-e29b-41d4-a716-446655440000',
+    triggerName: 'Daily Report Schedule',
+    execution: {
+      jobId: '661f9511-b38a-42c5-9e2a-557766880000',
+      runId: '772a0622-c49b-53d6-af3b-668877990000',
+      prompt: "Generate today's sales summary",
+      run: {
+        totalCostUsd: 0.0342,
+        totalTokens: 4521,
+        durationMs: 11450,
+        messages: [{ role: 'assistant', content: 'This is a test delivery from webhookd.' }],
+      },
+      durationMs: 12450,
+    },
+    threadId: state.thread,
+    userId: 42,
+  };
+}
+
+const SIGNATURES = {
+  SIGNATURE_SCHEME_STANDARD_WEBHOOKS:
+    'Signed: webhook-id, webhook-timestamp and webhook-signature (Standard Webhooks) headers will be included.',
+};
+
+function openTest(id) {
+  const endpoint = state.endpoints.get(id);
+  if (!endpoint) return;
+  $('test-url').textContent = endpoint.url;
+  $('test-signature').textContent = endpoint.hasSecret
+      ? (SIGNATURES[endpoint.signatureScheme] ||
+         'Signed: an X-Hub-Signature-256 header (HMAC-SHA256 of the body with the endpoint\'s secret) will be included.')
+      : 'Unsigned: the endpoint has no secret, so no signature header is sent.';
+  $('test-payload').value = JSON.stringify(samplePayload(), null, 2);
+  showError($('test-error'), '');
+  $('test-result').hidden = true;
+  $('test-form').onsubmit = (event) => {
+    event.preventDefault();
+    sendTest(id);
+  };
+  openDialog($('test-dialog'), $('test-payload'));
+}
+
+async function sendTest(id) {
+  const payload = $('test-payload').value;
+  try {
+    const parsed = JSON.parse(payload);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new Error('it must be a JSON object');
+    }
+  } catch (e) {
+    showError($('test-error'), `The payload is not a JSON object: ${e.message}`);
+    $('test-payload').focus();
+    return;
+  }
+  showError($('test-error'), '');
+  const result = $('test-result');
+  result.hidden = false;
+  result.replaceChildren('Sending…');
+  $('test-send').disabled = true;
+  try {
+    const answer = await api('POST', `/v1/endpoints/${encodeURIComponent(id)}:test`,
+                             { payloadJson: payload });
+    const d = answer.delivery;
+    upsertDelivery(d);
+    const attempt = (d.attemptHistory || [])[0] || {};
+    result.replaceChildren(...[
+      statusBadge(d), ' ',
+      num(d.responseCode) ? `HTTP ${d.responseCode}` : 'no response', ` in ${num(d.responseTimeMs)} ms`,
+      attemptError(d.lastError, d.responseCode),
+      attempt.responseBody ? el('pre', { className: 'code' }, attempt.responseBody) : null,
+    ].filter(Boolean));
+    result.dataset.status = statusOf(d);
+  } catch (e) {
+    result.hidden = true;
+    showError($('test-error'), errorText(e));
+  } finally {
+    $('test-send').disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- delivery log
+
+async function loadDeliveries() {
+  const thread = state.thread;
+  try {
+    const query = new URLSearchParams({ threadId: thread, pageSize: String(LOG_PAGE_SIZE) });
+    const page = await api('GET', `/v1/deliveries?${query}`);
+    if (thread !== state.thread) return;
+    for (const delivery of page.deliveries || []) mergeListed(delivery);
+    showError($('log-error'), '');
+    renderLog();
+    renderEndpoints();
+  } catch (e) {
+    if (thread === state.thread) showError($('log-error'), `Could not load the deliveries: ${errorText(e)}`);
+  }
+}
+
+const STATUS_ORDER = { pending: 0, retrying: 1, success: 2, failed: 2 };
+const progress = (d) => num(d.attempts) * 10 + (STATUS_ORDER[statusOf(d)] || 0);
+
+// A delivery from a call's answer (a list, a retry, a test) replaces the
+// one known unless the live log already brought a later state of it; the
+// live log's own updates come in order and always replace it.
+function isNewer(delivery) {
+  const known = state.deliveries.get(delivery.id);
+  return !known || progress(delivery) >= progress(known);
+}
+
+function mergeListed(delivery) {
+  if (isNewer(delivery)) state.deliveries.set(delivery.id, delivery);
+}
+
+function upsertDelivery(delivery, live) {
+  if (!live && !isNewer(delivery)) return;
+  const listed = Object.assign({}, delivery);
+  delete listed.payload;
+  delete listed.attemptHistory;
+  state.deliveries.set(delivery.id, listed);
+  renderLog();
+  if (delivery.endpointId) {
+    refreshStatsSoon(delivery.endpointId);
+    const card = cardOf(delivery.endpointId);
+    if (card) card.querySelector('.chart-slot').replaceChildren(charts(delivery.endpointId));
+  }
+  if (state.detailId === delivery.id && $('detail-dialog').open) loadDetail(delivery.id);
+}
+
+function endpointLabel(id) {
+  const name = state.names.get(id);
+  if (state.endpoints.has(id)) return name;
+  return name ? `${name} (deleted)` : `${id.slice(0, 11)}… (deleted)`;
+}
+
+// Rows are replaced only when their delivery changed; a focused button of
+// a replaced row hands the focus to its twin in the new row.
+function renderLog() {
+  const body = $('log-body');
+  const rows = [...state.deliveries.values()]
+    .sort((a, b) => String(b.createTime).localeCompare(String(a.createTime)) ||
+                    b.id.localeCompare(a.id))
+    .slice(0, LOG_PAGE_SIZE)
+    .map((d) => {
+      const shown = body.querySelector(`tr[data-id="${CSS.escape(d.id)}"]`);
+      const row = logRow(d);
+      if (!shown || shown.dataset.version !== row.dataset.version) {
+        if (shown) handFocus(shown, row);
+        return row;
+      }
+      return shown;
+    });
+  rows.forEach((row, i) => {
+    if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+  });
+  while (body.children.length > rows.length) body.lastElementChild.remove();
+  $('log').hidden = rows.length === 0;
+  $('log-empty').hidden = rows.length > 0 || !state.thread;
+}
+
+function handFocus(from, to) {
+  const focused = document.activeElement;
+  if (!from.contains(focused)) return;
+  from.replaceWith(to);
+  const twin = [...focused.classList].map((c) => to.querySelector(`.${c}`)).find(Boolean);
+  (twin || to.querySelector('button')).focus();
+}
+
+function logRow(d) {
+  const cell = (label, ...content) => el('td', { dataset: { label } }, ...content);
+  const status = statusOf(d);
+  const retryable = status === 'retrying' && num(d.attempts) < num(d.maxAttempts) && !d.test;
+  const error = el('span', { className: 'error', role: 'alert', hidden: true });
+  const actions = el('td', { className: 'row-actions', dataset: { label: '' } },
+    button('Details', () => openDetail(d.id), { className: 'quiet d-details', ariaLabel: `Details of delivery ${d.id}` }));
+  if (retryable) {
+    actions.append(button('Retry', (event) => retry(d.id, event.target, error),
+                          { className: 'd-retry', ariaLabel: `Retry delivery ${d.id} now` }));
+  }
+  actions.append(error);
+  const version = [d.status, d.attempts, d.maxAttempts, d.responseCode, d.responseTimeMs,
+                   endpointLabel(d.endpointId || '')].join('|');
+  return el('tr', { dataset: { id: d.id, status, version }, className: `status-${status}` },
+    cell('Status', statusBadge(d), d.test ? el('span', { className: 'tag' }, 'test') : null),
+    cell('Endpoint', endpointLabel(d.endpointId || '')),
+    cell('Response code', num(d.responseCode) ? String(d.responseCode) : (num(d.attempts) ? 'none' : '–')),
+    cell('Response time', num(d.attempts) ? `${num(d.responseTimeMs)} ms` : '–'),
+    cell('Attempts', `${num(d.attempts)} / ${num(d.maxAttempts)}`),
+    cell('Timestamp', timeElement(d.createTime)),
+    actions);
+}
+
+async function retry(id, retryButton, error) {
+  retryButton.disabled = true;
+  try {
+    const answer = await api('POST', `/v1/deliveries/${encodeURIComponent(id)}:retry`, {});
+    upsertDelivery(answer.delivery);
+  } catch (e) {
+    // The row stays until the log changes: say why here.
+    retryButton.disabled = false;
+    showError(error, errorText(e));
+  }
+}
+
+// ---------------------------------------------------------------- live log
+
+// The live log through GET /v1/deliveries:stream. EventSource cannot send
+// an Authorization header, so the stream is read with fetch() and its
+// Server-Sent Events parsed here. It reconnects after an error, and then
+// lists the deliveries again to catch up.
+function startStream() {
+  const controller = new AbortController();
+  state.stream = controller;
+  let delay = 500;
+  const live = $('live');
+  const setLive = (text, kind) => {
+    live.textContent = text;
+    live.dataset.state = kind;
+  };
+  const run = async (catchUp) => {
+    if (controller.signal.aborted) return;
+    setLive('Connecting…', 'connecting');
+    try {
+      const query = new URLSearchParams({ threadId: state.thread });
+      const response = await fetch(`/v1/deliveries:stream?${query}`,
+                                   { headers: authHeaders(), signal: controller.signal });
+      if (!response.ok) await readAnswer(response);  // throws its error
+      setLive('Live', 'live');
+      delay = 500;
+      if (catchUp) loadDeliveries();
+      await readEvents(response.body, (event, data) => {
+        if (event === 'delivery') upsertDelivery(JSON.parse(data).delivery, true);
+        if (event === 'error') throw new Error(JSON.parse(data).error.message);
+      });
+      throw new Error('the stream ended');
+    } catch (e) {
+      if (controller.signal.aborted) return;
+      if (e instanceof ApiError && e.httpStatus === 401) {
+        setLive('Needs an API key', 'down');
+        return;  // openThread() starts again once a key is given
+      }
+      setLive(`Reconnecting (${errorText(e)})`, 'down');
+      setTimeout(() => run(true), delay);
+      delay = Math.min(delay * 2, 10000);
+    }
+  };
+  run(false);
+}
+
+// Calls onEvent(event, data) for each Server-Sent Event of `body`.
+async function readEvents(body, onEvent) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;  // a comment: the heartbeat
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = value;
+        if (field === 'data') data.push(value);
+      }
+      if (data.length) onEvent(event, data.join('\n'));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- attempt detail
+
+// An attempt's error, unless it only repeats the status code shown beside it.
+function attemptError(error, code) {
+  return error && error !== `HTTP ${num(code)}` ? el('p', { className: 'error' }, error) : null;
+}
+
+function openDetail(id) {
+  state.detailId = id;
+  $('detail-dialog-title').textContent = 'Delivery';
+  $('detail-summary').replaceChildren();
+  $('detail-attempts').replaceChildren();
+  $('detail-payload').textContent = '';
+  showError($('detail-error'), '');
+  openDialog($('detail-dialog'), $('detail-dialog').querySelector('[data-close]'));
+  loadDetail(id);
+}
+
+async function loadDetail(id) {
+  try {
+    const { delivery: d } = await api('GET', `/v1/deliveries/${encodeURIComponent(id)}`);
+    if (state.detailId !== id) return;
+    $('detail-dialog-title').textContent = `Delivery ${d.id}`;
+    const item = (name, ...value) => [el('dt', {}, name), el('dd', {}, ...value)];
+    $('detail-summary').replaceChildren(
+      ...item('Status', statusBadge(d), d.test ? ' (test)' : ''),
+      ...item('Endpoint', endpointLabel(d.endpointId || '')),
+      ...item('Event', d.eventType || '', d.eventId ? ` (${d.eventId})` : ''),
+      ...item('Attempts', `${num(d.attempts)} / ${num(d.maxAttempts)}`),
+      ...item('Created', timeElement(d.createTime)),
+      ...(d.nextAttemptTime ? item('Next attempt', timeElement(d.nextAttemptTime)) : []),
+      ...(d.resentFrom ? item('Resends', d.resentFrom) : []),
+      ...(d.resentBy ? item('Resent by', d.resentBy) : []));
+    const attempts = d.attemptHistory || [];
+    $('detail-no-attempts').hidden = attempts.length > 0;
+    $('detail-attempts').replaceChildren(...attempts.map((a) => el('li', { className: 'attempt' },
+      el('p', {},
+        el('strong', {}, `Attempt ${num(a.attempt)}`), a.manual ? ' (manual retry) ' : ' ',
+        timeElement(a.startTime), ' · ',
+        el('span', { className: `code ${num(a.responseCode) >= 200 && num(a.responseCode) < 300 ? 'ok' : 'bad'}` },
+           num(a.responseCode) ? `HTTP ${a.responseCode}` : 'no response'),
+        ` · ${num(a.responseTimeMs)} ms`),
+      attemptError(a.error, a.responseCode),
+      a.responseBody ? el('pre', { className: 'code', ariaLabel: 'Response excerpt' }, a.responseBody) : null)));
+    $('detail-payload').textContent = d.payload || '';
+  } catch (e) {
+    showError($('detail-error'), errorText(e));
+  }
+}
+
+$('detail-dialog').addEventListener('close', () => { state.detailId = ''; });
+
+// ---------------------------------------------------------------- start
+
+updateKeyButton();
+openThread();
