@@ -15,6 +15,7 @@ apt_packages=(
   prometheus-cpp-dev prometheus
   bazel-bootstrap
   openssl clang libclang-rt-14-dev llvm
+  chromium
 )
 
 # Node.js and npm: the machine image may ship its own build (whose nodejs
@@ -51,4 +52,11 @@ if [[ ! -d examples/node/node_modules/@grpc/grpc-js ||
       ! -d examples/node/node_modules/standardwebhooks ]]; then
   echo "setup: installing the Node example's packages from npm"
   (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The web console's browser test (tests/console): puppeteer-core, pinned by
+# its lock file; it drives Debian's chromium and never downloads a browser.
+if [[ ! -d tests/console/node_modules/puppeteer-core ]]; then
+  echo "setup: installing the console test's packages from npm"
+  (cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
 fi
