@@ -1,15 +1,16 @@
 // The webhookd web console: the Webhooks tab of one thread (README "Web
-// console"). Plain JavaScript, no framework: every call goes through the
-// HTTP/JSON API (/v1/...) of the server that served this page, with the API
-// key of this tab's session storage.
-'use strict';
+// console"). Plain JavaScript modules, no framework: every call goes
+// through the HTTP/JSON API (/v1/...) of the server that served this page
+// (api.js), with the API key of this tab's session storage.
 
-const KEY_STORAGE = 'webhookd.apiKey';
-const MASK = '********';
+import { ApiError, api, apiKey, errorText, onUnauthorized, setApiKey, streamDeliveries } from './api.js';
+import { deliveryCharts } from './charts.js';
+import {
+  $, button, el, num, openDialog, setUpDialogs, showError, statusBadge, statusOf, timeElement,
+} from './ui.js';
+
 const LOG_PAGE_SIZE = 100;
 const CHART_POINTS = 20;
-
-const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------- state
 
@@ -21,164 +22,9 @@ const state = {
   deliveries: new Map(),  // id -> Delivery (list form)
   detailId: '',           // the delivery the detail dialog shows
   stream: null,           // AbortController of the live log
+  paused: false,          // the live log paused by the user
   editing: null,          // the endpoint the form edits; null: a new one
 };
-
-// ---------------------------------------------------------------- API
-
-class ApiError extends Error {
-  constructor(httpStatus, status, message) {
-    super(message);
-    this.httpStatus = httpStatus;
-    this.status = status;
-  }
-}
-
-function apiKey() { return sessionStorage.getItem(KEY_STORAGE) || ''; }
-
-function authHeaders() {
-  const key = apiKey();
-  return key ? { Authorization: `Bearer ${key}` } : {};
-}
-
-// Calls a route of the HTTP/JSON API; resolves to the response's JSON, or
-// rejects with an ApiError carrying the server's message. A 401 asks for a
-// key as well.
-async function api(method, path, body) {
-  const headers = authHeaders();
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (e) {
-    throw new ApiError(0, 'UNAVAILABLE', `webhookd did not answer (${e.message})`);
-  }
-  return readAnswer(response);
-}
-
-async function readAnswer(response) {
-  const text = await response.text();
-  let json = {};
-  try { json = text ? JSON.parse(text) : {}; } catch (e) { json = {}; }
-  if (response.ok) return json;
-  const error = json.error || {};
-  const failure = new ApiError(response.status, error.status || `HTTP ${response.status}`,
-                               error.message || text || response.statusText);
-  if (response.status === 401) askForKey(failure.message);
-  throw failure;
-}
-
-function errorText(e) {
-  return e instanceof ApiError ? `${e.status}: ${e.message}` : String(e.message || e);
-}
-
-// ---------------------------------------------------------------- small DOM helpers
-
-// el('td', {className: 'x', dataset: {label: 'y'}}, child, 'text', ...)
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props || {})) {
-    if (name === 'dataset') Object.assign(node.dataset, value);
-    else if (name.startsWith('aria') || name === 'role') node.setAttribute(ariaName(name), value);
-    else node[name] = value;
-  }
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-function ariaName(name) {
-  return name === 'role' ? name : `aria-${name.slice(4).toLowerCase()}`;
-}
-
-function button(text, onClick, props) {
-  const node = el('button', Object.assign({ type: 'button' }, props), text);
-  node.addEventListener('click', onClick);
-  return node;
-}
-
-function showError(node, message) {
-  node.textContent = message || '';
-  node.hidden = !message;
-}
-
-function formatTime(timestamp) {
-  if (!timestamp) return '';
-  const date = new Date(timestamp);
-  return date.toLocaleString(undefined, {
-    year: 'numeric', month: 'short', day: 'numeric',
-    hour: '2-digit', minute: '2-digit', second: '2-digit',
-  });
-}
-
-function timeElement(timestamp) {
-  return timestamp ? el('time', { dateTime: timestamp }, formatTime(timestamp)) : '';
-}
-
-const STATUS = {
-  DELIVERY_STATUS_PENDING: 'pending',
-  DELIVERY_STATUS_RETRYING: 'retrying',
-  DELIVERY_STATUS_SUCCESS: 'success',
-  DELIVERY_STATUS_FAILED: 'failed',
-};
-
-function statusOf(delivery) { return STATUS[delivery.status] || 'unknown'; }
-
-function statusBadge(delivery) {
-  const status = statusOf(delivery);
-  return el('span', { className: `badge ${status}` }, status);
-}
-
-// proto3 JSON leaves zero values out: read numbers with a default.
-const num = (value) => Number(value || 0);
-
-// ---------------------------------------------------------------- dialogs
-
-// Opens a modal dialog (the browser keeps focus inside it and closes it on
-// Escape) and gives focus back to what had it when it closes.
-function openDialog(dialog, focus) {
-  const opener = document.activeElement;
-  dialog.addEventListener('close', () => {
-    if (opener && opener.isConnected) opener.focus();
-  }, { once: true });
-  dialog.showModal();
-  if (focus) focus.focus();
-}
-
-const FOCUSABLE = 'button, input, textarea, select, a[href], [tabindex]:not([tabindex="-1"])';
-
-// Tab from the last control goes to the first, Shift+Tab from the first to
-// the last: focus stays in the modal (the browser would let it leave to its
-// own toolbar).
-function trapFocus(event) {
-  if (event.key !== 'Tab') return;
-  const controls = [...event.currentTarget.querySelectorAll(FOCUSABLE)]
-    .filter((node) => !node.disabled && node.getClientRects().length > 0);
-  if (controls.length === 0) return;
-  const first = controls[0];
-  const last = controls[controls.length - 1];
-  const inside = event.currentTarget.contains(document.activeElement);
-  if (event.shiftKey && (document.activeElement === first || !inside)) {
-    event.preventDefault();
-    last.focus();
-  } else if (!event.shiftKey && (document.activeElement === last || !inside)) {
-    event.preventDefault();
-    first.focus();
-  }
-}
-
-for (const dialog of document.querySelectorAll('dialog')) {
-  dialog.addEventListener('keydown', trapFocus);
-  for (const close of dialog.querySelectorAll('[data-close]')) {
-    close.addEventListener('click', () => dialog.close());
-  }
-}
 
 // ---------------------------------------------------------------- API key
 
@@ -190,18 +36,19 @@ function askForKey(reason) {
   openDialog(dialog, $('key-input'));
 }
 
+onUnauthorized(askForKey);
 $('key-button').addEventListener('click', () => askForKey(''));
 
 $('key-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  sessionStorage.setItem(KEY_STORAGE, $('key-input').value.trim());
+  setApiKey($('key-input').value.trim());
   $('key-dialog').close();
   updateKeyButton();
   openThread();
 });
 
 $('key-forget').addEventListener('click', () => {
-  sessionStorage.removeItem(KEY_STORAGE);
+  setApiKey('');
   $('key-dialog').close();
   updateKeyButton();
 });
@@ -233,8 +80,9 @@ function openThread() {
   $('thread-input').value = state.thread;
   $('no-thread').hidden = Boolean(state.thread);
   $('thread-view').hidden = !state.thread;
-  if (state.stream) state.stream.abort();
-  state.stream = null;
+  stopStream();
+  state.paused = false;
+  $('live-toggle').setAttribute('aria-pressed', 'false');
   state.endpoints.clear();
   state.stats.clear();
   state.deliveries.clear();
@@ -242,7 +90,7 @@ function openThread() {
   renderLog();
   if (!state.thread) return;
   document.title = `${state.thread} · Webhooks · webhookd`;
-  startStream();
+  startStream(false);
   loadEndpoints();
   loadDeliveries();
 }
@@ -387,7 +235,7 @@ function fillCard(card, endpoint) {
     part(selector).setAttribute('aria-label', `${verb} ${endpoint.name}`);
   }
   fillStats(card, state.stats.get(endpoint.id));
-  part('.chart-slot').replaceChildren(charts(endpoint.id));
+  part('.chart-slot').replaceChildren(chartsOf(endpoint.id));
 }
 
 function fillStats(card, stats) {
@@ -402,65 +250,12 @@ function fillStats(card, stats) {
 
 // ---------------------------------------------------------------- charts
 
-// Success rate and response time over the endpoint's most recent attempted
-// deliveries in the log, oldest first, as small inline SVGs.
-function charts(id) {
-  const points = [...state.deliveries.values()]
+// The endpoint's most recent attempted deliveries in the log, oldest first.
+function chartsOf(id) {
+  return deliveryCharts([...state.deliveries.values()]
     .filter((d) => d.endpointId === id && !d.test && num(d.attempts) > 0)
     .sort((a, b) => String(a.createTime).localeCompare(String(b.createTime)))
-    .slice(-CHART_POINTS);
-  if (points.length < 2) {
-    return el('p', { className: 'hint charts-empty' },
-              'Charts appear after two deliveries.');
-  }
-  let succeeded = 0;
-  const rates = points.map((d, i) => {
-    if (statusOf(d) === 'success') succeeded++;
-    return (100 * succeeded) / (i + 1);
-  });
-  const times = points.map((d) => num(d.responseTimeMs));
-  const maxTime = Math.max(...times, 1);
-  const last = rates[rates.length - 1];
-  return el('div', { className: 'charts' },
-    sparkline(rates, 100, points,
-              `Success rate over the last ${points.length} deliveries, now ${last.toFixed(0)}%`,
-              'Success rate', `${last.toFixed(0)}%`),
-    sparkline(times, maxTime, points,
-              `Response time over the last ${points.length} deliveries, at most ${maxTime} ms`,
-              'Response time', `≤ ${maxTime} ms`));
-}
-
-const SVG = 'http://www.w3.org/2000/svg';
-
-function svg(tag, attributes) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-function sparkline(values, max, deliveries, label, title, caption) {
-  const width = 160;
-  const height = 40;
-  const pad = 4;
-  const x = (i) => pad + (i * (width - 2 * pad)) / (values.length - 1);
-  const y = (v) => height - pad - (v / max) * (height - 2 * pad);
-  const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'spark', role: 'img',
-                             'aria-label': label });
-  const heading = svg('title', {});
-  heading.textContent = label;
-  chart.append(heading);
-  chart.append(svg('line', { x1: pad, x2: width - pad, y1: height - pad, y2: height - pad,
-                             class: 'axis' }));
-  chart.append(svg('polyline', {
-    points: values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
-    class: 'trend',
-  }));
-  values.forEach((v, i) => {
-    chart.append(svg('circle', { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2,
-                                 class: `dot ${statusOf(deliveries[i])}` }));
-  });
-  return el('figure', { className: 'chart' }, chart,
-            el('figcaption', {}, `${title} `, el('strong', {}, caption)));
+    .slice(-CHART_POINTS));
 }
 
 // ---------------------------------------------------------------- create / edit
@@ -722,7 +517,7 @@ function upsertDelivery(delivery, live) {
   if (delivery.endpointId) {
     refreshStatsSoon(delivery.endpointId);
     const card = cardOf(delivery.endpointId);
-    if (card) card.querySelector('.chart-slot').replaceChildren(charts(delivery.endpointId));
+    if (card) card.querySelector('.chart-slot').replaceChildren(chartsOf(delivery.endpointId));
   }
   if (state.detailId === delivery.id && $('detail-dialog').open) loadDetail(delivery.id);
 }
@@ -804,35 +599,30 @@ async function retry(id, retryButton, error) {
 
 // ---------------------------------------------------------------- live log
 
-// The live log through GET /v1/deliveries:stream. EventSource cannot send
-// an Authorization header, so the stream is read with fetch() and its
-// Server-Sent Events parsed here. It reconnects after an error, and then
-// lists the deliveries again to catch up.
-function startStream() {
+function setLive(text, kind) {
+  $('live').textContent = text;
+  $('live').dataset.state = kind;
+}
+
+// The live log (GET /v1/deliveries:stream). It reconnects after an error,
+// and then lists the deliveries again to catch up, as it does when
+// `catchUp` is set.
+function startStream(catchUp) {
+  stopStream();
   const controller = new AbortController();
   state.stream = controller;
   let delay = 500;
-  const live = $('live');
-  const setLive = (text, kind) => {
-    live.textContent = text;
-    live.dataset.state = kind;
-  };
-  const run = async (catchUp) => {
+  const run = async (listAgain) => {
     if (controller.signal.aborted) return;
     setLive('Connecting…', 'connecting');
     try {
-      const query = new URLSearchParams({ threadId: state.thread });
-      const response = await fetch(`/v1/deliveries:stream?${query}`,
-                                   { headers: authHeaders(), signal: controller.signal });
-      if (!response.ok) await readAnswer(response);  // throws its error
-      setLive('Live', 'live');
-      delay = 500;
-      if (catchUp) loadDeliveries();
-      await readEvents(response.body, (event, data) => {
-        if (event === 'delivery') upsertDelivery(JSON.parse(data).delivery, true);
-        if (event === 'error') throw new Error(JSON.parse(data).error.message);
-      });
-      throw new Error('the stream ended');
+      const opened = () => {
+        setLive('Live', 'live');
+        delay = 500;
+        if (listAgain) loadDeliveries();
+      };
+      await streamDeliveries(new URLSearchParams({ threadId: state.thread }), controller.signal,
+                             opened, (delivery) => upsertDelivery(delivery, true));
     } catch (e) {
       if (controller.signal.aborted) return;
       if (e instanceof ApiError && e.httpStatus === 401) {
@@ -844,36 +634,26 @@ function startStream() {
       delay = Math.min(delay * 2, 10000);
     }
   };
-  run(false);
+  run(catchUp);
 }
 
-// Calls onEvent(event, data) for each Server-Sent Event of `body`.
-async function readEvents(body, onEvent) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-    let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = 'message';
-      const data = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;  // a comment: the heartbeat
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = value;
-        if (field === 'data') data.push(value);
-      }
-      if (data.length) onEvent(event, data.join('\n'));
-    }
-  }
+function stopStream() {
+  if (state.stream) state.stream.abort();
+  state.stream = null;
 }
+
+// Pause holds the log still (to read it, or to act on a row); resuming
+// catches up with what happened meanwhile.
+$('live-toggle').addEventListener('click', () => {
+  state.paused = !state.paused;
+  if (state.paused) {
+    stopStream();
+    setLive('Paused', 'paused');
+  } else {
+    startStream(true);
+  }
+  $('live-toggle').setAttribute('aria-pressed', String(state.paused));
+});
 
 // ---------------------------------------------------------------- attempt detail
 
@@ -929,5 +709,6 @@ $('detail-dialog').addEventListener('close', () => { state.detailId = ''; });
 
 // ---------------------------------------------------------------- start
 
+setUpDialogs();
 updateKeyButton();
 openThread();

@@ -302,9 +302,9 @@ async function consoleWithoutKeys(browser) {
   await page.keyboard.press('Escape');
   await page.waitForSelector('#detail-dialog:not([open])');
 
-  // A refused retry is explained in its row. The page's live log is cut
-  // (as a lost connection would), the delivery is retried and succeeds
-  // meanwhile, and the stale row's Retry is then refused by the server.
+  // A refused retry is explained in its row. With the live log paused, the
+  // delivery is retried elsewhere and succeeds meanwhile, and the stale
+  // row's Retry is then refused by the server. Resuming catches up.
   receiver.status = 500;
   const third = await call(base, 'POST', '/v1/events', { threadId: 'console-thread', userId: 42 });
   const stale = third.deliveryIds[0];
@@ -312,7 +312,9 @@ async function consoleWithoutKeys(browser) {
   await page.waitForFunction((sel) => document.querySelector(`${sel} .stat-total dd`).textContent === '7',
                              { timeout: TIMEOUT }, card(id));
   await shot(page, '06-endpoint-and-log');
-  await page.evaluate(() => state.stream.abort());
+  await page.click('#live-toggle');
+  await page.waitForFunction(() => document.getElementById('live').dataset.state === 'paused');
+  assert.equal(await page.$eval('#live-toggle', (b) => b.getAttribute('aria-pressed')), 'true');
   receiver.status = 200;
   await call(base, 'POST', `/v1/deliveries/${stale}:retry`, {});
   await until('the retried delivery to succeed', async () =>
@@ -321,9 +323,9 @@ async function consoleWithoutKeys(browser) {
   await page.waitForSelector(`#log-body tr[data-id="${stale}"] .error:not([hidden])`);
   assert.match(await text(page, `#log-body tr[data-id="${stale}"] .error`),
                /FAILED_PRECONDITION: .*already succeeded/);
-  // Opening the thread again (as a reload would) shows the delivery as it is.
-  await page.evaluate(() => openThread());
+  await page.click('#live-toggle');
   await waitForRow(page, stale, { status: 'success', attempts: '3 / 3', code: '200' });
+  await page.waitForFunction(() => document.getElementById('live').dataset.state === 'live');
 
   // Disable, then enable again.
   await page.click(`${card(id)} .ep-toggle`);

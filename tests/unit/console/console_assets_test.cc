@@ -25,10 +25,13 @@ TEST(ConsoleAssetsTest, EmptyPathIsTheIndexPage) {
 }
 
 TEST(ConsoleAssetsTest, ScriptAndStyleHaveTheirContentTypes) {
-  const std::optional<ConsoleAsset> script = FindConsoleAsset("console.js");
-  ASSERT_TRUE(script.has_value());
-  EXPECT_EQ(script->content_type, "text/javascript; charset=utf-8");
-  EXPECT_THAT(Bytes(script), HasSubstr("/v1/deliveries:stream"));
+  for (const char* module : {"console.js", "api.js", "charts.js", "ui.js"}) {
+    const std::optional<ConsoleAsset> script = FindConsoleAsset(module);
+    ASSERT_TRUE(script.has_value()) << module;
+    EXPECT_EQ(script->content_type, "text/javascript; charset=utf-8");
+  }
+  EXPECT_THAT(Bytes(FindConsoleAsset("api.js")),
+              HasSubstr("/v1/deliveries:stream"));
   const std::optional<ConsoleAsset> style = FindConsoleAsset("console.css");
   ASSERT_TRUE(style.has_value());
   EXPECT_EQ(style->content_type, "text/css; charset=utf-8");
@@ -43,7 +46,8 @@ TEST(ConsoleAssetsTest, TheFilesAreEmbeddedWhole) {
 
 TEST(ConsoleAssetsTest, IndexPageLoadsNoInlineOrForeignScript) {
   const std::string page = Bytes(FindConsoleAsset("index.html"));
-  EXPECT_THAT(page, HasSubstr("<script src=\"console.js\" defer></script>"));
+  EXPECT_THAT(page, HasSubstr("<script type=\"module\" src=\"console.js\">"
+                              "</script>"));
   EXPECT_EQ(page.find("<script>"), std::string::npos);
   for (const char* foreign :
        {"src=\"http", "href=\"http", "src=\"//", "href=\"//", "onclick="}) {
