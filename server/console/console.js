@@ -23,6 +23,7 @@ const state = {
   detailId: '',           // the delivery the detail dialog shows
   stream: null,           // AbortController of the live log
   paused: false,          // the live log paused by the user
+  listed: { endpoints: false, log: false },  // loaded once: empty states may show
   editing: null,          // the endpoint the form edits; null: a new one
 };
 
@@ -86,10 +87,11 @@ function openThread() {
   state.endpoints.clear();
   state.stats.clear();
   state.deliveries.clear();
+  state.listed = { endpoints: false, log: false };
   renderEndpoints();
   renderLog();
+  document.title = state.thread ? `${state.thread} · Webhooks · webhookd` : 'Webhooks · webhookd';
   if (!state.thread) return;
-  document.title = `${state.thread} · Webhooks · webhookd`;
   startStream(false);
   loadEndpoints();
   loadDeliveries();
@@ -112,6 +114,7 @@ async function loadEndpoints() {
     if (thread !== state.thread) return;
     state.endpoints.clear();
     for (const endpoint of endpoints) rememberEndpoint(endpoint);
+    state.listed.endpoints = true;
     showError($('endpoints-error'), '');
     renderEndpoints();
     renderLog();
@@ -169,7 +172,7 @@ function renderEndpoints() {
     if (list.children[i] !== card) list.insertBefore(card, list.children[i] || null);
   });
   while (list.children.length > cards.length) list.lastElementChild.remove();
-  $('endpoints-empty').hidden = state.endpoints.size > 0 || !$('endpoints-error').hidden;
+  $('endpoints-empty').hidden = !state.listed.endpoints || state.endpoints.size > 0;
 }
 
 function renderEndpoint(id) {
@@ -227,6 +230,7 @@ function fillCard(card, endpoint) {
     endpoint.hasSecret ? 'Signed (secret set)' : 'Unsigned (no secret)',
     headers ? `${headers} custom header${headers > 1 ? 's' : ''}` : '',
     endpoint.hasPreviousSecret ? 'secret rotation under way' : '',
+    (endpoint.eventTypes || []).length ? `events: ${endpoint.eventTypes.join(', ')}` : '',
   ].filter(Boolean).join(' · ');
   const labels = { '.ep-test': 'Test', '.ep-edit': 'Edit', '.ep-toggle': enabled ? 'Disable' : 'Enable',
                    '.ep-delete': 'Delete' };
@@ -453,6 +457,7 @@ async function sendTest(id) {
   const result = $('test-result');
   result.hidden = false;
   result.replaceChildren('Sending…');
+  delete result.dataset.status;
   $('test-send').disabled = true;
   try {
     const answer = await api('POST', `/v1/endpoints/${encodeURIComponent(id)}:test`,
@@ -484,6 +489,7 @@ async function loadDeliveries() {
     const page = await api('GET', `/v1/deliveries?${query}`);
     if (thread !== state.thread) return;
     for (const delivery of page.deliveries || []) mergeListed(delivery);
+    state.listed.log = true;
     showError($('log-error'), '');
     renderLog();
     renderEndpoints();
@@ -550,7 +556,7 @@ function renderLog() {
   });
   while (body.children.length > rows.length) body.lastElementChild.remove();
   $('log').hidden = rows.length === 0;
-  $('log-empty').hidden = rows.length > 0 || !state.thread;
+  $('log-empty').hidden = !state.listed.log || rows.length > 0;
 }
 
 function handFocus(from, to) {
