@@ -188,6 +188,21 @@ async function consoleWithoutKeys(browser) {
   await page.evaluate(() => { window.loadedOnce = true; });
   await shot(page, '02-empty-thread');
 
+  // By keyboard alone: Tab from the thread field reaches "+ New endpoint",
+  // Enter opens the form, Escape closes it and the focus comes back.
+  await page.focus('#thread-input');
+  const order = [];
+  for (let i = 0; i < 3; i++) {
+    await page.keyboard.press('Tab');
+    order.push(await page.evaluate(() => document.activeElement.id));
+  }
+  assert.deepEqual(order, ['thread-open', 'key-button', 'new-endpoint']);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#endpoint-dialog[open]');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#endpoint-dialog:not([open])');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'new-endpoint');
+
   // Create an endpoint through the form, with a secret and two headers.
   await page.click('#create-first');
   await page.waitForSelector('#endpoint-dialog[open]');
