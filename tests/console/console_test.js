@@ -342,6 +342,21 @@ async function consoleWithoutKeys(browser) {
   await waitForRow(page, stale, { status: 'success', attempts: '3 / 3', code: '200' });
   await page.waitForFunction(() => document.getElementById('live').dataset.state === 'live');
 
+  // An open attempt detail follows its delivery live: retried from
+  // elsewhere, its new attempt shows up in the dialog.
+  receiver.status = 500;
+  const fourth = await call(base, 'POST', '/v1/events', { threadId: 'console-thread', userId: 42 });
+  const followed = fourth.deliveryIds[0];
+  await waitForRow(page, followed, { status: 'retrying', attempts: '2 / 3', code: '500' });
+  await page.click(`#log-body tr[data-id="${followed}"] .d-details`);
+  await page.waitForFunction(() => document.querySelectorAll('#detail-attempts li').length === 2);
+  receiver.status = 200;
+  await call(base, 'POST', `/v1/deliveries/${followed}:retry`, {});
+  await page.waitForFunction(() => document.querySelectorAll('#detail-attempts li').length === 3);
+  assert.match(await text(page, '#detail-attempts li:last-child'), /Attempt 3 \(manual retry\).*HTTP 200/);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#detail-dialog:not([open])');
+
   // Disable, then enable again.
   await page.click(`${card(id)} .ep-toggle`);
   await page.waitForFunction((sel) => document.querySelector(`${sel} .ep-status`).textContent === 'disabled',
