@@ -24,6 +24,8 @@ const state = {
   stream: null,           // AbortController of the live log
   paused: false,          // the live log paused by the user
   listed: { endpoints: false, log: false },  // loaded once: empty states may show
+  changes: 0,             // endpoint changes made here (a list older than one is stale)
+  lookedUp: new Set(),    // endpoint ids of live deliveries the endpoints were listed for
   editing: null,          // the endpoint the form edits; null: a new one
 };
 
@@ -88,6 +90,7 @@ function openThread() {
   state.stats.clear();
   state.deliveries.clear();
   state.listed = { endpoints: false, log: false };
+  state.lookedUp.clear();
   renderEndpoints();
   renderLog();
   document.title = state.thread ? `${state.thread} · Webhooks · webhookd` : 'Webhooks · webhookd';
@@ -101,6 +104,7 @@ function openThread() {
 
 async function loadEndpoints() {
   const thread = state.thread;
+  const changes = state.changes;
   try {
     const endpoints = [];
     let token = '';
@@ -112,6 +116,10 @@ async function loadEndpoints() {
       token = page.nextPageToken || '';
     } while (token);
     if (thread !== state.thread) return;
+    if (changes !== state.changes) {
+      loadEndpoints();  // this page changed one meanwhile: list again
+      return;
+    }
     state.endpoints.clear();
     for (const endpoint of endpoints) rememberEndpoint(endpoint);
     state.listed.endpoints = true;
@@ -148,10 +156,10 @@ async function loadStats(id) {
 // per endpoint.
 const statsTimers = new Map();
 function refreshStatsSoon(id) {
-  if (!state.endpoints.has(id) || statsTimers.has(id)) return;
+  if (statsTimers.has(id)) return;
   statsTimers.set(id, setTimeout(() => {
     statsTimers.delete(id);
-    loadStats(id);
+    if (state.endpoints.has(id)) loadStats(id);
   }, 300));
 }
 
@@ -345,6 +353,7 @@ $('endpoint-form').addEventListener('submit', async (event) => {
       if (secret) endpoint.secret = secret;
       answer = await api('POST', '/v1/endpoints', { endpoint });
     }
+    state.changes++;
     rememberEndpoint(answer.endpoint);
     $('endpoint-dialog').close();
     renderEndpoints();
@@ -362,6 +371,7 @@ async function setEnabled(id, enable) {
   const card = cardOf(id);
   try {
     const answer = await api('POST', `/v1/endpoints/${encodeURIComponent(id)}:${enable ? 'enable' : 'disable'}`, {});
+    state.changes++;
     rememberEndpoint(answer.endpoint);
     renderEndpoint(id);
     const toggle = cardOf(id) && cardOf(id).querySelector('.ep-toggle');
@@ -382,6 +392,7 @@ function confirmDelete(endpoint) {
     try {
       await api('DELETE', `/v1/endpoints/${encodeURIComponent(endpoint.id)}`);
       state.endpoints.delete(endpoint.id);
+      state.changes++;
       state.stats.delete(endpoint.id);
       renderEndpoints();
       renderLog();
@@ -519,6 +530,7 @@ function upsertDelivery(delivery, live) {
   delete listed.payload;
   delete listed.attemptHistory;
   state.deliveries.set(delivery.id, listed);
+  noticeEndpoint(delivery.endpointId);
   renderLog();
   if (delivery.endpointId) {
     refreshStatsSoon(delivery.endpointId);
@@ -526,6 +538,14 @@ function upsertDelivery(delivery, live) {
     if (card) card.querySelector('.chart-slot').replaceChildren(chartsOf(delivery.endpointId));
   }
   if (state.detailId === delivery.id && $('detail-dialog').open) loadDetail(delivery.id);
+}
+
+// A delivery for an endpoint the page does not show: made (or deleted)
+// elsewhere. Listing the endpoints again shows its card, or confirms it gone.
+function noticeEndpoint(id) {
+  if (!id || state.endpoints.has(id) || state.lookedUp.has(id) || !state.listed.endpoints) return;
+  state.lookedUp.add(id);
+  loadEndpoints();
 }
 
 function endpointLabel(id) {

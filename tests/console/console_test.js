@@ -410,7 +410,13 @@ async function consoleWithKeys(browser) {
   }, API_KEY);
   const event = await call(base, 'POST', '/v1/events', { threadId: 'keyed-thread' }, API_KEY);
   await waitForRow(page, event.deliveryIds[0], { status: 'success' });
-  assert.ok(endpoint.endpoint.id);
+  // Its endpoint, made elsewhere, gets its card, statistics included.
+  await page.waitForFunction((sel) => document.querySelector(`${sel} .stat-total dd`)?.textContent === '1',
+                             { timeout: TIMEOUT }, card(endpoint.endpoint.id));
+  // The endpoint's card, too, fits a phone-sized window.
+  await page.setViewport({ width: 390, height: 844 });
+  await page.waitForFunction(() => document.documentElement.scrollWidth <= 390);
+  await shot(page, '11-phone-endpoint');
   await page.close();
   receiver.close();
 }
