@@ -152,15 +152,33 @@ async function loadStats(id) {
   }
 }
 
-// Statistics change with every attempt: fetched again, at most every 300 ms
-// per endpoint.
+// Statistics (and the endpoint itself) change with every attempt: fetched
+// again, at most every 300 ms per endpoint.
 const statsTimers = new Map();
 function refreshStatsSoon(id) {
   if (statsTimers.has(id)) return;
   statsTimers.set(id, setTimeout(() => {
     statsTimers.delete(id);
-    if (state.endpoints.has(id)) loadStats(id);
+    if (!state.endpoints.has(id)) return;
+    loadStats(id);
+    refreshEndpoint(id);
   }, 300));
+}
+
+// The endpoint as it is now: webhookd may have disabled it (failing, 410
+// Gone), or another client changed or deleted it.
+async function refreshEndpoint(id) {
+  try {
+    const answer = await api('GET', `/v1/endpoints/${encodeURIComponent(id)}`);
+    if (!state.endpoints.has(id)) return;
+    rememberEndpoint(answer.endpoint);
+    renderEndpoint(id);
+  } catch (e) {
+    if (e instanceof ApiError && e.httpStatus === 404 && state.endpoints.delete(id)) {
+      renderEndpoints();
+      renderLog();
+    }
+  }
 }
 
 function cardOf(id) {

@@ -413,6 +413,12 @@ async function consoleWithKeys(browser) {
   // Its endpoint, made elsewhere, gets its card, statistics included.
   await page.waitForFunction((sel) => document.querySelector(`${sel} .stat-total dd`)?.textContent === '1',
                              { timeout: TIMEOUT }, card(endpoint.endpoint.id));
+  // A 410 Gone makes webhookd disable the endpoint: the card says so live.
+  receiver.status = 410;
+  await call(base, 'POST', '/v1/events', { threadId: 'keyed-thread' }, API_KEY);
+  await page.waitForFunction((sel) => document.querySelector(`${sel} .ep-status`).textContent === 'disabled: gone (410)',
+                             { timeout: TIMEOUT }, card(endpoint.endpoint.id));
+  assert.equal(await text(page, `${card(endpoint.endpoint.id)} .ep-toggle`), 'Enable');
   // The endpoint's card, too, fits a phone-sized window.
   await page.setViewport({ width: 390, height: 844 });
   await page.waitForFunction(() => document.documentElement.scrollWidth <= 390);
