@@ -548,6 +548,7 @@ function upsertDelivery(delivery, live) {
   delete listed.payload;
   delete listed.attemptHistory;
   state.deliveries.set(delivery.id, listed);
+  forgetOldDeliveries();
   noticeEndpoint(delivery.endpointId);
   renderLog();
   if (delivery.endpointId) {
@@ -556,6 +557,17 @@ function upsertDelivery(delivery, live) {
     if (card) card.querySelector('.chart-slot').replaceChildren(chartsOf(delivery.endpointId));
   }
   if (state.detailId === delivery.id && $('detail-dialog').open) loadDetail(delivery.id);
+}
+
+// A page left open keeps the newest deliveries only (the log shows
+// LOG_PAGE_SIZE of them; the charts read them too).
+function forgetOldDeliveries() {
+  const keep = 5 * LOG_PAGE_SIZE;
+  if (state.deliveries.size <= keep + LOG_PAGE_SIZE) return;
+  const newest = [...state.deliveries.values()]
+    .sort((a, b) => String(b.createTime).localeCompare(String(a.createTime)))
+    .slice(0, keep);
+  state.deliveries = new Map(newest.map((d) => [d.id, d]));
 }
 
 // A delivery for an endpoint the page does not show: made (or deleted)
