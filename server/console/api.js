@@ -83,30 +83,42 @@ export async function streamDeliveries(query, signal, opened, delivery) {
   throw new Error('the stream ended');
 }
 
-// Calls onEvent(event, data) for each Server-Sent Event of `body`.
-async function readEvents(body, onEvent) {
+// Calls onEvent(event, data) for each Server-Sent Event of `body` (a
+// ReadableStream of bytes), as the HTML standard parses them: lines end in
+// CRLF, LF or CR, also when a chunk splits them; ":" lines are comments
+// (the heartbeat); several "data" lines join with LF; a blank line ends an
+// event, which is passed on only if it has data.
+export async function readEvents(body, onEvent) {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
+  let event = '';
+  let data = [];
+  const line = (text) => {
+    if (text === '') {
+      if (data.length) onEvent(event || 'message', data.join('\n'));
+      event = '';
+      data = [];
+      return;
+    }
+    if (text.startsWith(':')) return;
+    const colon = text.indexOf(':');
+    const field = colon < 0 ? text : text.slice(0, colon);
+    const value = colon < 0 ? '' : text.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') event = value;
+    if (field === 'data') data.push(value);
+  };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer = (buffer + decoder.decode(value, { stream: true })).replace(/\r\n?/g, '\n');
+    buffer += decoder.decode(value, { stream: true });
     let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = 'message';
-      const data = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;  // a comment: the heartbeat
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const text = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = text;
-        if (field === 'data') data.push(text);
-      }
-      if (data.length) onEvent(event, data.join('\n'));
+    while ((end = buffer.search(/[\r\n]/)) >= 0) {
+      // A CR last in the buffer may be the first half of a CRLF.
+      if (buffer[end] === '\r' && end === buffer.length - 1) break;
+      const length = buffer.startsWith('\r\n', end) ? 2 : 1;
+      line(buffer.slice(0, end));
+      buffer = buffer.slice(end + length);
     }
   }
 }

@@ -177,6 +177,25 @@ async function consoleWithoutKeys(browser) {
   await page.waitForSelector('#no-thread', { visible: true });
   await shot(page, '01-no-thread');
 
+  // The page's Server-Sent Events parser (api.js), in this browser, on
+  // chunks that split lines and line ends anywhere.
+  const events = await page.evaluate(async () => {
+    const { readEvents } = await import('./api.js');
+    const chunks = ['event: delivery\r', '\ndata: {"a":1}\r\n\r\n: heartbeat\n\n',
+                    'data: one\ndata: two\r\rev', 'ent: error\ndata: {"x"', ':2}\n\nevent: empty\n\n'];
+    const encoder = new TextEncoder();
+    const body = new ReadableStream({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(encoder.encode(chunk));
+        controller.close();
+      },
+    });
+    const seen = [];
+    await readEvents(body, (event, data) => seen.push([event, data]));
+    return seen;
+  });
+  assert.deepEqual(events, [['delivery', '{"a":1}'], ['message', 'one\ntwo'], ['error', '{"x":2}']]);
+
   // Open a thread: its (empty) Webhooks tab, kept in the URL.
   await page.type('#thread-input', 'console-thread');
   await page.keyboard.press('Enter');
