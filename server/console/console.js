@@ -136,8 +136,11 @@ async function loadEndpoints() {
 }
 
 function rememberEndpoint(endpoint) {
+  const before = state.endpoints.get(endpoint.id);
   state.endpoints.set(endpoint.id, endpoint);
   state.names.set(endpoint.id, endpoint.name);
+  // Its deliveries' Retry buttons come and go with it (see logRow).
+  if (before && Boolean(before.enabled) !== Boolean(endpoint.enabled)) renderLog();
 }
 
 async function loadStats(id) {
@@ -620,7 +623,12 @@ function handFocus(from, to) {
 function logRow(d) {
   const cell = (label, ...content) => el('td', { dataset: { label } }, ...content);
   const status = statusOf(d);
-  const retryable = status === 'retrying' && num(d.attempts) < num(d.maxAttempts) && !d.test;
+  // The deliveries of a disabled endpoint are held: webhookd refuses to
+  // retry them until it is enabled again.
+  const endpoint = state.endpoints.get(d.endpointId || '');
+  const held = Boolean(endpoint) && !endpoint.enabled;
+  const retryable = status === 'retrying' && num(d.attempts) < num(d.maxAttempts) &&
+                    !d.test && !held;
   const error = el('span', { className: 'error', role: 'alert', hidden: true });
   const actions = el('td', { className: 'row-actions', dataset: { label: '' } },
     button('Details', () => openDetail(d.id), { className: 'quiet d-details', ariaLabel: `Details of delivery ${d.id}` }));
@@ -630,7 +638,7 @@ function logRow(d) {
   }
   actions.append(error);
   const version = [d.status, d.attempts, d.maxAttempts, d.responseCode, d.responseTimeMs,
-                   endpointLabel(d.endpointId || '')].join('|');
+                   endpointLabel(d.endpointId || ''), held].join('|');
   return el('tr', { dataset: { id: d.id, status, version }, className: `status-${status}` },
     cell('Status', statusBadge(d), d.test ? el('span', { className: 'tag' }, 'test') : null),
     cell('Endpoint', endpointLabel(d.endpointId || '')),

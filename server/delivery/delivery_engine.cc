@@ -433,9 +433,17 @@ absl::Status DeliveryEngine::CheckRetryable(const Delivery& delivery) const {
         absl::StrCat("delivery \"", id, "\" has used all its ",
                      delivery.max_attempts(), " attempts"));
   }
-  if (endpoints_.Find(delivery.endpoint_id()) == nullptr) {
+  const EndpointManager::EndpointPtr endpoint =
+      endpoints_.Find(delivery.endpoint_id());
+  if (endpoint == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("the endpoint of delivery \"", id, "\" was deleted"));
+  }
+  // Its deliveries are held, so no attempt would start.
+  if (!endpoint->enabled()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the endpoint of delivery \"", id,
+        "\" is disabled; enable it first (its held deliveries then resume)"));
   }
   // Ended for good (and counted so in its endpoint's stats): only a resend
   // sends it again, as a new delivery.

@@ -376,16 +376,28 @@ async function consoleWithoutKeys(browser) {
   await page.keyboard.press('Escape');
   await page.waitForSelector('#detail-dialog:not([open])');
 
-  // Disable, then enable again.
+  // Disable, then enable again. A delivery waiting for its next attempt
+  // is held meanwhile: its Retry goes while the endpoint is disabled
+  // (webhookd would refuse it) and comes back with it.
+  receiver.status = 500;
+  const waiting = (await call(base, 'POST', '/v1/events', { threadId: 'console-thread', userId: 42 }))
+    .deliveryIds[0];
+  await waitForRow(page, waiting, { status: 'retrying', attempts: '2 / 3', code: '500' });
+  receiver.status = 200;
+  const retryOf = (deliveryId) => `#log-body tr[data-id="${deliveryId}"] .d-retry`;
+  assert.notEqual(await page.$(retryOf(waiting)), null);
   await page.click(`${card(id)} .ep-toggle`);
   await page.waitForFunction((sel) => document.querySelector(`${sel} .ep-status`).textContent === 'disabled',
                              { timeout: TIMEOUT }, card(id));
   assert.equal(await text(page, `${card(id)} .ep-toggle`), 'Enable');
+  await page.waitForFunction((sel) => document.querySelector(sel) === null, { timeout: TIMEOUT },
+                             retryOf(waiting));
   const held = await call(base, 'POST', '/v1/events', { threadId: 'console-thread', userId: 42 });
   assert.equal((held.deliveryIds || []).length, 0, 'a disabled endpoint gets no delivery');
   await page.click(`${card(id)} .ep-toggle`);
   await page.waitForFunction((sel) => document.querySelector(`${sel} .ep-status`).textContent === 'enabled',
                              { timeout: TIMEOUT }, card(id));
+  await page.waitForSelector(retryOf(waiting), { timeout: TIMEOUT });
 
   // Delete (confirmed in a dialog): the endpoint goes, its log stays.
   const rows = await page.$$eval('#log-body tr', (trs) => trs.length);
