@@ -372,9 +372,16 @@ TEST_F(DeliveryEngineTest, DisabledEndpointHoldsItsRetriesUntilEnabled) {
                   ->SetEnabled(Caller::Unrestricted(), endpoint,
                                /*enabled=*/false)
                   .ok());
+  // No attempt could start, so a manual retry is refused, not accepted and
+  // then held.
+  const absl::StatusOr<Delivery> retried =
+      engine_->Retry(Caller::Unrestricted(), id);
+  EXPECT_EQ(retried.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(retried.status().message(), HasSubstr("is disabled"));
   clock_.Advance(absl::Minutes(5));
   EXPECT_EQ(DispatchAt(clock_.Now()), 0u);
   EXPECT_EQ(Get(id).status(), webhook::v1::DELIVERY_STATUS_RETRYING);
+  EXPECT_EQ(Get(id).attempt_history_size(), 1);
   EXPECT_EQ(engine_->QueuedCount(), 1u);
 
   ASSERT_TRUE(endpoints_
@@ -468,36 +475,6 @@ TEST_F(DeliveryEngineTest, ManualRetryOfAFailedDeliveryIsDueAtOnce) {
   EXPECT_EQ(done.status(), webhook::v1::DELIVERY_STATUS_SUCCESS);
   ASSERT_EQ(done.attempt_history_size(), 2);
   EXPECT_TRUE(done.attempt_history(1).manual());
-}
-
-TEST_F(DeliveryEngineTest, RetryOfADisabledEndpointsDeliveryIsRefused) {
-  StartEngine();
-  const std::string endpoint = AddEndpoint();
-  const std::string id = SubmitOne();
-  ASSERT_EQ(DispatchAt(clock_.Now()), 1u);
-  Answer(Response(500));
-  ASSERT_TRUE(endpoints_
-                  ->SetEnabled(Caller::Unrestricted(), endpoint,
-                               /*enabled=*/false)
-                  .ok());
-
-  // No attempt could start: the call must not answer as if one would.
-  const absl::StatusOr<Delivery> retried =
-      engine_->Retry(Caller::Unrestricted(), id);
-
-  EXPECT_EQ(retried.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(retried.status().message(), HasSubstr("is disabled"));
-  const Delivery held = Get(id);
-  EXPECT_EQ(held.status(), webhook::v1::DELIVERY_STATUS_RETRYING);
-  EXPECT_EQ(held.attempt_history_size(), 1);
-  EXPECT_EQ(engine_->QueuedCount(), 1u) << "still held for the endpoint";
-  // Enabled again, the held retry goes out as scheduled.
-  ASSERT_TRUE(endpoints_
-                  ->SetEnabled(Caller::Unrestricted(), endpoint,
-                               /*enabled=*/true)
-                  .ok());
-  ASSERT_EQ(DispatchAt(clock_.Now() + absl::Minutes(5)), 1u);
-  EXPECT_EQ(sender_->Header(1, "X-Webhook-Attempt"), "2");
 }
 
 TEST_F(DeliveryEngineTest, RetryOfAnEndedDeliveryWithAttemptsLeftIsRefused) {
