@@ -218,8 +218,8 @@ const DISABLED_REASONS = {
 
 function newCard(id) {
   const titleId = `ep-title-${id}`;
-  const stat = (name, kind) =>
-    el('div', { className: `stat ${kind}` }, el('dt', {}, name), el('dd', {}, '…'));
+  const stat = (name, kind, title) =>
+    el('div', { className: `stat ${kind}`, title }, el('dt', {}, name), el('dd', {}, '…'));
   const endpoint = () => state.endpoints.get(id);
   return el('li', { className: 'endpoint', dataset: { id }, ariaLabelledby: titleId },
     el('div', { className: 'endpoint-head' },
@@ -229,9 +229,10 @@ function newCard(id) {
     el('p', { className: 'hint ep-detail' }),
     el('p', { className: 'hint ep-signing' }),
     el('dl', { className: 'stats' },
-      stat('Total deliveries', 'stat-total'),
-      stat('Success rate', 'stat-rate'),
-      stat('Avg response time', 'stat-time')),
+      stat('Total deliveries', 'stat-total', 'Delivery attempts, retries included'),
+      stat('Success rate', 'stat-rate', 'Attempts answered 2xx'),
+      stat('Avg response time', 'stat-time', 'Of the attempts that got a response')),
+    el('p', { className: 'hint stat-deliveries' }),
     el('div', { className: 'chart-slot' }),
     el('div', { className: 'actions' },
       button('Test', () => openTest(id), { className: 'ep-test' }),
@@ -279,6 +280,16 @@ function fillStats(card, stats) {
       value(() => `${num(stats.successRate).toFixed(1)}%`);
   card.querySelector('.stat-time dd').textContent =
       value(() => `${Math.round(num(stats.avgResponseTimeMs))} ms`);
+  // The three figures above count attempts, as the product documents them;
+  // this line counts deliveries (each one event to this endpoint).
+  const succeeded = stats ? num(stats.deliveriesSucceeded) : 0;
+  const failed = stats ? num(stats.deliveriesFailed) : 0;
+  const inProgress = stats ? num(stats.deliveriesInProgress) : 0;
+  const deliveries = succeeded + failed + inProgress;
+  const line = card.querySelector('.stat-deliveries');
+  line.hidden = deliveries === 0;
+  line.textContent = `${deliveries} ${deliveries === 1 ? 'event' : 'events'} delivered here: ` +
+      `${succeeded} succeeded, ${failed} failed, ${inProgress} in progress`;
 }
 
 // ---------------------------------------------------------------- charts

@@ -320,6 +320,11 @@ async function consoleWithoutKeys(browser) {
   await page.waitForFunction((sel) => document.querySelector(`${sel} .stat-total dd`).textContent === '5',
                              { timeout: TIMEOUT }, card(id));
   assert.equal(await text(page, `${card(id)} .stat-rate dd`), '40.0%');
+  // Beside them, the deliveries themselves (of the two events).
+  await page.waitForFunction(
+    (sel) => document.querySelector(`${sel} .stat-deliveries`).textContent ===
+             '2 events delivered here: 2 succeeded, 0 failed, 0 in progress',
+    { timeout: TIMEOUT }, card(id));
   await page.waitForFunction((sel) => document.querySelectorAll(`${sel} svg.spark`).length === 2,
                              { timeout: TIMEOUT }, card(id));
 
