@@ -19,6 +19,7 @@ fi
 
 declare -A args=(
   [fanout1]="--scenario=fanout1"
+  [fanout1_batch]="--scenario=fanout1 --batch=100"
   [fanout10]="--scenario=fanout10"
   [latency]="--scenario=latency"
   [endpoints10k]="--scenario=endpoints10k"
@@ -26,7 +27,7 @@ declare -A args=(
   [backlog]="--scenario=backlog"
   [fanout_big]="--scenario=fanout_big"
 )
-order=(fanout1 fanout10 latency endpoints10k hanging fanout_big backlog)
+order=(fanout1 fanout1_batch fanout10 latency endpoints10k hanging fanout_big backlog)
 if (($# > 0)); then order=("$@"); fi
 
 mkdir -p "$out"
