@@ -178,6 +178,8 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   std::vector<std::string> ended;
   changes.reserve(completions.size());
   recorded.reserve(completions.size());
+  std::vector<AttemptEnd> attempt_ends;  // Of deliveries queued per endpoint.
+  attempt_ends.reserve(completions.size());
   for (const Completion& completion : completions) {
     const Delivery& before = completion.attempt.delivery;
     if (!completion.result.aborted) {
@@ -186,6 +188,10 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
           ClassifyResponse(result.error.empty() ? result.status_code : 0,
                            result.timed_out),
           result.elapsed);
+      if (!before.test()) {
+        attempt_ends.push_back(AttemptEnd{before.endpoint_id(), now,
+                                          result.elapsed, Delivered(result)});
+      }
     }
     if (completion.result.aborted) {
       LogAbortedAttempt(before, completion.attempt.traceparent);
@@ -275,7 +281,7 @@ size_t AttemptRecorder::RecordCompleted(absl::Time now) {
   if (written.ok() && disabler_ != nullptr) {
     disabler_->Check(changes, applied, now);
   }
-  scheduler_.Settle(ended, again, completions.size());
+  scheduler_.Settle(ended, again, completions.size(), attempt_ends);
   for (size_t i = 0; i < changes.size(); ++i) {
     // On a shared store a failed write is kept and written later.
     LogFinishedAttempt(changes[i].delivery,

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
+#include "server/common/string_view.h"
 
 // Memory: a backlog of a million deliveries is what this is sized for. An
 // entry costs about 74 bytes there (queue-bench): 40 in the entry table
@@ -366,6 +367,40 @@ size_t DeliveryQueue::Ready(absl::Time now) {
     ready_until_ = now_micros;
   }
   return ready_;
+}
+
+void DeliveryQueue::RecordAttempt(std::string_view endpoint_id, absl::Time now,
+                                  absl::Duration elapsed, bool succeeded) {
+  auto it = endpoint_index_.find(AsAbsl(endpoint_id));
+  if (it == endpoint_index_.end()) return;
+  EndpointState& ep = endpoints_[it->second];
+  // The weight of the latest attempt in the average: a few attempts of a
+  // receiver that turned slow (or fast again) are enough to tell.
+  constexpr double kWeight = 0.25;
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  ep.mean_attempt_seconds =
+      ep.last_attempt_end == kMinDue
+          ? seconds
+          : ep.mean_attempt_seconds +
+                kWeight * (seconds - ep.mean_attempt_seconds);
+  ep.last_attempt_end = absl::ToUnixMicros(now);
+  ep.last_attempt_succeeded = succeeded;
+}
+
+size_t DeliveryQueue::ParkedBehindQuickEndpoints(absl::Time now,
+                                                 absl::Duration quick) const {
+  const int64_t since = absl::ToUnixMicros(now - quick);
+  const double quick_seconds = absl::ToDoubleSeconds(quick);
+  size_t parked = 0;
+  for (const EndpointState& ep : endpoints_) {
+    if (ep.parked == 0 || !ep.last_attempt_succeeded ||
+        ep.last_attempt_end < since ||
+        ep.mean_attempt_seconds > quick_seconds) {
+      continue;
+    }
+    parked += ep.parked;
+  }
+  return parked;
 }
 
 std::optional<absl::Time> DeliveryQueue::NextDue() const {

@@ -74,6 +74,17 @@ class DeliveryQueue {
   // once as time passes it. `now` going back counts from the latest given.
   size_t Ready(absl::Time now);
 
+  // Tells how an attempt of `endpoint_id` ended at `now`: whether its
+  // receiver answered with success, and how long it took. Kept while the
+  // endpoint has entries; ignored for an endpoint without any.
+  void RecordAttempt(std::string_view endpoint_id, absl::Time now,
+                     absl::Duration elapsed, bool succeeded);
+  // Parked entries of endpoints that keep up: whose last attempt succeeded
+  // and ended within `quick` of `now`, and whose attempts take `quick` or
+  // less on average. They wait for the service to make attempts, not for a
+  // slow, hanging or failing receiver. O(endpoints with entries).
+  size_t ParkedBehindQuickEndpoints(absl::Time now, absl::Duration quick) const;
+
   bool Contains(const std::string& delivery_id) const;
   bool InFlight(const std::string& delivery_id) const;
 
@@ -116,6 +127,12 @@ class DeliveryQueue {
     uint32_t parked = 0;
     uint32_t unparked = 0;  // Scheduled entries with `unparked` set.
     Slot head = kNoSlot;    // Of the list of its entries.
+    // Its attempts, as RecordAttempt learnt them: when the last ended
+    // (Unix microseconds; none yet: the minimum), whether it succeeded, and
+    // a moving average of how long they take.
+    int64_t last_attempt_end = std::numeric_limits<int64_t>::min();
+    bool last_attempt_succeeded = false;
+    double mean_attempt_seconds = 0;
   };
 
   // A delivery id as looked up: 128 bits or, for other ids, the text.

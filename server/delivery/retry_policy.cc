@@ -84,8 +84,7 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
 
   const HttpResult& result = outcome.result;
   const int attempt_number = delivery.attempts() + 1;
-  const bool success =
-      result.error.empty() && IsSuccessStatus(result.status_code);
+  const bool success = Delivered(result);
   std::string error = result.error;
   if (error.empty() && !success) {
     error = absl::StrCat("HTTP ", result.status_code,

@@ -96,6 +96,10 @@ DeliveryChange ApplyAttempt(const Delivery& delivery,
 
 // Whether an HTTP status counts as a successful delivery.
 inline bool IsSuccessStatus(int code) { return code >= 200 && code < 300; }
+// Whether an attempt delivered: a response with a successful status.
+inline bool Delivered(const HttpResult& result) {
+  return result.error.empty() && IsSuccessStatus(result.status_code);
+}
 
 }  // namespace webhookd
 

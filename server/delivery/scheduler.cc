@@ -69,14 +69,22 @@ std::vector<QueuedDelivery> Scheduler::TakeDue(
   std::vector<QueuedDelivery> due =
       queue_.TakeDue(now, options_.max_in_flight - running_, is_held);
   running_ += due.size();
-  CountStartedLocked(now, due.size());
+  BucketLocked(now).started += due.size();
   return due;
 }
 
 void Scheduler::Settle(absl::Span<const std::string> ended,
-                       absl::Span<const QueuedDelivery> again,
-                       size_t finished) {
+                       absl::Span<const QueuedDelivery> again, size_t finished,
+                       absl::Span<const AttemptEnd> attempts) {
   absl::MutexLock lock(&mu_);
+  for (const AttemptEnd& attempt : attempts) {
+    queue_.RecordAttempt(attempt.endpoint_id, attempt.end, attempt.elapsed,
+                         attempt.succeeded);
+    if (!attempt.succeeded) continue;
+    RateBucket& bucket = BucketLocked(attempt.end);
+    ++bucket.delivered;
+    bucket.delivered_seconds += absl::ToDoubleSeconds(attempt.elapsed);
+  }
   running_ -= finished;
   for (const std::string& id : ended) queue_.Remove(id);
   for (const QueuedDelivery& entry : again) {
@@ -133,29 +141,35 @@ namespace {
 // anyway (a fan-out to many endpoints comes in at once).
 constexpr size_t kReadySlack = 64;
 
+// An endpoint keeps up while its attempts take at most this many times the
+// mean successful attempt of the rate window, or kQuickAttemptFloor (see
+// Lag). Failed attempts are left out of the mean: a hanging endpoint's
+// timeouts would make every slow receiver look quick.
+constexpr int kQuickAttemptFactor = 4;
+constexpr absl::Duration kQuickAttemptFloor = absl::Milliseconds(100);
+// How often Lag counts the parked entries of endpoints that keep up again.
+constexpr absl::Duration kQuickParkedRecount = absl::Milliseconds(10);
+
 int64_t PeriodOf(absl::Time now, absl::Duration period) {
   return absl::ToUnixMicros(now) / absl::ToInt64Microseconds(period);
 }
 
 }  // namespace
 
-void Scheduler::CountStartedLocked(absl::Time now, size_t count) {
+Scheduler::RateBucket& Scheduler::BucketLocked(absl::Time now) {
   const int64_t period = PeriodOf(now, kRateBucket);
-  const size_t i = static_cast<size_t>(period % kRateBuckets);
-  if (bucket_period_[i] != period) {
-    bucket_period_[i] = period;
-    bucket_started_[i] = 0;
-  }
-  bucket_started_[i] += count;
+  RateBucket& bucket = buckets_[static_cast<size_t>(period % kRateBuckets)];
+  if (bucket.period != period) bucket = RateBucket{.period = period};
+  return bucket;
 }
 
 double Scheduler::StartRateLocked(absl::Time now) const {
   const int64_t period = PeriodOf(now, kRateBucket);
   const int64_t first = period - (kRateBuckets - 1);
   size_t started = 0;
-  for (int i = 0; i < kRateBuckets; ++i) {
-    if (bucket_period_[i] >= first && bucket_period_[i] <= period) {
-      started += bucket_started_[i];
+  for (const RateBucket& bucket : buckets_) {
+    if (bucket.period >= first && bucket.period <= period) {
+      started += bucket.started;
     }
   }
   const absl::Duration covered =
@@ -164,16 +178,42 @@ double Scheduler::StartRateLocked(absl::Time now) const {
   return static_cast<double>(started) / absl::ToDoubleSeconds(covered);
 }
 
+absl::Duration Scheduler::QuickAttemptLocked(absl::Time now) const {
+  const int64_t period = PeriodOf(now, kRateBucket);
+  const int64_t first = period - (kRateBuckets - 1);
+  size_t delivered = 0;
+  double seconds = 0;
+  for (const RateBucket& bucket : buckets_) {
+    if (bucket.period >= first && bucket.period <= period) {
+      delivered += bucket.delivered;
+      seconds += bucket.delivered_seconds;
+    }
+  }
+  const absl::Duration mean =
+      delivered == 0 ? absl::ZeroDuration()
+                     : absl::Seconds(seconds / static_cast<double>(delivered));
+  return std::max(kQuickAttemptFactor * mean, kQuickAttemptFloor);
+}
+
+size_t Scheduler::QuickParkedLocked(absl::Time now) {
+  if (now < quick_parked_at_ || now - quick_parked_at_ >= kQuickParkedRecount) {
+    quick_parked_ =
+        queue_.ParkedBehindQuickEndpoints(now, QuickAttemptLocked(now));
+    quick_parked_at_ = now;
+  }
+  return quick_parked_;
+}
+
 absl::Duration Scheduler::Lag(absl::Time now) {
   absl::MutexLock lock(&mu_);
+  absl::Duration lag = absl::ZeroDuration();
   const std::optional<absl::Time> next = queue_.NextDue();
-  if (!next.has_value() || *next >= now) return absl::ZeroDuration();
-  absl::Duration lag = now - *next;
-  const size_t ready = queue_.Ready(now);
+  if (next.has_value() && *next < now) lag = now - *next;
+  const size_t ahead = queue_.Ready(now) + QuickParkedLocked(now);
   const double rate = StartRateLocked(now);
-  if (ready > kReadySlack && rate > 0) {
+  if (ahead > kReadySlack && rate > 0) {
     lag = std::max(
-        lag, absl::Seconds(static_cast<double>(ready - kReadySlack) / rate));
+        lag, absl::Seconds(static_cast<double>(ahead - kReadySlack) / rate));
   }
   return lag;
 }

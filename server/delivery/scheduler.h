@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -34,6 +35,14 @@ struct SchedulerOptions {
   // Deliveries queued, held or in flight past which Reserve refuses new
   // submits with ResourceExhausted (backpressure).
   size_t max_queued_deliveries = 10'000'000;
+};
+
+// How an attempt ended, as the scheduler's lag needs it.
+struct AttemptEnd {
+  std::string_view endpoint_id;
+  absl::Time end;  // When it was learnt.
+  absl::Duration elapsed;
+  bool succeeded = false;  // The receiver answered with success.
 };
 
 // Scheduler is safe for concurrent use. It is a DeliveryQueue behind a
@@ -70,11 +79,13 @@ class Scheduler {
   std::vector<QueuedDelivery> TakeDue(
       absl::Time now,
       const std::function<bool(const std::string& endpoint_id)>& is_held);
-  // What the recorder does with one batch, under one lock: ends the
-  // `ended` entries, queues `again` (replacing their entries, in flight or
-  // not) and counts `finished` attempts as ended.
+  // What the recorder does with one batch, under one lock: learns how the
+  // `attempts` went, ends the `ended` entries, queues `again` (replacing
+  // their entries, in flight or not) and counts `finished` attempts as
+  // ended.
   void Settle(absl::Span<const std::string> ended,
-              absl::Span<const QueuedDelivery> again, size_t finished);
+              absl::Span<const QueuedDelivery> again, size_t finished,
+              absl::Span<const AttemptEnd> attempts = {});
 
   // Blocks until an entry is due by `clock` and an attempt may start, or
   // Close(). Wakes at least every `max_wait`, so that a jump of the wall
@@ -94,27 +105,46 @@ class Scheduler {
   Counts counts() const;
   // Attempts taken by TakeDue and not yet Finished.
   size_t running() const;
-  // How far the dispatcher is behind at `now`: how long a delivery due
-  // now would wait for its attempt to start. The longer of how long the
-  // earliest due entry has waited, and how long the due entries ahead of
-  // it take at the rate attempts started over the last second. Held and
-  // parked entries wait for their endpoint, not for the dispatcher, and
-  // entries due later wait for their time: neither counts.
+  // How far delivery is behind at `now`: how long a delivery due now would
+  // wait for its attempt to start. The longer of how long the earliest due
+  // entry has waited, and how long the due entries ahead of it take at the
+  // rate attempts started over the last second.
+  //
+  // Ahead of it are the scheduled entries due by now and the parked entries
+  // of endpoints that keep up (DeliveryQueue::ParkedBehindQuickEndpoints,
+  // "quick" meaning at most 4 times the mean successful attempt of the last
+  // second, and at least 100 ms): when every endpoint answers quickly but the
+  // service cannot make attempts as fast as they come, the backlog is parked
+  // behind the per-endpoint caps and is the service's own. Held entries wait
+  // for their endpoint to be enabled, parked entries of a slow, hanging or
+  // failing endpoint for that endpoint, and entries due later for their
+  // time: none of them counts.
   absl::Duration Lag(absl::Time now);
 
  private:
   bool HasDueLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Counts `count` attempts started at `now` in the rate window.
-  void CountStartedLocked(absl::Time now, size_t count)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The rate window: attempts started, and attempts that delivered, in
+  // each of the last kRateBuckets periods of kRateBucket, by period number
+  // (time / kRateBucket).
+  static constexpr int kRateBuckets = 4;
+  static constexpr absl::Duration kRateBucket = absl::Milliseconds(250);
+  struct RateBucket {
+    int64_t period = 0;
+    size_t started = 0;
+    size_t delivered = 0;
+    double delivered_seconds = 0;  // How long those attempts took.
+  };
+  // The bucket of `now`, emptied first if it held an earlier period.
+  RateBucket& BucketLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Attempts started per second over the last second or so.
   double StartRateLocked(absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
-  // The rate window: attempts started in each of the last kRateBuckets
-  // periods of kRateBucket, by period number (time / kRateBucket).
-  static constexpr int kRateBuckets = 4;
-  static constexpr absl::Duration kRateBucket = absl::Milliseconds(250);
+  // How long an attempt of an endpoint that keeps up may take (see Lag).
+  absl::Duration QuickAttemptLocked(absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ParkedBehindQuickEndpoints, counted again at most every few
+  // milliseconds: Lag is read on every submit.
+  size_t QuickParkedLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerOptions options_;
 
@@ -123,8 +153,9 @@ class Scheduler {
   DeliveryQueue queue_ ABSL_GUARDED_BY(mu_);
   size_t running_ ABSL_GUARDED_BY(mu_) = 0;
   size_t reserved_ ABSL_GUARDED_BY(mu_) = 0;
-  std::array<int64_t, kRateBuckets> bucket_period_ ABSL_GUARDED_BY(mu_) = {};
-  std::array<size_t, kRateBuckets> bucket_started_ ABSL_GUARDED_BY(mu_) = {};
+  std::array<RateBucket, kRateBuckets> buckets_ ABSL_GUARDED_BY(mu_) = {};
+  size_t quick_parked_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time quick_parked_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

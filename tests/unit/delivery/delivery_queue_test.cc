@@ -755,5 +755,82 @@ TEST(SchedulerTest, LagIsTheLongerOfTheOldestWaitAndTheReadyEntriesAtTheRate) {
   EXPECT_EQ(scheduler.Lag(At(3)), absl::Seconds(3));
 }
 
+// Parked entries count as the service's own backlog only behind endpoints
+// that keep up: the last attempt succeeded, recently, and attempts are quick
+// on average.
+TEST(DeliveryQueueTest, ParkedBehindQuickEndpointsLeavesOutSlowAndFailingOnes) {
+  DeliveryQueue queue(/*max_in_flight_per_endpoint=*/1);
+  for (const std::string endpoint :
+       {"quick", "slow", "failing", "silent", "stale"}) {
+    for (int i = 0; i < 3; ++i) {
+      queue.Schedule(Entry(absl::StrCat(endpoint, i), endpoint, 0));
+    }
+  }
+  ASSERT_EQ(TakeAll(queue, At(1)).size(), 5u);  // One each; 10 parked.
+  ASSERT_EQ(queue.parked(), 10u);
+  const absl::Duration quick = absl::Milliseconds(100);
+  // No attempt has ended: none is known to keep up.
+  EXPECT_EQ(queue.ParkedBehindQuickEndpoints(At(1), quick), 0u);
+  const absl::Time now = At(10);
+  queue.RecordAttempt("quick", now, absl::Milliseconds(5), true);
+  queue.RecordAttempt("slow", now, absl::Seconds(2), true);
+  queue.RecordAttempt("failing", now, absl::Milliseconds(5), false);
+  queue.RecordAttempt("stale", At(2), absl::Milliseconds(5), true);
+  queue.RecordAttempt("unknown", now, absl::Milliseconds(5), true);
+  EXPECT_EQ(queue.ParkedBehindQuickEndpoints(now, quick), 2u);
+  // The average follows a receiver that turns slow within a few attempts.
+  for (int i = 0; i < 8; ++i) {
+    queue.RecordAttempt("quick", now, absl::Seconds(1), true);
+  }
+  EXPECT_EQ(queue.ParkedBehindQuickEndpoints(now, quick), 0u);
+  // And one that recovers; a success ends the failing one's exclusion.
+  for (int i = 0; i < 12; ++i) {
+    queue.RecordAttempt("quick", now, absl::Milliseconds(5), true);
+  }
+  queue.RecordAttempt("failing", now, absl::Milliseconds(5), true);
+  EXPECT_EQ(queue.ParkedBehindQuickEndpoints(now, quick), 4u);
+}
+
+// When every endpoint answers quickly but attempts cannot start as fast as
+// deliveries come, the backlog is parked behind the per-endpoint caps: it
+// is the service's lag. Behind a hanging endpoint it is not.
+TEST(SchedulerTest, LagCountsTheBacklogParkedBehindEndpointsThatKeepUp) {
+  Scheduler scheduler(
+      SchedulerOptions{.max_in_flight = 100, .max_in_flight_per_endpoint = 2});
+  std::vector<QueuedDelivery> entries;
+  for (int i = 0; i < 100; ++i) {
+    entries.push_back(Entry(absl::StrCat("q", i), "quick", 0));
+    entries.push_back(Entry(absl::StrCat("h", i), "hanging", 0));
+  }
+  scheduler.Schedule(entries);
+  std::vector<QueuedDelivery> taken = scheduler.TakeDue(At(1), NotHeld);
+  ASSERT_EQ(taken.size(), 4u);
+  // Nothing ended yet: no endpoint is known to keep up, nothing is behind.
+  EXPECT_EQ(scheduler.Lag(At(1) + absl::Milliseconds(1)), absl::ZeroDuration());
+  // The quick endpoint's two attempts succeed in 5 ms; the hanging one's
+  // time out after 30 s (failed: they neither count nor set the pace).
+  std::vector<std::string> ended;
+  std::vector<AttemptEnd> attempts;
+  const absl::Time end = At(1) + absl::Milliseconds(2);
+  for (const QueuedDelivery& entry : taken) {
+    ended.push_back(entry.delivery_id);
+    const bool quick = entry.endpoint_id == "quick";
+    attempts.push_back(
+        AttemptEnd{.endpoint_id = entry.endpoint_id,
+                   .end = end,
+                   .elapsed = quick ? absl::Milliseconds(5) : absl::Seconds(30),
+                   .succeeded = quick});
+  }
+  scheduler.Settle(ended, {}, taken.size(), attempts);
+  ASSERT_EQ(scheduler.TakeDue(At(1) + absl::Milliseconds(3), NotHeld).size(),
+            4u);
+  // 8 attempts started in the window (1.02 s at 0.77 s of it: ~10.4 a
+  // second); 96 parked behind the quick endpoint, 64 of them slack: ~3.1 s.
+  // The hanging endpoint's 96 would make it ~12.3 s.
+  const absl::Duration lag = scheduler.Lag(At(1) + absl::Milliseconds(20));
+  EXPECT_GT(lag, absl::Seconds(2));
+  EXPECT_LT(lag, absl::Seconds(5));
+}
+
 }  // namespace
 }  // namespace webhookd
