@@ -218,6 +218,15 @@ absl::Duration Scheduler::Lag(absl::Time now) {
   return lag;
 }
 
+size_t Scheduler::Room(absl::Time now, absl::Duration max_lag) {
+  absl::MutexLock lock(&mu_);
+  const double capacity = static_cast<double>(kReadySlack) +
+                          absl::ToDoubleSeconds(max_lag) * StartRateLocked(now);
+  const size_t ready = queue_.Ready(now);
+  const double room = capacity - static_cast<double>(ready);
+  return room > 0 ? static_cast<size_t>(room) : 0;
+}
+
 size_t Scheduler::running() const {
   absl::MutexLock lock(&mu_);
   return running_;

@@ -120,6 +120,10 @@ class Scheduler {
   // failing endpoint for that endpoint, and entries due later for their
   // time: none of them counts.
   absl::Duration Lag(absl::Time now);
+  // How many more due deliveries may be added at `now` before Lag() passes
+  // `max_lag` at the current attempt start rate: max_lag's worth of
+  // attempts (and some slack), less the due entries already waiting.
+  size_t Room(absl::Time now, absl::Duration max_lag);
 
  private:
   bool HasDueLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

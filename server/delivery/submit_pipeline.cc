@@ -199,6 +199,7 @@ void SubmitPipeline::SubmitBatch(
       continue;
     }
     reserved += submit->deliveries.size();
+    submit->last_of_call = false;
     submit->done = [answers, i](absl::StatusOr<SubmitEventResponse> answer) {
       answers->Answer(static_cast<size_t>(i), std::move(answer));
     };
@@ -206,6 +207,7 @@ void SubmitPipeline::SubmitBatch(
   }
   if (refused.ok() && queued.empty()) return;  // All answered above.
   if (refused.ok()) {
+    queued.back().last_of_call = true;
     // Admission control takes the batch as one submit.
     if (Enqueue(absl::MakeSpan(queued), reserved)) return;
     refused = absl::UnavailableError("the server is shutting down");
@@ -235,19 +237,27 @@ void SubmitPipeline::Close() {
 }
 
 void SubmitPipeline::AdmitWaitingLocked(absl::Time now, bool lagging,
+                                        size_t room,
                                         std::vector<PendingSubmit>& batch,
                                         std::vector<PendingSubmit>& refused) {
   if (waiting_.empty()) return;
   if (!lagging || closed_) {
-    // Before those admitted directly since: they came first.
+    // Only as many as delivery can take without falling behind again: with
+    // batches, those waiting can be many times what the queue can absorb.
     std::vector<PendingSubmit> admitted;
-    admitted.reserve(waiting_.size() + batch.size());
-    for (PendingSubmit& submit : waiting_)
-      admitted.push_back(std::move(submit));
+    size_t deliveries = 0;
+    while (!waiting_.empty()) {
+      const bool call_ended = admitted.empty() || admitted.back().last_of_call;
+      if (!closed_ && call_ended && !admitted.empty() && deliveries >= room) {
+        break;
+      }
+      deliveries += waiting_.front().deliveries.size();
+      admitted.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+    // Before those admitted directly since: they came first.
     for (PendingSubmit& submit : batch) admitted.push_back(std::move(submit));
-    waiting_.clear();
     batch.swap(admitted);
-    return;
   }
   while (!waiting_.empty() && waiting_.front().deadline <= now) {
     refused.push_back(std::move(waiting_.front()));
@@ -290,11 +300,14 @@ size_t SubmitPipeline::CommitPending() {
     // Read without mu_ (the scheduler has its own lock); submits that came
     // in meanwhile wait for the next round.
     const absl::Duration lag = Lag(now);
+    const bool lagging = Lagging(lag);
+    const size_t room =
+        lagging ? 0 : scheduler_.Room(now, options_.admission.max_lag);
     size_t admitted_after_wait = 0;
     {
       absl::MutexLock lock(&mu_);
       const size_t before = batch.size();
-      AdmitWaitingLocked(now, Lagging(lag), batch, refused);
+      AdmitWaitingLocked(now, lagging, room, batch, refused);
       admitted_after_wait = batch.size() - before;
     }
     for (size_t i = 0; i < admitted_after_wait; ++i) {

@@ -138,6 +138,9 @@ class SubmitPipeline {
     SubmitCallback done;
     // While it waits for admission: when it is refused.
     absl::Time deadline;
+    // False for the events of a SubmitEvents call but its last: a call is
+    // admitted whole, never in part (its one answer covers all its events).
+    bool last_of_call = true;
   };
 
   absl::StatusOr<PendingSubmit> Prepare(
@@ -156,9 +159,11 @@ class SubmitPipeline {
   // Whether submits must wait at `now`; reads the lag only when admission
   // control is on.
   bool LaggingAt(absl::Time now) const;
-  // Moves the waiting submits to `batch` if delivery has caught up (or the
-  // pipeline is closed), else those past their deadline to `refused`.
-  void AdmitWaitingLocked(absl::Time now, bool lagging,
+  // If delivery has caught up (or the pipeline is closed), moves waiting
+  // submits to `batch`, oldest first and whole calls at a time, as long as
+  // their deliveries fit in `room` (Scheduler::Room; at least one call);
+  // then moves those still waiting past their deadline to `refused`.
+  void AdmitWaitingLocked(absl::Time now, bool lagging, size_t room,
                           std::vector<PendingSubmit>& batch,
                           std::vector<PendingSubmit>& refused)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

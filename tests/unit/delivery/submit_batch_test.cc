@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,6 +38,7 @@ using ::webhook::v1::SubmitEventsRequest;
 using ::webhook::v1::SubmitEventsResponse;
 using ::webhookd::testing::FakeClock;
 using ::webhookd::testing::FakeHttpSender;
+using ::webhookd::testing::Response;
 using ::webhookd::testing::TestDir;
 
 constexpr char kThread[] = "thread-1";
@@ -428,6 +430,53 @@ TEST_F(SubmitBatchTest, TraceContextOfTheCallGoesWithEveryEvent) {
     EXPECT_EQ(delivery->traceparent(), trace.traceparent);
     EXPECT_EQ(delivery->tracestate(), "vendor=1");
   }
+}
+
+TEST_F(SubmitBatchTest, WaitingBatchesAreAdmittedWholeOnlyAsDeliveryHasRoom) {
+  DeliveryEngineOptions options;
+  options.limits.max_in_flight = 1;
+  options.admission.max_lag = absl::Seconds(1);
+  options.admission.max_wait = absl::Seconds(5);
+  StartEngine(options);
+  AddEndpoint();
+  SubmitEventsRequest two;
+  *two.add_events() = Event();
+  *two.add_events() = Event();
+  ASSERT_TRUE(SubmitBatch(two).ok());
+  ASSERT_EQ(engine_->DispatchDue(clock_.Now()), 1u);  // The other waits.
+  clock_.Advance(absl::Seconds(3));  // Behind: new submits wait.
+
+  // Three calls of 100 events wait for delivery to catch up.
+  SubmitEventsRequest hundred;
+  for (int i = 0; i < 100; ++i) *hundred.add_events() = Event();
+  std::vector<std::optional<absl::StatusOr<SubmitEventsResponse>>> answers(3);
+  for (auto& answer : answers) {
+    engine_->SubmitBatchAsync(
+        Caller::Unrestricted(), hundred,
+        [&answer](absl::StatusOr<SubmitEventsResponse> r) {
+          answer = std::move(r);
+        });
+  }
+  engine_->CommitPending();
+  for (const auto& answer : answers) ASSERT_FALSE(answer.has_value());
+
+  // Caught up at a start rate of about one attempt a second: room for far
+  // fewer than 300 deliveries. The first call is admitted whole, the
+  // others keep waiting rather than flood the queue.
+  ASSERT_TRUE(sender_.AnswerOldest(Response(200)));
+  ASSERT_EQ(engine_->RecordCompleted(clock_.Now()), 1u);
+  ASSERT_EQ(engine_->DispatchDue(clock_.Now()), 1u);
+  ASSERT_TRUE(sender_.AnswerOldest(Response(200)));
+  ASSERT_EQ(engine_->RecordCompleted(clock_.Now()), 1u);
+  engine_->CommitPending();
+  ASSERT_TRUE(answers[0].has_value());
+  ASSERT_TRUE(answers[0]->ok()) << answers[0]->status();
+  for (const auto& result : (*answers[0])->results()) {
+    EXPECT_EQ(result.code(), 0) << result.message();
+  }
+  EXPECT_FALSE(answers[1].has_value());
+  EXPECT_FALSE(answers[2].has_value());
+  EXPECT_EQ(StoredDeliveries(), 102u);
 }
 
 TEST_F(SubmitBatchTest, BatchAfterShutdownIsUnavailable) {
