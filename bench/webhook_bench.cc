@@ -1087,6 +1087,7 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   int64_t ack_missing = 0;
   std::vector<int64_t> latency;
   std::vector<int64_t> sent_latency;  // Of the delivered ones, from sent_ns.
+  std::vector<int64_t> sent_ack_latency;  // Of the acknowledged ones.
   int64_t undelivered = 0;
   for (const EventOutcome& event : events) {
     if (event.sent_ns >= w0 && event.sent_ns < w1) ++sent_in_window;
@@ -1100,6 +1101,7 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
     // rate above capacity the latency has no bound.
     if (event.code == 0) {
       ack_latency.push_back(event.done_ns - event.scheduled_ns);
+      sent_ack_latency.push_back(event.done_ns - event.sent_ns);
     } else {
       ++ack_missing;
     }
@@ -1152,6 +1154,14 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   Add(f, "acked_latency_p99_ms",
       "acknowledged events: sent->received latency p99",
       Quantile(sent_latency, 0, 0.99), "ms");
+  // Of that, the part before the answer: admission waits and the write.
+  std::sort(sent_ack_latency.begin(), sent_ack_latency.end());
+  Add(f, "acked_ack_latency_p50_ms",
+      "acknowledged events: sent->acknowledged latency p50",
+      Quantile(sent_ack_latency, 0, 0.5), "ms");
+  Add(f, "acked_ack_latency_p99_ms",
+      "acknowledged events: sent->acknowledged latency p99",
+      Quantile(sent_ack_latency, 0, 0.99), "ms");
   Add(f, "delivered_per_acked", "deliveries received / acknowledged (window)",
       acked_deliveries_in_window > 0
           ? static_cast<double>(delivered_in_window) /
