@@ -204,12 +204,16 @@ size_t Scheduler::QuickParkedLocked(absl::Time now) {
   return quick_parked_;
 }
 
+size_t Scheduler::AheadLocked(absl::Time now) {
+  return queue_.Ready(now) + QuickParkedLocked(now);
+}
+
 absl::Duration Scheduler::Lag(absl::Time now) {
   absl::MutexLock lock(&mu_);
   absl::Duration lag = absl::ZeroDuration();
   const std::optional<absl::Time> next = queue_.NextDue();
   if (next.has_value() && *next < now) lag = now - *next;
-  const size_t ahead = queue_.Ready(now) + QuickParkedLocked(now);
+  const size_t ahead = AheadLocked(now);
   const double rate = StartRateLocked(now);
   if (ahead > kReadySlack && rate > 0) {
     lag = std::max(
@@ -222,8 +226,7 @@ size_t Scheduler::Room(absl::Time now, absl::Duration max_lag) {
   absl::MutexLock lock(&mu_);
   const double capacity = static_cast<double>(kReadySlack) +
                           absl::ToDoubleSeconds(max_lag) * StartRateLocked(now);
-  const size_t ready = queue_.Ready(now);
-  const double room = capacity - static_cast<double>(ready);
+  const double room = capacity - static_cast<double>(AheadLocked(now));
   return room > 0 ? static_cast<size_t>(room) : 0;
 }
 

@@ -122,7 +122,8 @@ class Scheduler {
   absl::Duration Lag(absl::Time now);
   // How many more due deliveries may be added at `now` before Lag() passes
   // `max_lag` at the current attempt start rate: max_lag's worth of
-  // attempts (and some slack), less the due entries already waiting.
+  // attempts (and some slack), less the deliveries already ahead (see
+  // Lag).
   size_t Room(absl::Time now, absl::Duration max_lag);
 
  private:
@@ -149,6 +150,8 @@ class Scheduler {
   // ParkedBehindQuickEndpoints, counted again at most every few
   // milliseconds: Lag is read on every submit.
   size_t QuickParkedLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The deliveries ahead of one due now (see Lag).
+  size_t AheadLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerOptions options_;
 

@@ -248,9 +248,9 @@ void SubmitPipeline::AdmitWaitingLocked(absl::Time now, bool lagging,
     size_t deliveries = 0;
     while (!waiting_.empty()) {
       const bool call_ended = admitted.empty() || admitted.back().last_of_call;
-      if (!closed_ && call_ended && !admitted.empty() && deliveries >= room) {
-        break;
-      }
+      // The last call admitted may overshoot the room: one that could
+      // never fit must not wait until it is refused.
+      if (!closed_ && call_ended && deliveries >= room) break;
       deliveries += waiting_.front().deliveries.size();
       admitted.push_back(std::move(waiting_.front()));
       waiting_.pop_front();

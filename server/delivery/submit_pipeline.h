@@ -160,8 +160,8 @@ class SubmitPipeline {
   // control is on.
   bool LaggingAt(absl::Time now) const;
   // If delivery has caught up (or the pipeline is closed), moves waiting
-  // submits to `batch`, oldest first and whole calls at a time, as long as
-  // their deliveries fit in `room` (Scheduler::Room; at least one call);
+  // submits to `batch`, oldest first and whole calls at a time, while the
+  // room (Scheduler::Room) is not used up: the last call may overshoot it;
   // then moves those still waiting past their deadline to `refused`.
   void AdmitWaitingLocked(absl::Time now, bool lagging, size_t room,
                           std::vector<PendingSubmit>& batch,
