@@ -27,6 +27,7 @@
 #include "leveldb/write_batch.h"
 #include "server/common/limits.h"
 #include "server/common/status_macros.h"
+#include "server/common/string_view.h"
 #include "server/common/time_util.h"
 #include "storage/leveldb/keys.h"
 #include "storage/leveldb/pruning.h"
@@ -213,6 +214,7 @@ absl::Status LevelDbStore::UpgradeCounts() {
   for (const auto& [endpoint_id, record] : records) {
     batch.Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
   }
+  stats_cache_.clear();  // Rewritten here (empty at open anyway).
   batch.Put(ToSlice(keys::kCountsVersionKey), ToSlice(keys::kCountsVersion));
   return Write(&batch, /*sync=*/true);
 }
@@ -320,16 +322,45 @@ void AddDelta(const CountsDelta& delta, StatsRecord* record) {
 
 }  // namespace
 
-absl::Status LevelDbStore::AddStats(const CountsDeltas& deltas,
-                                    leveldb::WriteBatch* batch) {
-  // One read and one write per endpoint, however many of its deliveries
-  // the batch holds.
+absl::StatusOr<StatsRecord> LevelDbStore::CachedStats(
+    std::string_view endpoint_id) {
+  if (auto it = stats_cache_.find(AsAbsl(endpoint_id));
+      it != stats_cache_.end()) {
+    return it->second;
+  }
+  return ReadStats(endpoint_id);
+}
+
+void LevelDbStore::UpdateStatsCache(
+    const absl::Status& write,
+    std::vector<std::pair<std::string, StatsRecord>> written) {
+  // Bounds the cache's memory (about 200 bytes an endpoint).
+  constexpr size_t kMaxCachedStats = 65'536;
+  if (!write.ok() || stats_cache_.size() + written.size() > kMaxCachedStats) {
+    stats_cache_.clear();
+  }
+  if (!write.ok()) return;
+  for (auto& [endpoint_id, record] : written) {
+    stats_cache_.insert_or_assign(std::move(endpoint_id), std::move(record));
+  }
+}
+
+absl::Status LevelDbStore::WriteWithStats(const CountsDeltas& deltas,
+                                          leveldb::WriteBatch* batch,
+                                          bool sync) {
+  // One read (from the cache, mostly) and one write per endpoint, however
+  // many of its deliveries the batch holds.
+  std::vector<std::pair<std::string, StatsRecord>> written;
+  written.reserve(deltas.by_endpoint().size());
   for (const auto& [endpoint_id, delta] : deltas.by_endpoint()) {
-    WEBHOOKD_ASSIGN_OR_RETURN(StatsRecord record, ReadStats(endpoint_id));
+    WEBHOOKD_ASSIGN_OR_RETURN(StatsRecord record, CachedStats(endpoint_id));
     AddDelta(delta, &record);
     batch->Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
+    written.emplace_back(endpoint_id, std::move(record));
   }
-  return absl::OkStatus();
+  const absl::Status status = Write(batch, sync);
+  UpdateStatsCache(status, std::move(written));
+  return status;
 }
 
 absl::Status LevelDbStore::PutEndpoint(const Endpoint& endpoint) {
@@ -444,8 +475,7 @@ absl::Status LevelDbStore::DeleteEndpoint(
                                       &endpoint));
   batch.Delete(key);
   batch.Delete(keys::EndpointThreadKey(endpoint.thread_id(), id));
-  WEBHOOKD_RETURN_IF_ERROR(AddStats(DeltasOf({}, changes), &batch));
-  return Write(&batch, /*sync=*/true);
+  return WriteWithStats(DeltasOf({}, changes), &batch, /*sync=*/true);
 }
 
 absl::Status LevelDbStore::AddNewDelivery(const Delivery& delivery,
@@ -498,8 +528,7 @@ absl::Status LevelDbStore::InsertEvents(absl::Span<const NewEvent> events) {
     WEBHOOKD_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
   } else {
     absl::MutexLock lock(&mu_);
-    WEBHOOKD_RETURN_IF_ERROR(AddStats(deltas, &batch));
-    WEBHOOKD_RETURN_IF_ERROR(Write(&batch, /*sync=*/true));
+    WEBHOOKD_RETURN_IF_ERROR(WriteWithStats(deltas, &batch, /*sync=*/true));
   }
   for (const NewEvent& insert : events) {
     if (!insert.deliveries.empty()) {
@@ -567,8 +596,7 @@ absl::Status LevelDbStore::AddDeliveries(
   for (const auto& [id, event] : events) {
     batch.Put(keys::EventKey(id), event.SerializeAsString());
   }
-  WEBHOOKD_RETURN_IF_ERROR(AddStats(DeltasOf(deliveries, changes), &batch));
-  return Write(&batch, /*sync=*/true);
+  return WriteWithStats(DeltasOf(deliveries, changes), &batch, /*sync=*/true);
 }
 
 absl::StatusOr<Submission> LevelDbStore::FindSubmission(
@@ -677,8 +705,7 @@ absl::Status LevelDbStore::UpdateDeliveries(
   STORE_USE_DB();
   if (deltas.empty()) return Write(&batch, sync);
   absl::MutexLock lock(&mu_);
-  WEBHOOKD_RETURN_IF_ERROR(AddStats(deltas, &batch));
-  return Write(&batch, sync);
+  return WriteWithStats(deltas, &batch, sync);
 }
 
 absl::Status LevelDbStore::ScanQueue(
@@ -740,13 +767,17 @@ absl::StatusOr<FailureStreak> LevelDbStore::GetFailureStreak(
 absl::Status LevelDbStore::ResetFailureStreak(std::string_view endpoint_id) {
   STORE_USE_DB();
   absl::MutexLock lock(&mu_);
-  WEBHOOKD_ASSIGN_OR_RETURN(StatsRecord record, ReadStats(endpoint_id));
+  WEBHOOKD_ASSIGN_OR_RETURN(StatsRecord record, CachedStats(endpoint_id));
   if (record.streak_failures() == 0) return absl::OkStatus();
   record.clear_streak_failures();
   record.clear_streak_first_failure_unix_micros();
   leveldb::WriteBatch batch;
   batch.Put(keys::StatsKey(endpoint_id), record.SerializeAsString());
-  return Write(&batch, /*sync=*/true);
+  const absl::Status status = Write(&batch, /*sync=*/true);
+  std::vector<std::pair<std::string, StatsRecord>> written;
+  written.emplace_back(endpoint_id, std::move(record));
+  UpdateStatsCache(status, std::move(written));
+  return status;
 }
 
 absl::Status LevelDbStore::Compact() {
