@@ -1,9 +1,11 @@
 #include "server/common/ids.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -21,6 +23,26 @@ void FillRandom(unsigned char* bytes, size_t size) {
   if (RAND_bytes(bytes, static_cast<int>(size)) != 1) std::abort();
 }
 
+// Random bytes for ids, drawn from RAND_bytes a page at a time: one call
+// costs about a microsecond here, as much as the rest of a delivery's ids
+// and records together, and one event to 10,000 endpoints needs 10,001 ids.
+// Each byte is handed out once and wiped from the buffer as it is.
+void FillRandomForId(unsigned char* bytes, size_t size) {
+  struct Buffer {
+    unsigned char bytes[4096];
+    size_t next = sizeof(bytes);  // Empty.
+  };
+  thread_local Buffer buffer;
+  if (size > sizeof(buffer.bytes)) return FillRandom(bytes, size);
+  if (buffer.next + size > sizeof(buffer.bytes)) {
+    FillRandom(buffer.bytes, sizeof(buffer.bytes));
+    buffer.next = 0;
+  }
+  std::memcpy(bytes, buffer.bytes + buffer.next, size);
+  OPENSSL_cleanse(buffer.bytes + buffer.next, size);
+  buffer.next += size;
+}
+
 std::string Hex(const unsigned char* bytes, size_t size) {
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(bytes), size));
@@ -36,7 +58,7 @@ std::string NewId(std::string_view prefix) {
     bytes[i] = static_cast<unsigned char>(millis & 0xff);
     millis >>= 8;
   }
-  FillRandom(bytes + 6, sizeof(bytes) - 6);
+  FillRandomForId(bytes + 6, sizeof(bytes) - 6);
   return absl::StrCat(absl::string_view(prefix.data(), prefix.size()),
                       Hex(bytes, sizeof(bytes)));
 }
