@@ -1147,21 +1147,19 @@ absl::StatusOr<PhaseResult> RunRatePhase(const Settings& settings,
   // Above capacity the figures above have no bound (events not sent count
   // as infinitely slow); these follow the events webhookd acknowledged,
   // from the moment each was sent (admission waits included).
-  std::sort(sent_latency.begin(), sent_latency.end());
-  Add(f, "acked_latency_p50_ms",
-      "acknowledged events: sent->received latency p50",
-      Quantile(sent_latency, 0, 0.5), "ms");
-  Add(f, "acked_latency_p99_ms",
-      "acknowledged events: sent->received latency p99",
-      Quantile(sent_latency, 0, 0.99), "ms");
+  const auto add_p50_p99 = [&f](const std::string& key,
+                                const std::string& label,
+                                std::vector<int64_t>& values) {
+    std::sort(values.begin(), values.end());
+    Add(f, key + "_p50_ms", label + " p50", Quantile(values, 0, 0.5), "ms");
+    Add(f, key + "_p99_ms", label + " p99", Quantile(values, 0, 0.99), "ms");
+  };
+  add_p50_p99("acked_latency", "acknowledged events: sent->received latency",
+              sent_latency);
   // Of that, the part before the answer: admission waits and the write.
-  std::sort(sent_ack_latency.begin(), sent_ack_latency.end());
-  Add(f, "acked_ack_latency_p50_ms",
-      "acknowledged events: sent->acknowledged latency p50",
-      Quantile(sent_ack_latency, 0, 0.5), "ms");
-  Add(f, "acked_ack_latency_p99_ms",
-      "acknowledged events: sent->acknowledged latency p99",
-      Quantile(sent_ack_latency, 0, 0.99), "ms");
+  add_p50_p99("acked_ack_latency",
+              "acknowledged events: sent->acknowledged latency",
+              sent_ack_latency);
   Add(f, "delivered_per_acked", "deliveries received / acknowledged (window)",
       acked_deliveries_in_window > 0
           ? static_cast<double>(delivered_in_window) /

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -80,6 +81,52 @@ bool HealthCheckServing(const std::shared_ptr<grpc::Channel>& channel,
     bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
   }
   return bytes == std::string("\x08\x01", 2);  // status: SERVING.
+}
+
+// What a flood of calls found: the longest queue seen right after an
+// answer, the calls refused (and retried, as a client would after the
+// hint), and those that failed otherwise.
+struct Flood {
+  size_t most_queued = 0;
+  int refused = 0;
+  int failed = 0;
+};
+
+// `clients` threads each make `calls_each` calls of `call` (given a fresh
+// context), each retried while RESOURCE_EXHAUSTED, at most 10 times.
+Flood RunFlood(TestServer& server, int clients, int calls_each,
+               const std::function<grpc::Status(grpc::ClientContext&)>& call) {
+  std::atomic<size_t> most_queued = 0;
+  std::atomic<int> refused = 0;
+  std::atomic<int> failed = 0;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < calls_each; ++i) {
+        grpc::Status status;
+        for (int tries = 0; tries < 10; ++tries) {
+          grpc::ClientContext context;
+          context.set_deadline(
+              absl::ToChronoTime(absl::Now() + absl::Seconds(90)));
+          status = call(context);
+          if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+            break;
+          }
+          ++refused;
+        }
+        if (!status.ok()) ++failed;
+        // Queued, waiting or in flight, right after this answer.
+        const Scheduler::Counts counts = server.server().queue_counts();
+        const size_t queued = counts.waiting + counts.held + counts.in_flight;
+        size_t seen = most_queued.load();
+        while (queued > seen &&
+               !most_queued.compare_exchange_weak(seen, queued)) {
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  return Flood{most_queued.load(), refused.load(), failed.load()};
 }
 
 class OverloadTest : public ::testing::Test {
@@ -235,45 +282,19 @@ TEST_F(OverloadTest, AdmissionKeepsTheQueueBoundedWhenIngestOutrunsDelivery) {
 
   constexpr int kClients = 8;
   constexpr int kEventsEach = 40;
-  std::atomic<size_t> most_queued = 0;
-  std::atomic<int> refused = 0;
-  std::atomic<int> failed = 0;
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&] {
-      for (int i = 0; i < kEventsEach; ++i) {
+  const Flood flood = RunFlood(
+      server_, kClients, kEventsEach, [&](grpc::ClientContext& context) {
         webhook::v1::SubmitEventResponse response;
-        grpc::Status status;
-        for (int tries = 0; tries < 10; ++tries) {
-          grpc::ClientContext context;
-          context.set_deadline(
-              absl::ToChronoTime(absl::Now() + absl::Seconds(90)));
-          status = server_.stub().SubmitEvent(
-              &context, ExampleEvent("thread-1"), &response);
-          if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
-            break;
-          }
-          ++refused;  // A client would retry after the hint: so do we.
-        }
-        if (!status.ok()) ++failed;
-        // Queued, waiting or in flight, right after this acknowledgment.
-        const Scheduler::Counts counts = server_.server().queue_counts();
-        const size_t queued = counts.waiting + counts.held + counts.in_flight;
-        size_t seen = most_queued.load();
-        while (queued > seen &&
-               !most_queued.compare_exchange_weak(seen, queued)) {
-        }
-      }
-    });
-  }
-  for (std::thread& client : clients) client.join();
+        return server_.stub().SubmitEvent(&context, ExampleEvent("thread-1"),
+                                          &response);
+      });
 
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(flood.failed, 0);
   // Without admission control the queue grows to nearly every event (about
   // 300 of 320 here); with it, to what 200 ms of delivery and one round of
   // waiting clients add.
-  EXPECT_LE(most_queued.load(), 120u)
-      << refused.load() << " submits were refused and retried";
+  EXPECT_LE(flood.most_queued, 120u)
+      << flood.refused << " submits were refused and retried";
   // Every acknowledged event is delivered.
   EXPECT_TRUE(
       receiver.WaitForRequests(kClients * kEventsEach, absl::Seconds(60)));
@@ -303,48 +324,27 @@ TEST_F(OverloadTest, AdmissionCountsTheBacklogParkedBehindAQuickEndpoint) {
   webhook::v1::SubmitEventsRequest batch;
   for (int i = 0; i < kBatch; ++i)
     *batch.add_events() = ExampleEvent("thread-1");
-  std::atomic<size_t> most_queued = 0;
-  std::atomic<int> refused = 0;
-  std::atomic<int> failed = 0;
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&] {
-      for (int i = 0; i < kCallsEach; ++i) {
+  const Flood flood = RunFlood(
+      server_, kClients, kCallsEach, [&](grpc::ClientContext& context) {
         webhook::v1::SubmitEventsResponse response;
-        grpc::Status status;
-        for (int tries = 0; tries < 10; ++tries) {
-          grpc::ClientContext context;
-          context.set_deadline(
-              absl::ToChronoTime(absl::Now() + absl::Seconds(90)));
-          status = server_.stub().SubmitEvents(&context, batch, &response);
-          if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
-            break;
-          }
-          ++refused;
-        }
-        if (!status.ok()) ++failed;
+        grpc::Status status =
+            server_.stub().SubmitEvents(&context, batch, &response);
         for (const auto& result : response.results()) {
-          if (result.code() != 0) ++failed;
+          if (result.code() != 0) {
+            status = grpc::Status(grpc::StatusCode::UNKNOWN, result.message());
+          }
         }
-        const Scheduler::Counts counts = server_.server().queue_counts();
-        const size_t queued = counts.waiting + counts.held + counts.in_flight;
-        size_t seen = most_queued.load();
-        while (queued > seen &&
-               !most_queued.compare_exchange_weak(seen, queued)) {
-        }
-      }
-    });
-  }
-  for (std::thread& client : clients) client.join();
+        return status;
+      });
 
-  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(flood.failed, 0);
   // Without counting the parked backlog nothing ever waits and the queue
   // grows to nearly every event (about 1,900 of 2,000). With it, to what
   // comes in before an attempt of the flood ends and shows the endpoint
   // keeping up, then 200 ms of delivery, the slack and one round of
   // waiting calls.
-  EXPECT_LE(most_queued.load(), 900u)
-      << refused.load() << " calls were refused and retried";
+  EXPECT_LE(flood.most_queued, 900u)
+      << flood.refused << " calls were refused and retried";
   EXPECT_TRUE(receiver.WaitForRequests(1 + kClients * kCallsEach * kBatch,
                                        absl::Seconds(120)));
 }
