@@ -19,7 +19,7 @@ fi
 
 declare -A args=(
   [fanout1]="--scenario=fanout1"
-  [fanout1_batch]="--scenario=fanout1 --batch=100"
+  [fanout1_batch]="--scenario=fanout1 --batch=100 --rate=30000 --max_outstanding=100"
   [fanout10]="--scenario=fanout10"
   [latency]="--scenario=latency"
   [endpoints10k]="--scenario=endpoints10k"
