@@ -163,35 +163,35 @@ Scheduler::RateBucket& Scheduler::BucketLocked(absl::Time now) {
   return bucket;
 }
 
-double Scheduler::StartRateLocked(absl::Time now) const {
+Scheduler::RateBucket Scheduler::WindowLocked(absl::Time now) const {
   const int64_t period = PeriodOf(now, kRateBucket);
   const int64_t first = period - (kRateBuckets - 1);
-  size_t started = 0;
+  RateBucket sum{.period = first};
   for (const RateBucket& bucket : buckets_) {
     if (bucket.period >= first && bucket.period <= period) {
-      started += bucket.started;
+      sum.started += bucket.started;
+      sum.delivered += bucket.delivered;
+      sum.delivered_seconds += bucket.delivered_seconds;
     }
   }
+  return sum;
+}
+
+double Scheduler::StartRateLocked(absl::Time now) const {
+  const RateBucket window = WindowLocked(now);
   const absl::Duration covered =
-      now -
-      absl::FromUnixMicros(first * absl::ToInt64Microseconds(kRateBucket));
-  return static_cast<double>(started) / absl::ToDoubleSeconds(covered);
+      now - absl::FromUnixMicros(window.period *
+                                 absl::ToInt64Microseconds(kRateBucket));
+  return static_cast<double>(window.started) / absl::ToDoubleSeconds(covered);
 }
 
 absl::Duration Scheduler::QuickAttemptLocked(absl::Time now) const {
-  const int64_t period = PeriodOf(now, kRateBucket);
-  const int64_t first = period - (kRateBuckets - 1);
-  size_t delivered = 0;
-  double seconds = 0;
-  for (const RateBucket& bucket : buckets_) {
-    if (bucket.period >= first && bucket.period <= period) {
-      delivered += bucket.delivered;
-      seconds += bucket.delivered_seconds;
-    }
-  }
+  const RateBucket window = WindowLocked(now);
   const absl::Duration mean =
-      delivered == 0 ? absl::ZeroDuration()
-                     : absl::Seconds(seconds / static_cast<double>(delivered));
+      window.delivered == 0
+          ? absl::ZeroDuration()
+          : absl::Seconds(window.delivered_seconds /
+                          static_cast<double>(window.delivered));
   return std::max(kQuickAttemptFactor * mean, kQuickAttemptFloor);
 }
 

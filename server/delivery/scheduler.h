@@ -141,6 +141,9 @@ class Scheduler {
   };
   // The bucket of `now`, emptied first if it held an earlier period.
   RateBucket& BucketLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The buckets of the window at `now` added up; `period` is the first's.
+  RateBucket WindowLocked(absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Attempts started per second over the last second or so.
   double StartRateLocked(absl::Time now) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
