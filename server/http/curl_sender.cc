@@ -362,10 +362,12 @@ void CurlSender::Worker::Run() {
 }
 
 int CurlSender::Worker::OnSocket(CURL*, curl_socket_t socket, int what,
-                                 void* user, void*) {
+                                 void* user, void* socket_user) {
   auto* worker = static_cast<Worker*>(user);
   if (what == CURL_POLL_REMOVE) {
     // The socket may be closed already; then it has left the set anyway.
+    // libcurl forgets socket_user with it, so a kept-alive connection that
+    // is used again is added anew.
     epoll_ctl(worker->epoll_fd_, EPOLL_CTL_DEL, socket, nullptr);
     return 0;
   }
@@ -373,9 +375,15 @@ int CurlSender::Worker::OnSocket(CURL*, curl_socket_t socket, int what,
   event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) |
                  ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
   event.data.fd = socket;
-  if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, socket, &event) != 0 &&
-      errno == ENOENT) {
-    epoll_ctl(worker->epoll_fd_, EPOLL_CTL_ADD, socket, &event);
+  // A socket_user (the worker) marks the sockets in the set: one epoll_ctl
+  // a change, where trying EPOLL_CTL_MOD first cost a failed call for every
+  // request on a kept-alive connection.
+  if (socket_user != nullptr) {
+    epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD, socket, &event);
+  } else if (epoll_ctl(worker->epoll_fd_, EPOLL_CTL_ADD, socket, &event) == 0 ||
+             (errno == EEXIST && epoll_ctl(worker->epoll_fd_, EPOLL_CTL_MOD,
+                                           socket, &event) == 0)) {
+    curl_multi_assign(worker->multi_, socket, worker);
   }
   return 0;
 }
